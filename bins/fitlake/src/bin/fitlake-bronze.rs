@@ -1,0 +1,5 @@
+//! `fitlake-bronze`: runs the bronze layer once (for one Azure DevOps job per layer).
+
+fn main() -> std::process::ExitCode {
+    fitlake_lakehouse::cli::main_layer(fitlake_config::Layer::Bronze)
+}

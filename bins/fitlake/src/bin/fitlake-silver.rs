@@ -1,0 +1,5 @@
+//! `fitlake-silver`: runs the silver layer once (for one Azure DevOps job per layer).
+
+fn main() -> std::process::ExitCode {
+    fitlake_lakehouse::cli::main_layer(fitlake_config::Layer::Silver)
+}

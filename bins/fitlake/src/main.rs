@@ -1,0 +1,5 @@
+//! `fitlake`: setup, produce, run, show and status of a fitness lakehouse.
+
+fn main() -> std::process::ExitCode {
+    fitlake_lakehouse::cli::main_fitlake()
+}

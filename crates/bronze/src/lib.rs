@@ -1,0 +1,172 @@
+//! Bronze layer: one append-only row per landing record.
+//!
+//! Every bronze row carries `load_time` (when the run ingested it) and `source_file` (the
+//! landing file, relative to its source folder). `kafka_multiplex_bz` also gets the `date` of
+//! its Kafka timestamp (UTC) and that date's `week_part` from `date_lookup`, and is partitioned by
+//! `topic` and `week_part`. The transforms are pure: the caller passes the load time.
+
+use fitlake_config::Layer;
+use fitlake_frame::table::{self as t, TableDef};
+use fitlake_landing::calendar::CalendarDay;
+use polars::prelude::*;
+
+/// Errors of the bronze layer: bugs or schema mismatches (bad records are quarantined earlier).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Polars refused an operation.
+    #[error("polars: {0}")]
+    Polars(#[from] PolarsError),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Table `bronze.registered_users_bz`.
+pub const REGISTERED_USERS_BZ: &str = "registered_users_bz";
+/// Table `bronze.gym_logins_bz`.
+pub const GYM_LOGINS_BZ: &str = "gym_logins_bz";
+/// Table `bronze.kafka_multiplex_bz`.
+pub const KAFKA_MULTIPLEX_BZ: &str = "kafka_multiplex_bz";
+/// Table `bronze.date_lookup`.
+pub const DATE_LOOKUP: &str = "date_lookup";
+/// Table `bronze.quarantine`.
+pub const QUARANTINE: &str = "quarantine";
+
+/// Every bronze table.
+pub fn tables() -> Vec<TableDef> {
+    vec![
+        TableDef::new(
+            Layer::Bronze,
+            REGISTERED_USERS_BZ,
+            "One row per user registration record as it landed.",
+            vec![
+                t::int64("user_id"),
+                t::int64("device_id"),
+                t::string("mac_address"),
+                t::timestamp("registration_timestamp"),
+                t::timestamp("load_time"),
+                t::string("source_file"),
+            ],
+        ),
+        TableDef::new(
+            Layer::Bronze,
+            GYM_LOGINS_BZ,
+            "One row per gym login/logout record as it landed.",
+            vec![
+                t::string("mac_address"),
+                t::int64("gym"),
+                t::timestamp("login"),
+                t::timestamp_null("logout"),
+                t::timestamp("load_time"),
+                t::string("source_file"),
+            ],
+        ),
+        TableDef::new(
+            Layer::Bronze,
+            KAFKA_MULTIPLEX_BZ,
+            "One row per Kafka envelope (topics user_info, workout, bpm) as it landed.",
+            vec![
+                t::string_null("key"),
+                t::string("value"),
+                t::string("topic"),
+                t::int64("partition"),
+                t::int64("offset"),
+                t::timestamp("timestamp"),
+                t::date("date"),
+                t::string("week_part"),
+                t::timestamp("load_time"),
+                t::string("source_file"),
+            ],
+        )
+        .partitioned_by(&["topic", "week_part"]),
+        TableDef::new(
+            Layer::Bronze,
+            DATE_LOOKUP,
+            "One row per calendar day with its week partition.",
+            vec![
+                t::date("date"),
+                t::int32("dayofmonth"),
+                t::int32("dayofweek"),
+                t::int32("dayofyear"),
+                t::int32("month"),
+                t::int32("week"),
+                t::int32("year"),
+                t::string("week_part"),
+            ],
+        )
+        .keyed_by(&["date"]),
+        TableDef::new(
+            Layer::Bronze,
+            QUARANTINE,
+            "One row per record that could not be ingested, with where it came from and why.",
+            vec![
+                t::string("table"),
+                t::string("source_file"),
+                t::int64("line"),
+                t::string("raw"),
+                t::string("reason"),
+                t::timestamp("load_time"),
+            ],
+        ),
+    ]
+}
+
+fn load_time_expr(load_time_micros: i64) -> Expr {
+    lit(load_time_micros).cast(DataType::Datetime(TimeUnit::Microseconds, None)).alias("load_time")
+}
+
+/// Stamps parsed landing rows (registrations, gym logins or quarantined records) with their
+/// load time and, when given, source file.
+pub fn stamp(rows: &DataFrame, load_time_micros: i64, source_file: Option<&str>) -> Result<DataFrame> {
+    let mut extra = vec![load_time_expr(load_time_micros)];
+    if let Some(file) = source_file {
+        extra.push(lit(file.to_string()).alias("source_file"));
+    }
+    Ok(rows.clone().lazy().with_columns(extra).collect()?)
+}
+
+/// `kafka_multiplex_bz` rows: parsed envelopes with `date` (UTC) and `week_part` from
+/// `date_lookup`. A date missing from the lookup gets its week partition from the calendar
+/// rules of [`CalendarDay`], so real data past the loaded calendar is never left unpartitioned.
+pub fn kafka_multiplex_bz(
+    envelopes: &DataFrame,
+    date_lookup: &DataFrame,
+    load_time_micros: i64,
+    source_file: &str,
+) -> Result<DataFrame> {
+    let with_date = envelopes.clone().lazy().with_column(col("timestamp").dt().date().alias("date"));
+    let lookup = complete_lookup(&with_date.clone().select([col("date")]).unique(None, UniqueKeepStrategy::Any).collect()?, date_lookup)?;
+    Ok(with_date
+        .join(lookup.lazy(), [col("date")], [col("date")], JoinArgs::new(JoinType::Left))
+        .with_columns([load_time_expr(load_time_micros), lit(source_file.to_string()).alias("source_file")])
+        .collect()?)
+}
+
+/// `date` and `week_part` for every date in `dates`: from `date_lookup`, or from the calendar
+/// rules for dates it lacks.
+fn complete_lookup(dates: &DataFrame, date_lookup: &DataFrame) -> Result<DataFrame> {
+    let known = date_lookup.clone().lazy().select([col("date"), col("week_part")]);
+    let missing = dates
+        .clone()
+        .lazy()
+        .join(known.clone(), [col("date")], [col("date")], JoinArgs::new(JoinType::Anti))
+        .collect()?;
+    let days: Vec<CalendarDay> = missing
+        .column("date")?
+        .date()?
+        .physical()
+        .iter()
+        .flatten()
+        .filter_map(|days| chrono::NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_FROM_CE))
+        .map(CalendarDay::of)
+        .collect();
+    let generated = fitlake_landing::calendar::calendar_frame(&days)
+        .map_err(|e| PolarsError::ComputeError(e.to_string().into()))?
+        .lazy()
+        .select([col("date"), col("week_part")]);
+    Ok(concat([known, generated], UnionArgs::default())?.collect()?)
+}
+
+/// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;

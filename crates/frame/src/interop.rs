@@ -1,0 +1,132 @@
+//! Polars <-> arrow-rs through the Arrow C Data Interface.
+//!
+//! Polars exports string views and may hold many chunks; Delta tables want `Utf8` and
+//! `Timestamp(Microsecond, "UTC")`. Frames in fitlake hold times as naive UTC datetimes;
+//! the UTC label is added on the way to Arrow and dropped on the way back.
+
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
+use polars::prelude::{Column, CompatLevel, DataFrame, IntoColumn, PlSmallStr, Series};
+use polars_arrow::ffi as pl_ffi;
+
+use crate::{Error, Result};
+
+/// Converts a frame to record batches with exactly the columns and types of `schema`.
+///
+/// Columns are matched by name; a column missing from the frame is filled with nulls when the
+/// schema allows it and is an error otherwise. Extra frame columns are ignored.
+pub fn to_record_batches(df: &DataFrame, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    let mut df = df.clone();
+    df.align_chunks_par();
+    let n_chunks = if df.width() == 0 { 1 } else { df.first_col_n_chunks().max(1) };
+    let mut batches = Vec::with_capacity(n_chunks);
+    for chunk in 0..n_chunks {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        let mut rows = None;
+        for field in schema.fields() {
+            let array = match df.column(field.name()) {
+                Ok(column) => {
+                    let series = column.as_materialized_series();
+                    let exported = export_series_chunk(series, chunk)?;
+                    cast(&exported, field.data_type())?
+                }
+                Err(_) if field.is_nullable() => {
+                    let len = chunk_len(&df, chunk);
+                    new_null_array(field.data_type(), len)
+                }
+                Err(_) => return Err(Error::MissingColumn { column: field.name().clone() }),
+            };
+            rows.get_or_insert(array.len());
+            columns.push(array);
+        }
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.unwrap_or_else(|| chunk_len(&df, chunk))));
+        batches.push(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?);
+    }
+    Ok(batches.into_iter().filter(|b| b.num_rows() > 0 || n_chunks == 1).collect())
+}
+
+fn chunk_len(df: &DataFrame, chunk: usize) -> usize {
+    df.columns()
+        .first()
+        .map(|c| c.as_materialized_series().chunks().get(chunk).map_or(0, |a| a.len()))
+        .unwrap_or(df.height())
+}
+
+fn export_series_chunk(series: &Series, chunk: usize) -> Result<ArrayRef> {
+    let array = series.to_arrow(chunk, CompatLevel::newest());
+    let field = series.field().to_arrow(CompatLevel::newest());
+    let c_array = pl_ffi::export_array_to_c(array);
+    let c_schema = pl_ffi::export_field_to_c(&field);
+    // SAFETY: both crates implement the Arrow C Data Interface: the structs are `#[repr(C)]`
+    // with the layout fixed by the specification, so the bytes mean the same on both sides;
+    // ownership (the release callback) moves with the value.
+    let (c_array, c_schema): (FFI_ArrowArray, FFI_ArrowSchema) =
+        unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
+    // SAFETY: the structs were produced by a conforming exporter just above.
+    let data = unsafe { arrow::ffi::from_ffi(c_array, &c_schema) }?;
+    let array = arrow::array::make_array(data);
+    // Polars' naive datetimes are UTC by fitlake's convention.
+    Ok(array)
+}
+
+/// Converts record batches (all with the same schema) to one frame.
+///
+/// `Timestamp` columns lose their time-zone label (fitlake stores UTC only) and become naive
+/// Polars datetimes of the same unit.
+pub fn from_record_batches(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<DataFrame> {
+    let mut columns: Vec<Column> = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let plain_type = strip_time_zone(field.data_type());
+        let mut chunks: Vec<Box<dyn polars_arrow::array::Array>> = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let array = batch.column(i);
+            let array = if array.data_type() == &plain_type { array.clone() } else { cast(array, &plain_type)? };
+            chunks.push(import_array(&array, field.name())?);
+        }
+        let series = if chunks.is_empty() {
+            let empty = new_null_array(&plain_type, 0);
+            Series::from_arrow(PlSmallStr::from(field.name().as_str()), import_array(&empty, field.name())?)?
+        } else {
+            Series::from_arrow_chunks(PlSmallStr::from(field.name().as_str()), chunks)?
+        };
+        columns.push(series.into_column());
+    }
+    let height = batches.iter().map(|b| b.num_rows()).sum();
+    Ok(DataFrame::new(height, columns)?)
+}
+
+fn strip_time_zone(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Timestamp(unit, Some(_)) => DataType::Timestamp(*unit, None),
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        other => other.clone(),
+    }
+}
+
+fn import_array(array: &ArrayRef, name: &str) -> Result<Box<dyn polars_arrow::array::Array>> {
+    let (c_array, c_schema) = arrow::ffi::to_ffi(&array.to_data())?;
+    // SAFETY: see `export_series_chunk`; the layouts are fixed by the C Data Interface.
+    let (c_array, c_schema): (pl_ffi::ArrowArray, pl_ffi::ArrowSchema) =
+        unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
+    // SAFETY: produced by arrow-rs' conforming exporter just above.
+    let field = unsafe { pl_ffi::import_field_from_c(&c_schema) }?;
+    let _ = name;
+    // SAFETY: as above; the array matches the schema it was exported with.
+    let imported = unsafe { pl_ffi::import_array_from_c(c_array, field.dtype().clone()) }?;
+    Ok(imported)
+}
+
+/// An Arrow schema with the time-zone labels removed, as frames see it.
+pub fn frame_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_data_type(strip_time_zone(f.data_type())))
+            .collect::<Vec<_>>(),
+    ))
+}

@@ -1,0 +1,36 @@
+//! The meeting point of Polars and Arrow in fitlake.
+//!
+//! - [`interop`]: zero-copy conversion between Polars [`DataFrame`](polars::prelude::DataFrame)s
+//!   and arrow-rs [`RecordBatch`](arrow::record_batch::RecordBatch)es through the Arrow C Data
+//!   Interface, cast to a Delta table's Arrow schema on the way out.
+//! - [`merge`]: the pure copy-on-write MERGE planner: new rows plus the affected target rows in,
+//!   rows to add and data files to remove out.
+
+pub mod interop;
+pub mod merge;
+pub mod table;
+
+pub use interop::{from_record_batches, to_record_batches};
+pub use merge::{anti_join, by_names, plan_merge, plan_sync, MergePlan, FILE_COLUMN};
+pub use table::TableDef;
+
+/// Errors of the frame crate. Every variant is a bug or a schema mismatch, never bad input data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Polars refused an operation.
+    #[error("polars: {0}")]
+    Polars(#[from] polars::prelude::PolarsError),
+    /// arrow-rs refused an operation.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A frame lacks a column that the target schema requires.
+    #[error("column {column:?} is required by the target schema but missing from the frame")]
+    MissingColumn {
+        /// The missing column.
+        column: String,
+    },
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,143 @@
+//! The copy-on-write MERGE planner.
+//!
+//! A Delta MERGE without deletion vectors rewrites every data file that holds a changed row.
+//! This module decides, from the candidate target rows (each tagged with the file it came
+//! from) and the resolved changes, which rows to write and which files to remove. It does no
+//! IO: the caller reads the candidate files and commits the plan in one Delta commit.
+
+use polars::prelude::*;
+
+use crate::Result;
+
+/// Name of the column that tags each target row with the data file it was read from.
+pub const FILE_COLUMN: &str = "__file";
+
+/// What one MERGE writes and removes.
+#[derive(Debug, Clone)]
+pub struct MergePlan {
+    /// Rows to write: surviving rows of rewritten files, then the upserted rows.
+    pub rows_to_add: DataFrame,
+    /// Data files (as tagged in [`FILE_COLUMN`]) that the commit removes.
+    pub files_to_remove: Vec<String>,
+    /// Upserted rows whose key was not in the target.
+    pub inserted: usize,
+    /// Upserted rows that replace a target row with the same key.
+    pub updated: usize,
+    /// Target rows removed by a delete.
+    pub deleted: usize,
+}
+
+impl MergePlan {
+    /// True when the merge changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.files_to_remove.is_empty() && self.rows_to_add.height() == 0
+    }
+}
+
+/// Plans a copy-on-write MERGE.
+///
+/// - `target`: the candidate target rows with [`FILE_COLUMN`]; it must contain every target row
+///   whose key appears in `upserts` or `deletes` (other rows may be present and are ignored
+///   unless their file is rewritten).
+/// - `upserts`: rows that must be in the table afterwards, at most one per key (already
+///   resolved: a row that must not overwrite its target is simply not here).
+/// - `deletes`: keys whose rows must be gone afterwards.
+pub fn plan_merge(target: &DataFrame, upserts: &DataFrame, deletes: Option<&DataFrame>, keys: &[&str]) -> Result<MergePlan> {
+    let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    let upsert_keys = upserts.clone().lazy().select(key_cols.clone());
+    let changed_keys = match deletes {
+        Some(d) => concat(
+            [upsert_keys, d.clone().lazy().select(key_cols.clone())],
+            UnionArgs::default(),
+        )?,
+        None => upsert_keys,
+    }
+    .unique(None, UniqueKeepStrategy::Any);
+
+    let semi = |left: LazyFrame, right: LazyFrame, how: JoinType| {
+        left.join(right, key_cols.clone(), key_cols.clone(), JoinArgs::new(how))
+    };
+
+    let touched = semi(target.clone().lazy(), changed_keys.clone(), JoinType::Semi).collect()?;
+    let files_to_remove: Vec<String> = touched
+        .column(FILE_COLUMN)?
+        .str()?
+        .unique()?
+        .sort(false)
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+
+    let updated = semi(upserts.clone().lazy(), target.clone().lazy().select(key_cols.clone()), JoinType::Semi)
+        .collect()?
+        .height();
+    let deleted = match deletes {
+        Some(d) => semi(touched.clone().lazy(), d.clone().lazy().select(key_cols.clone()), JoinType::Semi)
+            .collect()?
+            .height(),
+        None => 0,
+    };
+
+    let columns: Vec<Expr> = upserts.get_column_names().into_iter().map(|c| col(c.clone())).collect();
+    let removed_files = Series::new(FILE_COLUMN.into(), files_to_remove.clone());
+    let survivors = semi(
+        target
+            .clone()
+            .lazy()
+            .filter(col(FILE_COLUMN).is_in(lit(removed_files).implode(false), false)),
+        changed_keys,
+        JoinType::Anti,
+    )
+    .select(columns.clone());
+    let rows_to_add = concat([survivors, upserts.clone().lazy().select(columns)], UnionArgs::default())?.collect()?;
+
+    Ok(MergePlan {
+        rows_to_add,
+        files_to_remove,
+        inserted: upserts.height() - updated,
+        updated,
+        deleted,
+    })
+}
+
+/// The rows of `source` whose key is not in `target_keys`: an insert-only MERGE's new rows.
+pub fn anti_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str]) -> Result<DataFrame> {
+    let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    Ok(source
+        .clone()
+        .lazy()
+        .join(
+            target_keys.clone().lazy().select(key_cols.clone()),
+            key_cols.clone(),
+            key_cols,
+            JoinArgs::new(JoinType::Anti),
+        )
+        .collect()?)
+}
+
+/// Plans the MERGE that makes the table hold exactly `desired` (for tables recomputed whole):
+/// rows of `desired` that differ from `target` in any column are upserted, target keys absent
+/// from `desired` are deleted. Nulls compare equal.
+pub fn plan_sync(target: &DataFrame, desired: &DataFrame, keys: &[&str]) -> Result<MergePlan> {
+    let all: Vec<Expr> = desired.get_column_names().into_iter().map(|c| col(c.clone())).collect();
+    let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    let anti = JoinArgs { nulls_equal: true, ..JoinArgs::new(JoinType::Anti) };
+    let changed = desired
+        .clone()
+        .lazy()
+        .join(target.clone().lazy().select(all.clone()), all.clone(), all, anti.clone())
+        .collect()?;
+    let gone = target
+        .clone()
+        .lazy()
+        .select(key_cols.clone())
+        .join(desired.clone().lazy().select(key_cols.clone()), key_cols.clone(), key_cols, anti)
+        .collect()?;
+    plan_merge(target, &changed, Some(&gone), keys)
+}
+
+/// A selector of columns by exact name (for `unique` subsets).
+pub fn by_names(names: &[&str]) -> Selector {
+    Selector::ByName { names: names.iter().map(|n| PlSmallStr::from(*n)).collect(), strict: true }
+}

@@ -1,0 +1,169 @@
+//! Gold layer: tables for analysts.
+//!
+//! - `workout_bpm_summary`: one row for every completed session with valid readings: min, avg
+//!   and max bpm and the number of readings, with the user's bins (null when the user has no
+//!   profile). Corrected when more readings arrive.
+//! - `gym_summary`: one row per gym visit and workout session started during it: the date of
+//!   login (UTC), gym, device MAC, minutes in the gym and minutes exercising, to 2 decimals.
+//!
+//! Both are small (a row per session) and planned as a sync of the whole table, so a change
+//! anywhere upstream (a late reading, a new profile) is reflected exactly.
+
+use fitlake_config::Layer;
+use fitlake_frame::merge::{plan_sync, MergePlan};
+use fitlake_frame::table::{self as t, TableDef};
+use polars::prelude::*;
+
+/// Errors of the gold layer: bugs or schema mismatches.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Polars refused an operation.
+    #[error("polars: {0}")]
+    Polars(#[from] PolarsError),
+    /// The merge planner failed.
+    #[error(transparent)]
+    Frame(#[from] fitlake_frame::Error),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Table `gold.workout_bpm_summary`.
+pub const WORKOUT_BPM_SUMMARY: &str = "workout_bpm_summary";
+/// Table `gold.gym_summary`.
+pub const GYM_SUMMARY: &str = "gym_summary";
+
+/// The key of a workout session.
+pub const SESSION_KEY: [&str; 3] = ["user_id", "workout_id", "session_id"];
+
+/// Every gold table.
+pub fn tables() -> Vec<TableDef> {
+    vec![
+        TableDef::new(
+            Layer::Gold,
+            WORKOUT_BPM_SUMMARY,
+            "One row per completed session with valid readings: bpm statistics and the user's bins.",
+            vec![
+                t::int64("user_id"),
+                t::int64("workout_id"),
+                t::int64("session_id"),
+                t::string_null("age"),
+                t::string_null("gender"),
+                t::string_null("city"),
+                t::string_null("state"),
+                t::float64("min_bpm"),
+                t::float64("avg_bpm"),
+                t::float64("max_bpm"),
+                t::int64("num_recordings"),
+            ],
+        )
+        .keyed_by(&SESSION_KEY),
+        TableDef::new(
+            Layer::Gold,
+            GYM_SUMMARY,
+            "One row per gym visit and workout session started in it, with minutes in gym and exercising.",
+            vec![
+                t::date("date"),
+                t::int64("gym"),
+                t::string("mac_address"),
+                t::timestamp("login"),
+                t::int64("workout_id"),
+                t::int64("session_id"),
+                t::float64("minutes_in_gym"),
+                t::float64("minutes_exercising"),
+            ],
+        )
+        .keyed_by(&["mac_address", "gym", "login", "workout_id", "session_id"]),
+    ]
+}
+
+fn cols(names: &[&str]) -> Vec<Expr> {
+    names.iter().map(|n| col(*n)).collect()
+}
+
+/// Per session: `min_bpm`, `avg_bpm`, `max_bpm`, `num_recordings` of `workout_bpm` rows.
+pub fn session_stats(workout_bpm: &DataFrame) -> Result<DataFrame> {
+    Ok(workout_bpm
+        .clone()
+        .lazy()
+        .group_by(cols(&SESSION_KEY))
+        .agg([
+            col("heartrate").min().alias("min_bpm"),
+            col("heartrate").mean().alias("avg_bpm"),
+            col("heartrate").max().alias("max_bpm"),
+            col("heartrate").count().cast(DataType::Int64).alias("num_recordings"),
+        ])
+        .collect()?)
+}
+
+/// `workout_bpm_summary`: the current summary with the statistics of the sessions in
+/// `fresh_stats` replaced (see [`session_stats`]; they must be computed over all of those
+/// sessions' readings) and every row's bins taken from `user_bins`.
+pub fn workout_bpm_summary(target: &DataFrame, fresh_stats: &DataFrame, user_bins: &DataFrame) -> Result<MergePlan> {
+    let stats_columns = ["user_id", "workout_id", "session_id", "min_bpm", "avg_bpm", "max_bpm", "num_recordings"];
+    let kept = target.clone().lazy().select(cols(&stats_columns)).join(
+        fresh_stats.clone().lazy().select(cols(&SESSION_KEY)),
+        cols(&SESSION_KEY),
+        cols(&SESSION_KEY),
+        JoinArgs::new(JoinType::Anti),
+    );
+    let desired = concat([kept, fresh_stats.clone().lazy().select(cols(&stats_columns))], UnionArgs::default())?
+        .join(
+            user_bins.clone().lazy().select(cols(&["user_id", "age", "gender", "city", "state"])),
+            [col("user_id")],
+            [col("user_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select(cols(&[
+            "user_id",
+            "workout_id",
+            "session_id",
+            "age",
+            "gender",
+            "city",
+            "state",
+            "min_bpm",
+            "avg_bpm",
+            "max_bpm",
+            "num_recordings",
+        ]))
+        .sort(SESSION_KEY, SortMultipleOptions::default())
+        .collect()?;
+    Ok(plan_sync(target, &desired, &SESSION_KEY)?)
+}
+
+fn minutes_between(end: &str, start: &str) -> Expr {
+    ((col(end).cast(DataType::Int64) - col(start).cast(DataType::Int64)).cast(DataType::Float64) / lit(60_000_000.0))
+        .round(2, RoundMode::HalfAwayFromZero)
+}
+
+/// `gym_summary`: every visit joined to the sessions its device's user started during it
+/// (`login <= start_time <= logout`), planned as a sync of the whole table.
+pub fn gym_summary(gym_logs: &DataFrame, completed_workouts: &DataFrame, users: &DataFrame, target: &DataFrame) -> Result<MergePlan> {
+    let sessions = completed_workouts.clone().lazy().join(
+        users.clone().lazy().select([col("user_id"), col("mac_address")]),
+        [col("user_id")],
+        [col("user_id")],
+        JoinArgs::new(JoinType::Inner),
+    );
+    let desired = gym_logs
+        .clone()
+        .lazy()
+        .join(sessions, [col("mac_address")], [col("mac_address")], JoinArgs::new(JoinType::Inner))
+        .filter(col("start_time").gt_eq(col("login")).and(col("start_time").lt_eq(col("logout"))))
+        .select([
+            col("login").dt().date().alias("date"),
+            col("gym"),
+            col("mac_address"),
+            col("login"),
+            col("workout_id"),
+            col("session_id"),
+            minutes_between("logout", "login").alias("minutes_in_gym"),
+            minutes_between("end_time", "start_time").alias("minutes_exercising"),
+        ])
+        .unique_stable(None, UniqueKeepStrategy::First)
+        .sort(["date", "gym", "mac_address", "login", "workout_id", "session_id"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(plan_sync(target, &desired, &["mac_address", "gym", "login", "workout_id", "session_id"])?)
+}

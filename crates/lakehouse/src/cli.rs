@@ -1,0 +1,300 @@
+//! The command line of `fitlake` and of the per-layer binaries `fitlake-bronze`,
+//! `fitlake-silver` and `fitlake-gold` (which take the options of `fitlake run`).
+
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use fitlake_config::{parse_date, Lakehouse, Layer};
+use fitlake_landing::synthetic::Synthetic;
+use polars::prelude::*;
+
+use crate::report::RunReport;
+use crate::steps::{all_tables, table_def, Context};
+use crate::{Error, Result};
+
+/// Options every command shares.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Root of the lakehouse: a local directory or abfss://container@account.dfs.core.windows.net/path.
+    #[arg(long, env = "FITLAKE_LAKEHOUSE", default_value = "./lakehouse", global = true)]
+    pub lakehouse: String,
+    /// Print the report as JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but the final line (and errors).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+/// Options of a pipeline run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Process everything new, then exit (batch mode).
+    #[arg(long)]
+    pub once: bool,
+    /// The date ages are computed at (YYYY-MM-DD); defaults to today (UTC).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Most landing bytes one bronze batch takes (bigger is faster, smaller uses less memory).
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_batch_bytes: u64,
+    /// Threads for parsing (defaults to the number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "fitlake", version, about = "The fitness lakehouse: landing -> bronze -> silver -> gold on Delta tables.")]
+struct FitlakeCli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the zones and every table (idempotent) and load date_lookup.
+    Setup {
+        /// Also generate calendar days from this date (YYYY-MM-DD) ...
+        #[arg(long, requires = "calendar_to")]
+        calendar_from: Option<String>,
+        /// ... to this date, inclusive.
+        #[arg(long, requires = "calendar_from")]
+        calendar_to: Option<String>,
+    },
+    /// Drop landing data into the landing zone: a seed set, or generated data.
+    Produce {
+        /// The seed set to drop (1 or 2), with generated BPM readings.
+        #[arg(long, conflicts_with = "generate")]
+        set: Option<usize>,
+        /// Generate synthetic data instead.
+        #[arg(long, requires_all = ["users", "days"])]
+        generate: bool,
+        /// Number of users to generate.
+        #[arg(long)]
+        users: Option<u32>,
+        /// Number of days to generate (one gym visit per user and day).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Random seed of the generated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// First generated day (YYYY-MM-DD).
+        #[arg(long, default_value = "2023-03-13")]
+        start: String,
+        /// Readings per generated BPM file.
+        #[arg(long, default_value_t = 1_000_000)]
+        readings_per_file: u64,
+    },
+    /// Run the pipeline.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Run only these layers (default: all).
+        #[arg(long, value_enum)]
+        layer: Vec<LayerArg>,
+    },
+    /// Print a table's rows, sorted by its key.
+    Show {
+        /// Table name, e.g. workout_bpm_summary.
+        table: String,
+        /// Most rows to print.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Each table's version and row count.
+    Status,
+}
+
+/// A layer on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayerArg {
+    /// Bronze.
+    Bronze,
+    /// Silver.
+    Silver,
+    /// Gold.
+    Gold,
+}
+
+impl From<LayerArg> for Layer {
+    fn from(l: LayerArg) -> Self {
+        match l {
+            LayerArg::Bronze => Layer::Bronze,
+            LayerArg::Silver => Layer::Silver,
+            LayerArg::Gold => Layer::Gold,
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+struct LayerCli {
+    #[command(flatten)]
+    global: Global,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+fn finish(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fitlake: error: {e}");
+            match e {
+                Error::Config(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// Entry point of the `fitlake` binary.
+pub fn main_fitlake() -> ExitCode {
+    let cli = FitlakeCli::parse();
+    if let Command::Show { limit, .. } = &cli.command {
+        // Polars reads its print settings from the environment; set them before any thread starts.
+        std::env::set_var("POLARS_FMT_MAX_ROWS", limit.to_string());
+        std::env::set_var("POLARS_FMT_MAX_COLS", "20");
+        std::env::set_var("POLARS_FMT_STR_LEN", "40");
+    }
+    finish(runtime().and_then(|rt| rt.block_on(fitlake(cli))))
+}
+
+/// Entry point of a per-layer binary.
+pub fn main_layer(layer: Layer) -> ExitCode {
+    let cli = LayerCli::parse();
+    finish(runtime().and_then(|rt| rt.block_on(async {
+        let ctx = context(&cli.global, &cli.run)?;
+        require_once(&cli.run)?;
+        let report = crate::run::run_once(&ctx, &[layer]).await?;
+        print_report(&cli.global, &report);
+        Ok(())
+    })))
+}
+
+fn lakehouse(global: &Global) -> Result<Lakehouse> {
+    let cwd = std::env::current_dir().map_err(|e| Error::Config(format!("cannot read the current directory: {e}")))?;
+    Ok(Lakehouse::from_root(&global.lakehouse, &cwd)?)
+}
+
+fn context(global: &Global, run: &RunArgs) -> Result<Context> {
+    let as_of = match &run.as_of {
+        Some(text) => parse_date("--as-of", text)?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let threads = match run.threads {
+        Some(0) => return Err(Error::Config("--threads must be at least 1".into())),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    if run.max_batch_bytes == 0 {
+        return Err(Error::Config("--max-batch-bytes must be at least 1".into()));
+    }
+    Ok(Context {
+        lakehouse: lakehouse(global)?,
+        as_of,
+        load_time_micros: chrono::Utc::now().timestamp_micros(),
+        threads,
+        max_batch_bytes: run.max_batch_bytes,
+        verbose: !global.quiet && !global.json,
+    })
+}
+
+fn require_once(run: &RunArgs) -> Result<()> {
+    if run.once {
+        Ok(())
+    } else {
+        Err(Error::Config("pass --once to process everything new and exit (streaming mode is not available yet)".into()))
+    }
+}
+
+fn print_report(global: &Global, report: &RunReport) {
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+        return;
+    }
+    if !global.quiet {
+        print!("{}", report.table());
+    }
+    println!("{}", report.summary_line());
+}
+
+fn default_run_args() -> RunArgs {
+    RunArgs { once: true, as_of: None, max_batch_bytes: 1 << 30, threads: None }
+}
+
+async fn fitlake(cli: FitlakeCli) -> Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Setup { calendar_from, calendar_to } => {
+            let ctx = context(global, &default_run_args())?;
+            let calendar = match (calendar_from, calendar_to) {
+                (Some(from), Some(to)) => Some((parse_date("--calendar-from", &from)?, parse_date("--calendar-to", &to)?)),
+                _ => None,
+            };
+            if let Some((from, to)) = calendar {
+                if to < from {
+                    return Err(Error::Config(format!("--calendar-to {to} is before --calendar-from {from}")));
+                }
+            }
+            let report = crate::setup::setup(&ctx, calendar).await?;
+            print_report(global, &report);
+        }
+        Command::Produce { set, generate, users, days, seed, start, readings_per_file } => {
+            let lakehouse = lakehouse(global)?;
+            let written = if let Some(set) = set {
+                crate::produce::produce_seed_set(&lakehouse, set).await?
+            } else if generate {
+                let start: NaiveDate = parse_date("--start", &start)?;
+                let options = Synthetic { users: users.unwrap_or(0), days: days.unwrap_or(0), seed, start };
+                let (files, readings) = crate::produce::produce_synthetic(&lakehouse, options, readings_per_file.max(1)).await?;
+                if !global.quiet {
+                    eprintln!("fitlake: generated {readings} BPM readings");
+                }
+                files
+            } else {
+                return Err(Error::Config("say what to produce: --set N, or --generate --users U --days D".into()));
+            };
+            if !global.quiet {
+                for f in &written {
+                    println!("landed {f}");
+                }
+            }
+            println!("fitlake-produce: ok files={}", written.len());
+        }
+        Command::Run { run, layer } => {
+            require_once(&run)?;
+            let ctx = context(global, &run)?;
+            let layers: Vec<Layer> = if layer.is_empty() { Layer::ALL.to_vec() } else { layer.into_iter().map(Layer::from).collect() };
+            let report = crate::run::run_once(&ctx, &layers).await?;
+            print_report(global, &report);
+        }
+        Command::Show { table, limit } => {
+            let ctx = context(global, &default_run_args())?;
+            let def = table_def(&table)?;
+            let rows = crate::delta::Table::open(&ctx.lakehouse, &def).await?.read_all(false).await?;
+            let sort: Vec<&str> = if def.keys.is_empty() { vec![] } else { def.keys.clone() };
+            let rows = if sort.is_empty() { rows } else { rows.sort(sort, SortMultipleOptions::default())? };
+            println!("{}.{} ({} rows)\n{}", def.layer, def.name, rows.height(), rows.head(Some(limit)));
+        }
+        Command::Status => {
+            let ctx = context(global, &default_run_args())?;
+            println!("{:<32} {:>8} {:>12}", "table", "version", "rows");
+            for def in all_tables() {
+                let table = crate::delta::Table::open(&ctx.lakehouse, &def).await?;
+                let rows = table.row_count()?;
+                println!("{:<32} {:>8} {:>12}", def.qualified_name(), table.version(), rows);
+            }
+        }
+    }
+    Ok(())
+}

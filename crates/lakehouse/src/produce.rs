@@ -1,0 +1,121 @@
+//! `fitlake produce`: drops landing files into the landing zone, like the original producer.
+//!
+//! Every file is written whole under its final name in one atomic put, so a concurrent run
+//! never sees half a file.
+
+use std::fmt::Write as _;
+
+use fitlake_landing::sources::{GYM_LOGINS, KAFKA_MULTIPLEX, REGISTERED_USERS};
+use fitlake_landing::synthetic::{generate, seed_visits, write_bpm_envelopes, Synthetic};
+use fitlake_config::Lakehouse;
+
+use crate::storage::Folder;
+use crate::{Error, Result};
+
+/// The seed sets of the original platform, by set number.
+pub const SEED_SETS: [SeedSet; 2] = [
+    SeedSet {
+        registered_users: ("1-registered_users_1.csv", include_str!("../../../testdata/seed-sets/1-registered_users_1.csv")),
+        user_info: ("2-user_info_1.json", include_str!("../../../testdata/seed-sets/2-user_info_1.json")),
+        workouts: ("4-workout_1.json", include_str!("../../../testdata/seed-sets/4-workout_1.json")),
+        gym_logins: ("5-gym_logins_1.csv", include_str!("../../../testdata/seed-sets/5-gym_logins_1.csv")),
+    },
+    SeedSet {
+        registered_users: ("1-registered_users_2.csv", include_str!("../../../testdata/seed-sets/1-registered_users_2.csv")),
+        user_info: ("2-user_info_2.json", include_str!("../../../testdata/seed-sets/2-user_info_2.json")),
+        workouts: ("4-workout_2.json", include_str!("../../../testdata/seed-sets/4-workout_2.json")),
+        gym_logins: ("5-gym_logins_2.csv", include_str!("../../../testdata/seed-sets/5-gym_logins_2.csv")),
+    },
+];
+
+/// One seed set: (file name, contents) of each source file.
+#[derive(Debug, Clone, Copy)]
+pub struct SeedSet {
+    /// Registrations CSV.
+    pub registered_users: (&'static str, &'static str),
+    /// `user_info` envelopes.
+    pub user_info: (&'static str, &'static str),
+    /// `workout` envelopes.
+    pub workouts: (&'static str, &'static str),
+    /// Gym logins CSV.
+    pub gym_logins: (&'static str, &'static str),
+}
+
+/// Name of the generated BPM file of seed set `set`.
+pub fn seed_bpm_file(set: usize) -> String {
+    format!("3-bpm_{set}.json")
+}
+
+/// The BPM envelopes of seed set `set` (1-based): readings of every visit in its gym logins,
+/// devices known from the registrations of sets 1 to `set`.
+pub fn seed_bpm(set: usize) -> Result<String> {
+    let sets = SEED_SETS.get(..set).filter(|_| set >= 1).ok_or_else(|| no_such_set(set))?;
+    let registrations: Vec<&str> = sets.iter().map(|s| s.registered_users.1).collect();
+    let visits = seed_visits(&registrations, sets[set - 1].gym_logins.1)?;
+    let mut out = String::new();
+    write_bpm_envelopes(&visits, set as u64, 1_000_000 * set as i64, &mut out);
+    Ok(out)
+}
+
+fn no_such_set(set: usize) -> Error {
+    Error::Config(format!("there is no seed set {set}; the seed sets are 1 to {}", SEED_SETS.len()))
+}
+
+/// Writes seed set `set` (and its generated BPM readings) into the landing zone; returns the
+/// files written.
+pub async fn produce_seed_set(lakehouse: &Lakehouse, set: usize) -> Result<Vec<String>> {
+    let seed = SEED_SETS.get(set.wrapping_sub(1)).ok_or_else(|| no_such_set(set))?;
+    let bpm = seed_bpm(set)?;
+    let files = [
+        (REGISTERED_USERS, seed.registered_users.0, seed.registered_users.1.to_string()),
+        (GYM_LOGINS, seed.gym_logins.0, seed.gym_logins.1.to_string()),
+        (KAFKA_MULTIPLEX, seed.user_info.0, seed.user_info.1.to_string()),
+        (KAFKA_MULTIPLEX, seed.workouts.0, seed.workouts.1.to_string()),
+        (KAFKA_MULTIPLEX, &seed_bpm_file(set), bpm),
+    ];
+    let mut written = Vec::new();
+    for (source, name, text) in files {
+        Folder::open(&lakehouse.landing_url(source))?.write(name, text.into_bytes()).await?;
+        written.push(format!("{source}/{name}"));
+    }
+    Ok(written)
+}
+
+/// Writes a synthetic data set into the landing zone, BPM readings in files of about
+/// `readings_per_file` readings; returns the files written and the number of readings.
+pub async fn produce_synthetic(lakehouse: &Lakehouse, options: Synthetic, readings_per_file: u64) -> Result<(Vec<String>, u64)> {
+    let set = generate(options)?;
+    let tag = format!("gen-{}-{}", options.seed, options.start.format("%Y%m%d"));
+    let mut written = Vec::new();
+    let small = [
+        (REGISTERED_USERS, format!("{tag}-registered_users.csv"), set.registered_users_csv),
+        (GYM_LOGINS, format!("{tag}-gym_logins.csv"), set.gym_logins_csv),
+        (KAFKA_MULTIPLEX, format!("{tag}-events.json"), set.events_jsonl),
+    ];
+    for (source, name, text) in small {
+        Folder::open(&lakehouse.landing_url(source))?.write(&name, text.into_bytes()).await?;
+        written.push(format!("{source}/{name}"));
+    }
+    let multiplex = Folder::open(&lakehouse.landing_url(KAFKA_MULTIPLEX))?;
+    let mut readings = 0u64;
+    let mut offset = 0i64;
+    let mut chunk = String::new();
+    let mut chunk_readings = 0u64;
+    let mut part = 0;
+    let visits = set.visits;
+    for (i, visit) in visits.iter().enumerate() {
+        let next = write_bpm_envelopes(std::slice::from_ref(visit), options.seed, offset, &mut chunk);
+        chunk_readings += (next - offset) as u64;
+        offset = next;
+        if chunk_readings >= readings_per_file || i + 1 == visits.len() {
+            let mut name = String::new();
+            let _ = write!(name, "{tag}-bpm-{part:05}.json");
+            multiplex.write(&name, std::mem::take(&mut chunk).into_bytes()).await?;
+            written.push(format!("{KAFKA_MULTIPLEX}/{name}"));
+            readings += chunk_readings;
+            chunk_readings = 0;
+            part += 1;
+        }
+    }
+    Ok((written, readings))
+}

@@ -1,0 +1,70 @@
+//! How incremental steps remember what they have processed, exactly once.
+//!
+//! - A step whose sources are Delta tables records, in the same commit as its output, one
+//!   `txn` action per source: application id `fitlake/<target>/<source>`, version = the source
+//!   table version it has consumed. New input is what the source committed after that version.
+//! - Bronze reads files, not tables. Like Spark's offset log, it first writes the batch plan
+//!   (the list of landing files of batch `n`) to the checkpoint zone, then commits the batch's
+//!   rows with `txn` version `n`. After a crash, a plan without its commit is redone with
+//!   exactly the same files; files listed in committed plans are never read again.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::Folder;
+use crate::{Error, Result};
+
+/// The `txn` application id under which `target` records its progress through `source`.
+pub fn app_id(target: &str, source: &str) -> String {
+    format!("fitlake/{target}/{source}")
+}
+
+/// The landing files of one bronze batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPlan {
+    /// Batch number, the `txn` version of its commit.
+    pub batch: i64,
+    /// Landing files, relative to the source folder.
+    pub files: Vec<String>,
+}
+
+/// The plans of one bronze table, in `checkpoint_zone/bronze/<table>/offsets/`.
+#[derive(Debug, Clone)]
+pub struct PlanLog {
+    folder: Folder,
+}
+
+impl PlanLog {
+    /// The plan log in `folder`.
+    pub fn new(folder: Folder) -> Self {
+        Self { folder }
+    }
+
+    /// Every stored plan by batch number.
+    pub async fn load(&self) -> Result<BTreeMap<i64, BatchPlan>> {
+        let mut plans = BTreeMap::new();
+        for entry in self.folder.list().await? {
+            let Ok(batch) = entry.name.parse::<i64>() else { continue };
+            let bytes = self.folder.read(&entry.name).await?;
+            let plan: BatchPlan = serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
+                location: format!("{}{}", self.folder.url(), entry.name),
+                message: e.to_string(),
+            })?;
+            if plan.batch != batch {
+                return Err(Error::Checkpoint {
+                    location: format!("{}{}", self.folder.url(), entry.name),
+                    message: format!("holds batch {} under the name of batch {batch}", plan.batch),
+                });
+            }
+            plans.insert(batch, plan);
+        }
+        Ok(plans)
+    }
+
+    /// Stores a plan (atomically).
+    pub async fn write(&self, plan: &BatchPlan) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(plan).map_err(|e| Error::Internal(e.to_string()))?;
+        self.folder.write(&plan.batch.to_string(), bytes).await
+    }
+}

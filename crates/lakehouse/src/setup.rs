@@ -1,0 +1,69 @@
+//! `fitlake setup`: the zones, every table, the catalog registry and `date_lookup`.
+
+use chrono::NaiveDate;
+use fitlake_landing::calendar::{calendar_frame, generate_calendar, parse_date_lookup};
+use serde::Serialize;
+
+use crate::delta::Table;
+use crate::report::RunReport;
+use crate::steps::{all_tables, bronze, Context};
+use crate::storage::Folder;
+use crate::{Error, Result};
+
+/// The 2023 calendar of the original platform (`6-date-lookup.json`).
+pub const SEED_DATE_LOOKUP: &str = include_str!("../../../testdata/seed-sets/6-date-lookup.json");
+
+/// A table as the catalog registry (`metastore-root/tables.json`) lists it.
+#[derive(Debug, Serialize)]
+struct RegistryEntry {
+    name: String,
+    layer: String,
+    location: String,
+    description: String,
+    partition_columns: Vec<String>,
+    keys: Vec<String>,
+    columns: Vec<(String, String, bool)>,
+}
+
+/// Creates the zones, every table (idempotent) and loads `date_lookup`: the 2023 seed calendar,
+/// plus the generated days from `calendar.0` to `calendar.1` when given.
+pub async fn setup(ctx: &Context, calendar: Option<(NaiveDate, NaiveDate)>) -> Result<RunReport> {
+    let started = std::time::Instant::now();
+    let lakehouse = &ctx.lakehouse;
+    for root in [lakehouse.metastore_url(), lakehouse.managed_url(), lakehouse.unmanaged_url()] {
+        Folder::open(root)?.check_writable().await?;
+    }
+    for source in fitlake_landing::sources::ALL {
+        Folder::open(&lakehouse.landing_url(source))?;
+    }
+    Folder::open(&lakehouse.checkpoint_url(""))?;
+    let mut registry = Vec::new();
+    for def in all_tables() {
+        Table::create(lakehouse, &def).await?;
+        registry.push(RegistryEntry {
+            name: def.name.to_string(),
+            layer: def.layer.to_string(),
+            location: lakehouse.table_url(def.layer, def.name).to_string(),
+            description: def.description.to_string(),
+            partition_columns: def.partition_columns.iter().map(|c| c.to_string()).collect(),
+            keys: def.keys.iter().map(|c| c.to_string()).collect(),
+            columns: def.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string(), f.is_nullable())).collect(),
+        });
+    }
+    let registry = serde_json::to_vec_pretty(&registry).map_err(|e| Error::Internal(e.to_string()))?;
+    Folder::open(lakehouse.metastore_url())?.write("tables.json", registry).await?;
+
+    let (mut days, bad) = parse_date_lookup(SEED_DATE_LOOKUP, "6-date-lookup.json");
+    if let Some(q) = bad.first() {
+        return Err(Error::Internal(format!("bundled calendar line {}: {}", q.line, q.reason)));
+    }
+    if let Some((from, to)) = calendar {
+        days.extend(generate_calendar(from, to)?);
+        days.sort_by_key(|d| d.date);
+        days.dedup_by_key(|d| d.date);
+    }
+    let mut report = RunReport::default();
+    report.push(bronze::load_date_lookup(ctx, &calendar_frame(&days)?).await?);
+    report.finish(started.elapsed());
+    Ok(report)
+}

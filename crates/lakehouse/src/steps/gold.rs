@@ -1,0 +1,72 @@
+//! Gold steps: the analyst tables, synced with their sources.
+
+use fitlake_gold::{GYM_SUMMARY, SESSION_KEY, WORKOUT_BPM_SUMMARY};
+use fitlake_silver::{COMPLETED_WORKOUTS, GYM_LOGS, USERS, USER_BINS, WORKOUT_BPM};
+use polars::prelude::*;
+
+use super::silver::commit_plan;
+use super::{open, overlapping, range_of, Context, Source, StepTimer};
+use crate::delta::Table;
+use crate::report::StepReport;
+use crate::{Error, Result};
+
+/// The gold tables in the order a run updates them.
+pub const TABLES: [&str; 2] = [WORKOUT_BPM_SUMMARY, GYM_SUMMARY];
+
+/// Runs the step of one gold table.
+pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
+    let timer = StepTimer::start(ctx, &format!("gold.{table}"));
+    let mut target = open(ctx, table).await?;
+    let report = match table {
+        WORKOUT_BPM_SUMMARY => workout_bpm_summary(ctx, &mut target).await?,
+        GYM_SUMMARY => gym_summary(ctx, &mut target).await?,
+        other => return Err(Error::Config(format!("{other:?} is not a gold table; expected one of {}", TABLES.join(", ")))),
+    };
+    Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
+}
+
+async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let readings = Source::open(ctx, target, WORKOUT_BPM).await?;
+    let bins = Source::open(ctx, target, USER_BINS).await?;
+    if !readings.moved() && !bins.moved() {
+        return Ok(StepReport::default());
+    }
+    let new = readings.new_rows(None).await?;
+    // Recompute the statistics of every session with new readings, over all its readings.
+    let fresh_stats = match range_of(&new, "start_time")? {
+        Some((lo, hi)) => {
+            let files = overlapping(readings.table.files(Some("start_time"))?, lo, hi);
+            let touched = new.clone().lazy().select([col("user_id"), col("workout_id"), col("session_id")]).unique(None, UniqueKeepStrategy::Any);
+            let key: Vec<Expr> = SESSION_KEY.iter().map(|k| col(*k)).collect();
+            let rows = readings
+                .table
+                .read(&files, None, false)
+                .await?
+                .lazy()
+                .join(touched, key.clone(), key, JoinArgs::new(JoinType::Semi))
+                .collect()?;
+            fitlake_gold::session_stats(&rows)?
+        }
+        None => fitlake_gold::session_stats(&new)?,
+    };
+    let current = target.read_all(true).await?;
+    let user_bins = bins.table.read_all(false).await?;
+    let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;
+    commit_plan(target, new.height(), &plan, &[readings.txn(), bins.txn()]).await
+}
+
+async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let visits = Source::open(ctx, target, GYM_LOGS).await?;
+    let sessions = Source::open(ctx, target, COMPLETED_WORKOUTS).await?;
+    let users = Source::open(ctx, target, USERS).await?;
+    if !visits.moved() && !sessions.moved() && !users.moved() {
+        return Ok(StepReport::default());
+    }
+    let gym_logs = visits.table.read_all(false).await?;
+    let completed = sessions.table.read_all(false).await?;
+    let all_users = users.table.read_all(false).await?;
+    let current = target.read_all(true).await?;
+    let plan = fitlake_gold::gym_summary(&gym_logs, &completed, &all_users, &current)?;
+    let read = gym_logs.height() + completed.height();
+    commit_plan(target, read, &plan, &[visits.txn(), sessions.txn(), users.txn()]).await
+}

@@ -1,0 +1,235 @@
+//! Silver steps: one per silver table, each consuming what its sources committed since its
+//! last run.
+
+use fitlake_bronze::{GYM_LOGINS_BZ, KAFKA_MULTIPLEX_BZ, QUARANTINE, REGISTERED_USERS_BZ};
+use fitlake_frame::MergePlan;
+use fitlake_landing::topics;
+use fitlake_silver::{
+    COMPLETED_WORKOUTS, GYM_LOGS, HEART_RATE, MAX_SESSION_MICROS, USERS, USER_BINS, USER_PROFILE, WORKOUTS, WORKOUT_BPM,
+};
+use polars::prelude::*;
+
+use super::bronze::write_quarantine;
+use super::{open, overlapping, range_of, Context, Source, StepTimer};
+use crate::delta::{Operation, Table};
+use crate::progress::app_id;
+use crate::report::StepReport;
+use crate::{Error, Result};
+
+/// The silver tables in the order a run updates them.
+pub const TABLES: [&str; 8] = [USERS, GYM_LOGS, USER_PROFILE, WORKOUTS, HEART_RATE, USER_BINS, COMPLETED_WORKOUTS, WORKOUT_BPM];
+
+/// Runs the step of one silver table.
+pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
+    let timer = StepTimer::start(ctx, &format!("silver.{table}"));
+    let mut target = open(ctx, table).await?;
+    let report = match table {
+        USERS => users(ctx, &mut target).await?,
+        GYM_LOGS => gym_logs(ctx, &mut target).await?,
+        USER_PROFILE => user_profile(ctx, &mut target).await?,
+        WORKOUTS => workouts(ctx, &mut target).await?,
+        HEART_RATE => heart_rate(ctx, &mut target).await?,
+        USER_BINS => user_bins(ctx, &mut target).await?,
+        COMPLETED_WORKOUTS => completed_workouts(ctx, &mut target).await?,
+        WORKOUT_BPM => workout_bpm(ctx, &mut target).await?,
+        other => return Err(Error::Config(format!("{other:?} is not a silver table; expected one of {}", TABLES.join(", ")))),
+    };
+    Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
+}
+
+/// Commits inserted rows with the sources' progress.
+async fn commit_inserts(target: &mut Table, rows_read: usize, inserts: &DataFrame, sources: &[&Source]) -> Result<StepReport> {
+    let txns: Vec<_> = sources.iter().map(|s| s.txn()).collect();
+    let version = target.commit_rows(inserts, &[], &txns, Operation::Append).await?;
+    Ok(StepReport {
+        rows_read: rows_read as u64,
+        rows_written: inserts.height() as u64,
+        inserted: inserts.height() as u64,
+        version,
+        ..Default::default()
+    })
+}
+
+/// Commits a MERGE plan with the sources' progress.
+pub(crate) async fn commit_plan(target: &mut Table, rows_read: usize, plan: &MergePlan, txns: &[(String, i64)]) -> Result<StepReport> {
+    let version = target.commit_rows(&plan.rows_to_add, &plan.files_to_remove, txns, Operation::Merge).await?;
+    Ok(StepReport {
+        rows_read: rows_read as u64,
+        rows_written: plan.rows_to_add.height() as u64,
+        inserted: plan.inserted as u64,
+        updated: plan.updated as u64,
+        deleted: plan.deleted as u64,
+        version,
+        ..Default::default()
+    })
+}
+
+/// The target's key columns of the files whose `column` range overlaps `range`.
+async fn keys_in_range(target: &Table, column: &str, range: Option<(i64, i64)>) -> Result<DataFrame> {
+    let keys: Vec<&str> = target.def.keys.clone();
+    let files = match range {
+        Some((lo, hi)) => overlapping(target.files(Some(column))?, lo, hi),
+        None => Vec::new(),
+    };
+    target.read(&files, Some(&keys), false).await
+}
+
+async fn users(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, REGISTERED_USERS_BZ).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let new = source.new_rows(None).await?;
+    let existing = target.read_all(false).await?;
+    let inserts = fitlake_silver::users(&new, &existing)?;
+    commit_inserts(target, new.height(), &inserts, &[&source]).await
+}
+
+async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, GYM_LOGINS_BZ).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let new = source.new_rows(None).await?;
+    let candidates = match range_of(&new, "login")? {
+        Some((lo, hi)) => overlapping(target.files(Some("login"))?, lo, hi),
+        None => Vec::new(),
+    };
+    let current = target.read(&candidates, None, true).await?;
+    let plan = fitlake_silver::gym_logs(&new, &current)?;
+    commit_plan(target, new.height(), &plan, &[source.txn()]).await
+}
+
+/// New multiplex rows of one topic, decoded; undecodable values are quarantined once.
+async fn decoded_topic(ctx: &Context, source: &Source, target: &str, topic: &str) -> Result<(DataFrame, usize, u64)> {
+    let rows = source.new_rows(Some(("topic", topic))).await?;
+    let (decoded, bad) = fitlake_silver::decode_topic(&rows, topic, ctx.threads)?;
+    let mut quarantine = open(ctx, QUARANTINE).await?;
+    write_quarantine(ctx, &mut quarantine, target, &bad, source.to()).await?;
+    Ok((decoded, rows.height(), bad.len() as u64))
+}
+
+async fn user_profile(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, KAFKA_MULTIPLEX_BZ).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let (events, read, quarantined) = decoded_topic(ctx, &source, USER_PROFILE, topics::USER_INFO).await?;
+    let current = target.read_all(true).await?;
+    let (plan, _deleted_users) = fitlake_silver::user_profile(&events, &current)?;
+    let mut report = commit_plan(target, read, &plan, &[source.txn()]).await?;
+    report.quarantined = quarantined;
+    Ok(report)
+}
+
+async fn workouts(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, KAFKA_MULTIPLEX_BZ).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let (events, read, quarantined) = decoded_topic(ctx, &source, WORKOUTS, topics::WORKOUT).await?;
+    let existing = keys_in_range(target, "time", range_of(&events, "time")?).await?;
+    let inserts = fitlake_silver::workouts(&events, &existing)?;
+    let mut report = commit_inserts(target, read, &inserts, &[&source]).await?;
+    report.quarantined = quarantined;
+    Ok(report)
+}
+
+async fn heart_rate(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, KAFKA_MULTIPLEX_BZ).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let (readings, read, quarantined) = decoded_topic(ctx, &source, HEART_RATE, topics::BPM).await?;
+    let existing = keys_in_range(target, "time", range_of(&readings, "time")?).await?;
+    let inserts = fitlake_silver::heart_rate(&readings, &existing)?;
+    let mut report = commit_inserts(target, read, &inserts, &[&source]).await?;
+    report.quarantined = quarantined;
+    Ok(report)
+}
+
+/// `txn` application id under which `user_bins` records the as-of date (days since epoch) it
+/// computed ages at, so a new date recomputes the bands even with no new profiles.
+fn as_of_app_id() -> String {
+    app_id(USER_BINS, "as_of")
+}
+
+fn as_of_days(ctx: &Context) -> i64 {
+    (ctx.as_of - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
+}
+
+async fn user_bins(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, USER_PROFILE).await?;
+    let as_of = (as_of_app_id(), as_of_days(ctx));
+    let same_date = target.progress(&as_of.0).await? == Some(as_of.1);
+    if !source.moved() && same_date {
+        return Ok(StepReport::default());
+    }
+    let profiles = source.table.read_all(false).await?;
+    let current = target.read_all(true).await?;
+    let plan = fitlake_silver::user_bins(&profiles, &current, ctx.as_of)?;
+    commit_plan(target, profiles.height(), &plan, &[source.txn(), as_of]).await
+}
+
+async fn completed_workouts(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, WORKOUTS).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let new = source.new_rows(None).await?;
+    let Some((lo, hi)) = range_of(&new, "time")? else {
+        return commit_inserts(target, 0, &DataFrame::empty(), &[&source]).await;
+    };
+    // A stop pairs with a start at most 3 hours earlier: the events that can pair with the new
+    // ones lie within 3 hours of them.
+    let (lo, hi) = (lo - MAX_SESSION_MICROS, hi + MAX_SESSION_MICROS);
+    let nearby = overlapping(source.table.files(Some("time"))?, lo, hi);
+    let events = source.table.read(&nearby, None, false).await?;
+    let existing = keys_in_range(target, "start_time", Some((lo, hi))).await?;
+    let inserts = fitlake_silver::completed_workouts(&events, &existing)?;
+    commit_inserts(target, new.height(), &inserts, &[&source]).await
+}
+
+async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let sessions = Source::open(ctx, target, COMPLETED_WORKOUTS).await?;
+    let readings = Source::open(ctx, target, HEART_RATE).await?;
+    let users = Source::open(ctx, target, USERS).await?;
+    if !sessions.moved() && !readings.moved() && !users.moved() {
+        return Ok(StepReport::default());
+    }
+    let all_users = users.table.read_all(false).await?;
+    // Sessions whose rows may be missing: new sessions, sessions overlapping new readings, and
+    // sessions of newly registered users.
+    let mut in_scope = vec![sessions.new_rows(None).await?.lazy()];
+    let new_reading_files = readings.new_files(None, Some("time")).await?;
+    let reading_span = new_reading_files
+        .iter()
+        .map(|f| f.range.unwrap_or((i64::MIN, i64::MAX)))
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
+    if let Some((lo, hi)) = reading_span {
+        let files = overlapping(sessions.table.files(Some("start_time"))?, lo.saturating_sub(MAX_SESSION_MICROS), hi);
+        let overlapping_sessions = sessions.table.read(&files, None, false).await?.lazy().filter(
+            col("end_time")
+                .cast(DataType::Int64)
+                .gt_eq(lit(lo))
+                .and(col("start_time").cast(DataType::Int64).lt_eq(lit(hi))),
+        );
+        in_scope.push(overlapping_sessions);
+    }
+    if users.moved() {
+        let new_users = users.new_rows(None).await?.lazy().select([col("user_id")]);
+        let all_sessions = sessions.table.read_all(false).await?.lazy();
+        in_scope.push(all_sessions.join(new_users, [col("user_id")], [col("user_id")], JoinArgs::new(JoinType::Semi)));
+    }
+    let in_scope = concat(in_scope, UnionArgs::default())?
+        .unique(Some(fitlake_frame::by_names(&["user_id", "workout_id", "session_id"])), UniqueKeepStrategy::First)
+        .collect()?;
+    let (Some((start_lo, start_hi)), Some((_, end_hi))) = (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?) else {
+        return commit_inserts(target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
+    };
+    let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
+    let session_readings = readings.table.read(&reading_files, None, false).await?;
+    let existing = keys_in_range(target, "start_time", Some((start_lo, start_hi))).await?;
+    let inserts = fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings, &existing)?;
+    commit_inserts(target, session_readings.height(), &inserts, &[&sessions, &readings, &users]).await
+}

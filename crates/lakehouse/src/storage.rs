@@ -1,0 +1,118 @@
+//! The unmanaged zones: landing folders and checkpoint logs, on any `object_store` backend.
+//!
+//! Files whose name starts with `.` or `_` are in-flight or bookkeeping and never listed, so a
+//! writer that lands a file under a hidden name and renames it (as `fitlake produce` does, and
+//! as the local store's `put` does) is never seen half-written.
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use url::Url;
+
+use crate::{Error, Result};
+
+/// A folder in object storage.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: Url,
+}
+
+/// A file in a [`Folder`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FileEntry {
+    /// Path relative to the folder, `/`-separated.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+fn storage_error(location: impl ToString, e: impl std::fmt::Display) -> Error {
+    Error::Storage { location: location.to_string(), message: e.to_string() }
+}
+
+impl Folder {
+    /// The folder at `url` (`file://`, or a cloud URL when that backend is built in).
+    pub fn open(url: &Url) -> Result<Self> {
+        if let Some(path) = fitlake_config::local_path(url) {
+            // The local store needs its root to exist before it can list or write.
+            std::fs::create_dir_all(&path).map_err(|e| storage_error(path.display(), e))?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
+                .map_err(|e| storage_error(url, e))?;
+            return Ok(Self { store: Arc::new(store), prefix: Path::default(), url: url.clone() });
+        }
+        let (store, prefix) = object_store::parse_url(url).map_err(|e| storage_error(url, e))?;
+        Ok(Self { store: Arc::from(store), prefix, url: url.clone() })
+    }
+
+    /// The folder's URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// A subfolder.
+    pub fn child(&self, name: &str) -> Result<Folder> {
+        let url = self.url.join(&format!("{}/", name.trim_end_matches('/'))).map_err(|e| storage_error(&self.url, e))?;
+        Folder::open(&url)
+    }
+
+    fn path(&self, name: &str) -> Path {
+        name.split('/').filter(|p| !p.is_empty()).fold(self.prefix.clone(), |p, part| p.clone().join(part))
+    }
+
+    /// Every visible file below the folder, sorted by name. A missing folder is empty.
+    pub async fn list(&self) -> Result<Vec<FileEntry>> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let listed: Vec<object_store::ObjectMeta> = match self.store.list(prefix).try_collect().await {
+            Ok(v) => v,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(storage_error(&self.url, e)),
+        };
+        let mut files: Vec<FileEntry> = listed
+            .into_iter()
+            .filter_map(|meta| {
+                let full = meta.location.as_ref();
+                let rel = full.strip_prefix(self.prefix.as_ref()).unwrap_or(full).trim_start_matches('/');
+                let hidden = rel.split('/').any(|part| part.starts_with('.') || part.starts_with('_') || part.contains('#'));
+                (!hidden && !rel.is_empty()).then(|| FileEntry { name: rel.to_string(), size: meta.size })
+            })
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    /// The bytes of a file.
+    pub async fn read(&self, name: &str) -> Result<bytes::Bytes> {
+        let path = self.path(name);
+        let got = self.store.get(&path).await.map_err(|e| storage_error(format!("{}{name}", self.url), e))?;
+        got.bytes().await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
+    }
+
+    /// The bytes of a file, or `None` when it does not exist.
+    pub async fn read_if_exists(&self, name: &str) -> Result<Option<bytes::Bytes>> {
+        match self.store.get(&self.path(name)).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(|e| storage_error(format!("{}{name}", self.url), e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(storage_error(format!("{}{name}", self.url), e)),
+        }
+    }
+
+    /// Writes a whole file at once: readers see the old file or the new one, never a part.
+    pub async fn write(&self, name: &str, bytes: impl Into<PutPayload>) -> Result<()> {
+        self.store
+            .put(&self.path(name), bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| storage_error(format!("{}{name}", self.url), e))
+    }
+
+    /// Checks that the folder can be written, by writing and removing a probe file.
+    pub async fn check_writable(&self) -> Result<()> {
+        let probe = "_fitlake_write_probe";
+        self.write(probe, bytes::Bytes::from_static(b"ok")).await?;
+        self.store.delete(&self.path(probe)).await.map_err(|e| storage_error(&self.url, e))
+    }
+}

@@ -1,0 +1,56 @@
+//! Landing-zone record schemas.
+//!
+//! Pure functions from the text of a landing file to typed Polars frames, plus a list of the
+//! records that could not be read, each with its file, line, raw text and reason (they go to
+//! the quarantine table). Also the `date_lookup` calendar and the deterministic producer of
+//! seed and synthetic landing data.
+
+pub mod calendar;
+pub mod csv;
+pub mod multiplex;
+pub mod quarantine;
+pub mod synthetic;
+pub mod time;
+pub mod value;
+
+pub use quarantine::{Parsed, Quarantined};
+
+/// Errors of the landing crate: a bug or an impossible frame, never a bad record (bad records
+/// are quarantined, see [`Quarantined`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Polars refused to build a frame.
+    #[error("polars: {0}")]
+    Polars(#[from] polars::prelude::PolarsError),
+    /// A value passed by the caller is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The three landing sources, named after the bronze tables they feed.
+pub mod sources {
+    /// User registrations (CSV).
+    pub const REGISTERED_USERS: &str = "registered_users_bz";
+    /// Gym login/logout records (CSV).
+    pub const GYM_LOGINS: &str = "gym_logins_bz";
+    /// Kafka-style JSON envelopes of the topics `user_info`, `workout` and `bpm`.
+    pub const KAFKA_MULTIPLEX: &str = "kafka_multiplex_bz";
+    /// All landing sources.
+    pub const ALL: [&str; 3] = [REGISTERED_USERS, GYM_LOGINS, KAFKA_MULTIPLEX];
+}
+
+/// Kafka topics carried by the multiplex.
+pub mod topics {
+    /// Profile change data capture: new, update, delete.
+    pub const USER_INFO: &str = "user_info";
+    /// Workout start/stop events.
+    pub const WORKOUT: &str = "workout";
+    /// Heart-rate readings.
+    pub const BPM: &str = "bpm";
+    /// All topics the pipeline knows.
+    pub const ALL: [&str; 3] = [USER_INFO, WORKOUT, BPM];
+}

@@ -1,0 +1,176 @@
+//! The Kafka multiplex: one JSON envelope per line,
+//! `{key, value, topic, partition, offset, timestamp}`.
+//!
+//! The envelope timestamp is epoch milliseconds (seconds in the seed files; both are accepted).
+//! `value` is a JSON string holding the topic's payload (an embedded JSON object is accepted
+//! too and kept as its text); it is validated against the topic's schema here so that a bad
+//! payload is quarantined with its file and line.
+
+use std::borrow::Cow;
+
+use polars::prelude::*;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::quarantine::{datetime_column, Parsed, Quarantined};
+use crate::time::kafka_timestamp_to_micros;
+use crate::value::validate_value;
+use crate::Result;
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    value: &'a RawValue,
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    partition: i64,
+    offset: i64,
+    #[serde(borrow)]
+    timestamp: &'a RawValue,
+}
+
+/// One good envelope.
+struct Record {
+    key: Option<String>,
+    value: String,
+    topic: String,
+    partition: i64,
+    offset: i64,
+    timestamp: i64,
+}
+
+fn text_of(raw: &RawValue) -> std::result::Result<Option<String>, String> {
+    let text = raw.get();
+    if text == "null" {
+        Ok(None)
+    } else if text.starts_with('"') {
+        serde_json::from_str::<String>(text).map(Some).map_err(|e| e.to_string())
+    } else {
+        Ok(Some(text.to_string()))
+    }
+}
+
+fn parse_envelope(line: &str) -> std::result::Result<Record, String> {
+    let envelope: Envelope = serde_json::from_str(line).map_err(|e| format!("envelope: {e}"))?;
+    let value = text_of(envelope.value)
+        .map_err(|e| format!("value: {e}"))?
+        .ok_or_else(|| "value is null".to_string())?;
+    let timestamp = kafka_timestamp_to_micros(envelope.timestamp.get())
+        .ok_or_else(|| format!("timestamp: {} is not epoch milliseconds or seconds", envelope.timestamp.get()))?;
+    validate_value(&envelope.topic, &value)?;
+    Ok(Record {
+        key: match envelope.key {
+            Some(k) => text_of(k).map_err(|e| format!("key: {e}"))?,
+            None => None,
+        },
+        value,
+        topic: envelope.topic.into_owned(),
+        partition: envelope.partition,
+        offset: envelope.offset,
+        timestamp,
+    })
+}
+
+/// Splits `text` into about `parts` pieces at line boundaries, with the 1-based number of each
+/// piece's first line.
+fn split_at_lines(text: &str, parts: usize) -> Vec<(u64, &str)> {
+    let mut out = Vec::with_capacity(parts);
+    let target = text.len().div_ceil(parts.max(1)).max(1);
+    let mut start = 0;
+    let mut line = 1u64;
+    while start < text.len() {
+        let mut end = (start + target).min(text.len());
+        while end < text.len() && text.as_bytes()[end - 1] != b'\n' {
+            end += 1;
+        }
+        let piece = &text[start..end];
+        out.push((line, piece));
+        line += piece.bytes().filter(|&b| b == b'\n').count() as u64;
+        start = end;
+    }
+    out
+}
+
+/// Parses a multiplex file on up to `threads` threads. Blank lines are skipped; malformed
+/// envelopes, bad payloads and unknown topics are quarantined.
+pub fn parse_kafka_multiplex(text: &str, source_file: &str, threads: usize) -> Result<Parsed> {
+    let pieces = split_at_lines(text, threads);
+    let results: Vec<(Vec<Record>, Vec<Quarantined>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .map(|&(first_line, piece)| {
+                s.spawn(move || {
+                    let mut good = Vec::new();
+                    let mut bad = Vec::new();
+                    for (i, raw) in piece.split('\n').enumerate() {
+                        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+                        if raw.trim().is_empty() {
+                            continue;
+                        }
+                        match parse_envelope(raw) {
+                            Ok(r) => good.push(r),
+                            Err(reason) => bad.push(Quarantined {
+                                source_file: source_file.to_string(),
+                                line: first_line + i as u64,
+                                raw: raw.to_string(),
+                                reason,
+                            }),
+                        }
+                    }
+                    (good, bad)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    let n: usize = results.iter().map(|(g, _)| g.len()).sum();
+    let mut key = Vec::with_capacity(n);
+    let mut value = Vec::with_capacity(n);
+    let mut topic = Vec::with_capacity(n);
+    let mut partition = Vec::with_capacity(n);
+    let mut offset = Vec::with_capacity(n);
+    let mut timestamp = Vec::with_capacity(n);
+    let mut quarantined = Vec::new();
+    for (good, bad) in results {
+        for r in good {
+            key.push(r.key);
+            value.push(r.value);
+            topic.push(r.topic);
+            partition.push(r.partition);
+            offset.push(r.offset);
+            timestamp.push(Some(r.timestamp));
+        }
+        quarantined.extend(bad);
+    }
+    let rows = DataFrame::new(
+        n,
+        vec![
+            Column::new("key".into(), key),
+            Column::new("value".into(), value),
+            Column::new("topic".into(), topic),
+            Column::new("partition".into(), partition),
+            Column::new("offset".into(), offset),
+            datetime_column("timestamp", timestamp)?,
+        ],
+    )?;
+    Ok(Parsed { rows, quarantined })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_line_numbers() {
+        let text = "a\nb\n\nc\nd";
+        let pieces = split_at_lines(text, 3);
+        let joined: String = pieces.iter().map(|(_, p)| *p).collect();
+        assert_eq!(joined, text);
+        for (first, piece) in pieces {
+            let expected = text[..text.find(piece).unwrap_or(0)].matches('\n').count() as u64 + 1;
+            assert_eq!(first, expected);
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Exact event times.
+//!
+//! Landing data carries times as epoch seconds (integer or fractional, as JSON numbers or CSV
+//! text), Kafka timestamps as epoch milliseconds (or seconds in the seed files), or ISO-8601
+//! strings. Every time becomes an exact count of microseconds since the epoch (UTC): decimal
+//! text is scaled digit by digit, never through a binary float.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+/// Microseconds in one second.
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// A Kafka timestamp below this is in seconds, at or above it in milliseconds (10^11 seconds
+/// is the year 5138; 10^11 milliseconds is March 1973).
+pub const KAFKA_SECONDS_LIMIT: i128 = 100_000_000_000;
+
+/// Parses decimal text (`123`, `-4.5`, `1678451168.0`, `1.6784e9`) as the integer
+/// `value * 10^scale`, rounding half away from zero past the last kept digit.
+pub fn parse_decimal_scaled(text: &str, scale: u32) -> Option<i128> {
+    let text = text.trim();
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (negative, digits) = match mantissa.as_bytes().first()? {
+        b'-' => (true, &mantissa[1..]),
+        b'+' => (false, &mantissa[1..]),
+        _ => (false, mantissa),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // value = all_digits * 10^(exponent - frac_len); we want value * 10^scale.
+    let all_digits = format!("{int_part}{frac_part}");
+    let all_digits = all_digits.trim_start_matches('0');
+    let shift = exponent + scale as i32 - frac_part.len() as i32;
+    let magnitude: i128 = if all_digits.is_empty() {
+        0
+    } else if shift >= 0 {
+        if all_digits.len() as i32 + shift > 36 {
+            return None;
+        }
+        all_digits.parse::<i128>().ok()?.checked_mul(10i128.checked_pow(shift as u32)?)?
+    } else {
+        let drop = (-shift) as usize;
+        if drop >= all_digits.len() {
+            // Everything is below one unit: round on the first dropped digit.
+            let first = if drop == all_digits.len() { all_digits.as_bytes()[0] } else { b'0' };
+            i128::from(first >= b'5')
+        } else {
+            let (kept, dropped) = all_digits.split_at(all_digits.len() - drop);
+            if kept.len() > 36 {
+                return None;
+            }
+            kept.parse::<i128>().ok()? + i128::from(dropped.as_bytes()[0] >= b'5')
+        }
+    };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// Epoch seconds as decimal text, exactly, in microseconds.
+pub fn seconds_text_to_micros(text: &str) -> Option<i64> {
+    parse_decimal_scaled(text, 6).and_then(|v| i64::try_from(v).ok())
+}
+
+/// An ISO-8601 date-time (with offset, or naive and taken as UTC) in epoch microseconds.
+pub fn iso_to_micros(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Some(dt.timestamp_micros());
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(dt.and_utc().timestamp_micros());
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| dt.and_utc().timestamp_micros())
+}
+
+/// An event time given as text: epoch seconds (integer or fractional) or ISO-8601.
+pub fn event_time_text_to_micros(text: &str) -> Option<i64> {
+    seconds_text_to_micros(text).or_else(|| iso_to_micros(text))
+}
+
+/// An event time given as a raw JSON value: a number of epoch seconds, or a string holding
+/// epoch seconds or an ISO-8601 date-time.
+pub fn event_time_json_to_micros(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) => event_time_text_to_micros(inner),
+        None => seconds_text_to_micros(raw),
+    }
+}
+
+/// A Kafka envelope timestamp as a raw JSON number: milliseconds, or seconds when below
+/// [`KAFKA_SECONDS_LIMIT`] (the seed files), in epoch microseconds.
+pub fn kafka_timestamp_to_micros(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if raw.starts_with('"') {
+        return event_time_json_to_micros(raw);
+    }
+    let as_seconds_unit = parse_decimal_scaled(raw, 0)?;
+    let micros = if as_seconds_unit.abs() < KAFKA_SECONDS_LIMIT {
+        parse_decimal_scaled(raw, 6)?
+    } else {
+        parse_decimal_scaled(raw, 3)?
+    };
+    i64::try_from(micros).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_text_is_scaled_exactly() {
+        assert_eq!(seconds_text_to_micros("1678451168"), Some(1_678_451_168_000_000));
+        assert_eq!(seconds_text_to_micros("1678451168.0"), Some(1_678_451_168_000_000));
+        assert_eq!(seconds_text_to_micros("1678451168.123456"), Some(1_678_451_168_123_456));
+        assert_eq!(seconds_text_to_micros("1678451168.1234565"), Some(1_678_451_168_123_457));
+        assert_eq!(seconds_text_to_micros("1.6784511681e9"), Some(1_678_451_168_100_000));
+        assert_eq!(seconds_text_to_micros("-1.5"), Some(-1_500_000));
+        assert_eq!(seconds_text_to_micros("0.0000004"), Some(0));
+        assert_eq!(seconds_text_to_micros("0.0000005"), Some(1));
+        assert_eq!(seconds_text_to_micros("abc"), None);
+        assert_eq!(seconds_text_to_micros(""), None);
+        assert_eq!(seconds_text_to_micros("."), None);
+    }
+
+    #[test]
+    fn no_128_second_steps() {
+        // The original notebooks cast through a 32-bit float: 1678524300 became 1678524288.
+        assert_eq!(seconds_text_to_micros("1678524300.0"), Some(1_678_524_300 * MICROS_PER_SECOND));
+    }
+
+    #[test]
+    fn kafka_timestamps_accept_seconds_and_milliseconds() {
+        assert_eq!(kafka_timestamp_to_micros("1678451168"), Some(1_678_451_168_000_000));
+        assert_eq!(kafka_timestamp_to_micros("1678451168123"), Some(1_678_451_168_123_000));
+        assert_eq!(kafka_timestamp_to_micros("99999999999"), Some(99_999_999_999_000_000));
+        assert_eq!(kafka_timestamp_to_micros("100000000000"), Some(100_000_000_000_000));
+    }
+
+    #[test]
+    fn iso_strings_are_accepted() {
+        assert_eq!(event_time_json_to_micros("\"2023-03-11T08:45:00Z\""), Some(1_678_524_300_000_000));
+        assert_eq!(event_time_json_to_micros("\"2023-03-11 08:45:00.5\""), Some(1_678_524_300_500_000));
+        assert_eq!(event_time_json_to_micros("\"2023-03-11T09:45:00+01:00\""), Some(1_678_524_300_000_000));
+        assert_eq!(event_time_json_to_micros("\"1678524300\""), Some(1_678_524_300_000_000));
+        assert_eq!(event_time_json_to_micros("\"yesterday\""), None);
+    }
+}

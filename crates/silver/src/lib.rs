@@ -1,0 +1,323 @@
+//! Silver layer: cleaned, deduplicated, merged entities.
+//!
+//! Each table has one function named after it that turns new upstream rows (and, where the
+//! MERGE needs them, the affected target rows) into a [`MergePlan`] or the rows to insert.
+//! Nothing here reads or writes storage, or looks at a clock: the caller reads the inputs,
+//! passes the "as of" date, and commits the plan.
+//!
+//! | table | key | rule |
+//! |---|---|---|
+//! | `users` | `user_id` | insert only |
+//! | `gym_logs` | `mac_address, gym, login` | a later, greater logout updates the visit |
+//! | `user_profile` | `user_id` | CDC: the latest `updated` wins; an older event never overwrites; a latest `delete` removes |
+//! | `workouts` | `user_id, time` | insert only |
+//! | `heart_rate` | `device_id, time` | insert only, `valid = heartrate > 0` |
+//! | `user_bins` | `user_id` | recomputed from `user_profile` at the as-of date |
+//! | `completed_workouts` | `user_id, workout_id, session_id` | a start joined to its stop within 3 hours |
+//! | `workout_bpm` | `user_id, workout_id, session_id, time` | valid readings of the user's device with start < time <= end |
+
+pub mod age;
+pub mod decode;
+
+use fitlake_config::Layer;
+use fitlake_frame::merge::{anti_join, plan_merge, plan_sync, MergePlan};
+use fitlake_frame::table::{self as t, TableDef};
+use polars::prelude::*;
+
+pub use decode::decode_topic;
+
+/// Errors of the silver layer: bugs or schema mismatches, never bad records.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Polars refused an operation.
+    #[error("polars: {0}")]
+    Polars(#[from] PolarsError),
+    /// The merge planner failed.
+    #[error(transparent)]
+    Frame(#[from] fitlake_frame::Error),
+    /// Decoding payloads failed.
+    #[error(transparent)]
+    Landing(#[from] fitlake_landing::Error),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Table `silver.users`.
+pub const USERS: &str = "users";
+/// Table `silver.gym_logs`.
+pub const GYM_LOGS: &str = "gym_logs";
+/// Table `silver.user_profile`.
+pub const USER_PROFILE: &str = "user_profile";
+/// Table `silver.workouts`.
+pub const WORKOUTS: &str = "workouts";
+/// Table `silver.heart_rate`.
+pub const HEART_RATE: &str = "heart_rate";
+/// Table `silver.user_bins`.
+pub const USER_BINS: &str = "user_bins";
+/// Table `silver.completed_workouts`.
+pub const COMPLETED_WORKOUTS: &str = "completed_workouts";
+/// Table `silver.workout_bpm`.
+pub const WORKOUT_BPM: &str = "workout_bpm";
+
+/// Longest workout session: a stop later than this after its start is not its stop.
+pub const MAX_SESSION_MICROS: i64 = 3 * 3600 * 1_000_000;
+
+/// Every silver table.
+pub fn tables() -> Vec<TableDef> {
+    let session = || vec![t::int64("user_id"), t::int64("workout_id"), t::int64("session_id"), t::timestamp("start_time"), t::timestamp("end_time")];
+    vec![
+        TableDef::new(
+            Layer::Silver,
+            USERS,
+            "One row per registered user and device.",
+            vec![t::int64("user_id"), t::int64("device_id"), t::string("mac_address"), t::timestamp("registration_timestamp")],
+        )
+        .keyed_by(&["user_id"]),
+        TableDef::new(
+            Layer::Silver,
+            GYM_LOGS,
+            "One row per gym visit of a device; logout is the latest seen.",
+            vec![t::string("mac_address"), t::int64("gym"), t::timestamp("login"), t::timestamp_null("logout")],
+        )
+        .keyed_by(&["mac_address", "gym", "login"]),
+        TableDef::new(
+            Layer::Silver,
+            USER_PROFILE,
+            "The current profile of each user (latest change wins).",
+            vec![
+                t::int64("user_id"),
+                t::date("dob"),
+                t::string_null("sex"),
+                t::string_null("gender"),
+                t::string_null("first_name"),
+                t::string_null("last_name"),
+                t::string_null("street_address"),
+                t::string_null("city"),
+                t::string_null("state"),
+                t::int64_null("zip"),
+                t::timestamp("updated"),
+                t::string("update_type"),
+            ],
+        )
+        .keyed_by(&["user_id"]),
+        TableDef::new(
+            Layer::Silver,
+            WORKOUTS,
+            "One row per workout start or stop event.",
+            vec![t::int64("user_id"), t::int64("workout_id"), t::timestamp("time"), t::string("action"), t::int64("session_id")],
+        )
+        .keyed_by(&["user_id", "time"]),
+        TableDef::new(
+            Layer::Silver,
+            HEART_RATE,
+            "One row per heart-rate reading of a device; valid when heartrate > 0.",
+            vec![t::int64("device_id"), t::timestamp("time"), t::float64("heartrate"), t::boolean("valid")],
+        )
+        .keyed_by(&["device_id", "time"]),
+        TableDef::new(
+            Layer::Silver,
+            USER_BINS,
+            "One row per profile: age band at the as-of date, gender, city, state.",
+            vec![t::int64("user_id"), t::string_null("age"), t::string_null("gender"), t::string_null("city"), t::string_null("state")],
+        )
+        .keyed_by(&["user_id"]),
+        TableDef::new(Layer::Silver, COMPLETED_WORKOUTS, "One row per workout session with both its start and its stop.", session())
+            .keyed_by(&["user_id", "workout_id", "session_id"]),
+        TableDef::new(Layer::Silver, WORKOUT_BPM, "One row per valid reading inside a completed session.", {
+            let mut f = session();
+            f.extend([t::timestamp("time"), t::float64("heartrate")]);
+            f
+        })
+        .keyed_by(&["user_id", "workout_id", "session_id", "time"]),
+    ]
+}
+
+fn cols(names: &[&str]) -> Vec<Expr> {
+    names.iter().map(|n| col(*n)).collect()
+}
+
+/// Keeps the first row of each key, in input order.
+fn first_per_key(df: LazyFrame, keys: &[&str]) -> LazyFrame {
+    df.unique_stable(Some(fitlake_frame::by_names(keys)), UniqueKeepStrategy::First)
+}
+
+/// `users`: new registrations, the earliest per user, that are not yet in the table.
+pub fn users(registered_users_bz: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
+    let candidates = first_per_key(
+        registered_users_bz
+            .clone()
+            .lazy()
+            .sort(["registration_timestamp"], SortMultipleOptions::default().with_maintain_order(true))
+            .select(cols(&["user_id", "device_id", "mac_address", "registration_timestamp"])),
+        &["user_id"],
+    )
+    .collect()?;
+    Ok(anti_join(&candidates, existing_keys, &["user_id"])?)
+}
+
+/// `gym_logs`: new login records merged by visit; a visit's logout only ever moves later
+/// (a missing logout never erases a known one).
+pub fn gym_logs(gym_logins_bz: &DataFrame, target: &DataFrame) -> Result<MergePlan> {
+    let keys = ["mac_address", "gym", "login"];
+    let source = gym_logins_bz
+        .clone()
+        .lazy()
+        .group_by_stable(cols(&keys))
+        .agg([col("logout").max()]);
+    let existing = target.clone().lazy().select([
+        col("mac_address"),
+        col("gym"),
+        col("login"),
+        col("logout").alias("target_logout"),
+        lit(true).alias("in_target"),
+    ]);
+    let later_logout = col("logout").is_not_null().and(col("target_logout").is_null().or(col("logout").gt(col("target_logout"))));
+    let upserts = source
+        .join(existing, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Left))
+        .filter(col("in_target").is_null().or(later_logout))
+        .select(cols(&["mac_address", "gym", "login", "logout"]))
+        .collect()?;
+    Ok(plan_merge(target, &upserts, None, &keys)?)
+}
+
+/// Rank of an update type when two events of a user carry the same time: a delete wins.
+fn update_rank() -> Expr {
+    when(col("update_type").eq(lit("delete")))
+        .then(lit(2))
+        .when(col("update_type").eq(lit("update")))
+        .then(lit(1))
+        .otherwise(lit(0))
+        .alias("update_rank")
+}
+
+/// `user_profile`: change events merged per user. Among the new events the latest `updated`
+/// wins; it replaces the current profile only when newer; a winning `delete` removes it.
+pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<(MergePlan, DataFrame)> {
+    let profile_columns = [
+        "user_id", "dob", "sex", "gender", "first_name", "last_name", "street_address", "city", "state", "zip", "updated",
+        "update_type",
+    ];
+    let latest = first_per_key(
+        user_info
+            .clone()
+            .lazy()
+            .with_column(update_rank())
+            .sort(["updated", "update_rank"], SortMultipleOptions::default().with_order_descending(true).with_maintain_order(true)),
+        &["user_id"],
+    )
+    .select(cols(&profile_columns));
+    let existing = target.clone().lazy().select([col("user_id"), col("updated").alias("target_updated")]);
+    let winners = latest
+        .join(existing, [col("user_id")], [col("user_id")], JoinArgs::new(JoinType::Left))
+        .filter(col("target_updated").is_null().or(col("updated").gt(col("target_updated"))))
+        .collect()?;
+    let upserts = winners.clone().lazy().filter(col("update_type").neq(lit("delete"))).select(cols(&profile_columns)).collect()?;
+    let deletes = winners
+        .lazy()
+        .filter(col("update_type").eq(lit("delete")).and(col("target_updated").is_not_null()))
+        .select([col("user_id")])
+        .collect()?;
+    Ok((plan_merge(target, &upserts, Some(&deletes), &["user_id"])?, deletes))
+}
+
+/// `workouts`: new start/stop events, one per user and time, not yet in the table.
+pub fn workouts(workout_events: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
+    let keys = ["user_id", "time"];
+    let fresh = first_per_key(
+        workout_events.clone().lazy().select(cols(&["user_id", "workout_id", "time", "action", "session_id"])),
+        &keys,
+    )
+    .collect()?;
+    Ok(anti_join(&fresh, existing_keys, &keys)?)
+}
+
+/// `heart_rate`: new readings, one per device and time, not yet in the table, with
+/// `valid = heartrate > 0`.
+pub fn heart_rate(readings: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
+    let keys = ["device_id", "time"];
+    let fresh = first_per_key(
+        readings
+            .clone()
+            .lazy()
+            .select([col("device_id"), col("time"), col("heartrate"), col("heartrate").gt(lit(0.0)).alias("valid")]),
+        &keys,
+    )
+    .collect()?;
+    Ok(anti_join(&fresh, existing_keys, &keys)?)
+}
+
+/// `user_bins`: the whole table as it must be for `user_profile` at `as_of`, planned as a
+/// MERGE against the current `target`.
+pub fn user_bins(user_profile: &DataFrame, target: &DataFrame, as_of: chrono::NaiveDate) -> Result<MergePlan> {
+    let ages = age::age_bands(user_profile.column("dob")?, as_of)?;
+    let desired = user_profile
+        .clone()
+        .lazy()
+        .with_column(lit(ages).alias("age"))
+        .select(cols(&["user_id", "age", "gender", "city", "state"]))
+        .sort(["user_id"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(plan_sync(target, &desired, &["user_id"])?)
+}
+
+/// `completed_workouts`: each start joined to its stop (same user, workout and session, stop
+/// after start and less than 3 hours later), for sessions not yet in the table. `workouts`
+/// must hold every event of the sessions to pair: the new events and the stored events within
+/// 3 hours of them.
+pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
+    let keys = ["user_id", "workout_id", "session_id"];
+    let events = workouts.clone().lazy();
+    let starts = events.clone().filter(col("action").eq(lit("start"))).select([
+        col("user_id"),
+        col("workout_id"),
+        col("session_id"),
+        col("time").alias("start_time"),
+    ]);
+    let stops = events.filter(col("action").eq(lit("stop"))).select([
+        col("user_id"),
+        col("workout_id"),
+        col("session_id"),
+        col("time").alias("end_time"),
+    ]);
+    let max_session = lit(MAX_SESSION_MICROS);
+    let paired = starts
+        .join(stops, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Inner))
+        .filter(
+            col("end_time")
+                .gt(col("start_time"))
+                .and(col("end_time").cast(DataType::Int64).lt(col("start_time").cast(DataType::Int64) + max_session)),
+        )
+        .sort(["start_time", "end_time"], SortMultipleOptions::default().with_maintain_order(true));
+    let sessions = first_per_key(paired, &keys)
+        .sort(["start_time", "user_id"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(anti_join(&sessions, existing_keys, &keys)?)
+}
+
+/// `workout_bpm`: the valid readings of each session's user's device with
+/// `start_time < time <= end_time`, not yet in the table. `readings` must hold every reading
+/// of the sessions' devices in the sessions' time span.
+pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
+    let keys = ["user_id", "workout_id", "session_id", "time"];
+    let bpm = sessions
+        .clone()
+        .lazy()
+        .join(
+            users.clone().lazy().select([col("user_id"), col("device_id")]),
+            [col("user_id")],
+            [col("user_id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .join(
+            readings.clone().lazy().filter(col("valid")).select([col("device_id"), col("time"), col("heartrate")]),
+            [col("device_id")],
+            [col("device_id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(col("time").gt(col("start_time")).and(col("time").lt_eq(col("end_time"))))
+        .select(cols(&["user_id", "workout_id", "session_id", "start_time", "end_time", "time", "heartrate"]))
+        .collect()?;
+    Ok(anti_join(&bpm, existing_keys, &keys)?)
+}
