@@ -34,3 +34,26 @@ pub enum Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A stable plain-text rendering of a frame (header line, then one comma-separated line per
+/// row), for snapshots and logs: unlike Polars' table format it does not depend on the
+/// terminal.
+pub fn to_text(df: &polars::prelude::DataFrame) -> String {
+    let mut out = df.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
+    out.push('\n');
+    for i in 0..df.height() {
+        let row: Vec<String> = df
+            .columns()
+            .iter()
+            .map(|c| match c.get(i) {
+                Ok(polars::prelude::AnyValue::Null) => "null".to_string(),
+                Ok(polars::prelude::AnyValue::String(s)) => s.to_string(),
+                Ok(v) => v.to_string(),
+                Err(_) => "?".to_string(),
+            })
+            .collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}

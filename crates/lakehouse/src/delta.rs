@@ -91,9 +91,18 @@ impl Table {
     /// Opens an existing table; a missing one is a "run setup first" error.
     pub async fn open(lakehouse: &Lakehouse, def: &TableDef) -> Result<Table> {
         let url = lakehouse.table_url(def.layer, def.name);
-        let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta_error(def))?;
+        let not_set_up = || Error::NotSetUp { table: def.qualified_name(), location: url.to_string() };
+        if fitlake_config::local_path(&url).is_some_and(|p| !p.join("_delta_log").is_dir()) {
+            return Err(not_set_up());
+        }
+        let table = match DeltaTable::try_from_url(url.clone()).await {
+            Ok(table) => table,
+            Err(DeltaTableError::InvalidTableLocation(_) | DeltaTableError::NotATable(_)) => return Err(not_set_up()),
+            Err(e) if e.to_string().contains("does not exist") => return Err(not_set_up()),
+            Err(e) => return Err(delta_error(def)(e)),
+        };
         if table.version().is_none() {
-            return Err(Error::NotSetUp { table: def.qualified_name(), location: url.to_string() });
+            return Err(not_set_up());
         }
         Ok(Table { def: def.clone(), delta: table })
     }

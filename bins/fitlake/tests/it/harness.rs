@@ -1,0 +1,131 @@
+//! Running the `fitlake` binary on a temporary lakehouse and reading its tables back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fitlake_config::Lakehouse;
+use fitlake_lakehouse::delta::Table;
+use fitlake_lakehouse::steps::all_tables;
+use polars::prelude::*;
+
+/// The as-of date every test runs at, so ages (and snapshots) do not move with the clock.
+pub const AS_OF: &str = "2023-03-15";
+
+/// A lakehouse in a temporary directory.
+pub struct Lake {
+    _dir: tempfile::TempDir,
+    /// Its root.
+    pub root: PathBuf,
+}
+
+impl Lake {
+    /// A fresh, empty lakehouse directory.
+    pub fn new() -> Lake {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("lakehouse");
+        Lake { _dir: dir, root }
+    }
+
+    /// Runs `fitlake --lakehouse ROOT ARGS…` with extra environment variables.
+    pub fn fitlake_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fitlake"));
+        cmd.arg("--lakehouse").arg(&self.root).args(args).env_remove("FITLAKE_FAULT");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run fitlake")
+    }
+
+    /// Runs `fitlake` and asserts it succeeded.
+    pub fn fitlake(&self, args: &[&str]) -> Output {
+        let out = self.fitlake_env(args, &[]);
+        assert!(
+            out.status.success(),
+            "fitlake {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `run --once` at the fixed as-of date.
+    pub fn run_once(&self) -> Output {
+        self.fitlake(&["run", "--once", "--as-of", AS_OF])
+    }
+
+    /// The landing folder of a source.
+    pub fn landing(&self, source: &str) -> PathBuf {
+        self.root.join("unmanaged/data_zone/raw").join(source)
+    }
+
+    fn lakehouse(&self) -> Lakehouse {
+        Lakehouse::from_root(self.root.to_str().expect("utf-8 path"), Path::new("/")).expect("lakehouse")
+    }
+
+    /// Every table's version and row count.
+    pub fn versions_and_counts(&self) -> BTreeMap<String, (i64, u64)> {
+        block_on(async {
+            let mut out = BTreeMap::new();
+            for def in all_tables() {
+                let table = Table::open(&self.lakehouse(), &def).await.expect("open table");
+                out.insert(def.name.to_string(), (table.version(), table.row_count().expect("row count")));
+            }
+            out
+        })
+    }
+
+    /// Row counts by table name.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.versions_and_counts().into_iter().map(|(k, (_, n))| (k, n)).collect()
+    }
+
+    /// A table's rows sorted by every column, without `load_time` (which differs between runs)
+    /// and with floats rounded to 9 decimals (sums over differently split files may differ in
+    /// the last bit).
+    pub fn table(&self, name: &str) -> DataFrame {
+        let def = all_tables().into_iter().find(|t| t.name == name).expect("known table");
+        let df = block_on(async { Table::open(&self.lakehouse(), &def).await.expect("open").read_all(false).await.expect("read") });
+        let keep: Vec<Expr> = df
+            .columns()
+            .iter()
+            .filter(|c| c.name() != "load_time")
+            .map(|c| match c.dtype() {
+                DataType::Float64 => col(c.name().clone()).round(9, RoundMode::HalfAwayFromZero),
+                _ => col(c.name().clone()),
+            })
+            .collect();
+        let names: Vec<PlSmallStr> = df.get_column_names().into_iter().filter(|n| n.as_str() != "load_time").cloned().collect();
+        df.lazy().select(keep).sort(names, SortMultipleOptions::default()).collect().expect("sort")
+    }
+
+    /// Every table, as [`Lake::table`] gives it.
+    pub fn all_tables(&self) -> BTreeMap<String, DataFrame> {
+        all_tables().into_iter().map(|d| (d.name.to_string(), self.table(d.name))).collect()
+    }
+}
+
+/// Runs a future to completion on a fresh runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+/// The repository's `testdata/` folder.
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// Asserts two sets of tables are equal row for row, naming the first that differs.
+pub fn assert_same_tables(expected: &BTreeMap<String, DataFrame>, actual: &BTreeMap<String, DataFrame>, context: &str) {
+    for (name, want) in expected {
+        let got = &actual[name];
+        assert!(
+            want.equals_missing(got),
+            "{context}: table {name} differs\nexpected ({} rows):\n{}\nactual ({} rows):\n{}",
+            want.height(),
+            want.head(Some(10)),
+            got.height(),
+            got.head(Some(10))
+        );
+    }
+}

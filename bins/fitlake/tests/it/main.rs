@@ -1,0 +1,245 @@
+//! End-to-end tests of the `fitlake` binary on local Delta tables.
+
+mod expected;
+mod harness;
+
+use std::collections::BTreeMap;
+
+use harness::{assert_same_tables, testdata, Lake};
+
+
+const ORIGINAL_TABLES: [&str; 11] = [
+    "registered_users_bz",
+    "gym_logins_bz",
+    "user_info",
+    "workout",
+    "users",
+    "gym_logs",
+    "user_profile",
+    "workouts",
+    "user_bins",
+    "completed_workouts",
+    "gym_summary",
+];
+
+/// The counts the original batch test checks, multiplex topics counted from bronze.
+fn original_counts(lake: &Lake) -> Vec<u64> {
+    let multiplex = lake.table("kafka_multiplex_bz");
+    let topic = |t: &str| {
+        multiplex.column("topic").expect("topic").str().expect("str").iter().filter(|v| *v == Some(t)).count() as u64
+    };
+    let counts = lake.counts();
+    ORIGINAL_TABLES
+        .iter()
+        .map(|n| match *n {
+            "user_info" | "workout" => topic(n),
+            other => counts[other],
+        })
+        .collect()
+}
+
+fn bpm_counts_of(lake: &Lake) -> expected::BpmCounts {
+    let multiplex = lake.table("kafka_multiplex_bz");
+    let bpm = multiplex.column("topic").expect("topic").str().expect("str").iter().filter(|v| *v == Some("bpm")).count();
+    let c = lake.counts();
+    expected::BpmCounts {
+        multiplex_bpm: bpm as u64,
+        heart_rate: c["heart_rate"],
+        workout_bpm: c["workout_bpm"],
+        workout_bpm_summary: c["workout_bpm_summary"],
+    }
+}
+
+#[test]
+fn original_batch_test() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    assert_eq!(lake.counts()["date_lookup"], 365);
+
+    lake.fitlake(&["produce", "--set", "1"]);
+    let out = lake.run_once();
+    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("fitlake-run: ok steps=13 ")));
+    assert_eq!(original_counts(&lake), vec![5, 8, 7, 16, 5, 8, 5, 16, 5, 8, 8]);
+    let landing = lake.landing("kafka_multiplex_bz");
+    let want = expected::bpm_counts(&testdata(), &landing, 1);
+    assert!(want.workout_bpm > 0 && want.heart_rate > want.workout_bpm, "derivation found readings: {want:?}");
+    assert_eq!(bpm_counts_of(&lake), want);
+
+    lake.fitlake(&["produce", "--set", "2"]);
+    lake.run_once();
+    assert_eq!(original_counts(&lake), vec![10, 16, 13, 32, 10, 16, 10, 32, 10, 16, 16]);
+    assert_eq!(bpm_counts_of(&lake), expected::bpm_counts(&testdata(), &landing, 2));
+
+    insta::assert_snapshot!("gold_gym_summary_after_set_2", fitlake_frame::to_text(&lake.table("gym_summary")));
+    insta::assert_snapshot!("gold_workout_bpm_summary_after_set_2", fitlake_frame::to_text(&lake.table("workout_bpm_summary")));
+}
+
+#[test]
+fn exact_times_no_float32_rounding() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    lake.fitlake(&["produce", "--set", "1"]);
+    lake.run_once();
+    let text = fitlake_frame::to_text(&lake.table("gym_summary"));
+    // mac 57:24:ac:8c:75:ea, gym 1, session 1: 75.0 minutes in gym, 65.0 exercising (the
+    // original's 66.13 came from its 32-bit float cast).
+    assert!(
+        text.lines().any(|l| l.contains(",1,57:24:ac:8c:75:ea,") && l.contains(",1,1,75.0,65.0")),
+        "gym_summary:\n{text}"
+    );
+}
+
+#[test]
+fn rerun_with_nothing_new_changes_nothing() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    lake.fitlake(&["produce", "--set", "1"]);
+    lake.run_once();
+    let before = lake.versions_and_counts();
+    let out = lake.run_once();
+    assert_eq!(lake.versions_and_counts(), before, "a rerun committed something");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rows_written=0"));
+    // Setup again is idempotent too.
+    lake.fitlake(&["setup"]);
+    assert_eq!(lake.versions_and_counts(), before, "a second setup committed something");
+}
+
+fn reference_run() -> BTreeMap<String, polars::prelude::DataFrame> {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    lake.fitlake(&["produce", "--set", "1"]);
+    lake.run_once();
+    lake.fitlake(&["produce", "--set", "2"]);
+    lake.run_once();
+    lake.all_tables()
+}
+
+#[test]
+fn killed_runs_then_rerun_equal_an_uninterrupted_run() {
+    let reference = reference_run();
+    // Each scenario: faults for the runs after set 1, then a clean run after set 2.
+    let scenarios: [&[&str]; 10] = [
+        &["after-plan:kafka_multiplex_bz"],
+        &["after-write:kafka_multiplex_bz"],
+        &["after-commit:kafka_multiplex_bz"],
+        &["after-write:registered_users_bz", "after-write:heart_rate"],
+        &["after-commit:heart_rate"],
+        &["after-write:user_profile", "after-commit:user_bins"],
+        &["after-write:completed_workouts"],
+        &["after-commit:workout_bpm", "after-write:workout_bpm_summary"],
+        &["after-write:gym_summary"],
+        &["after-plan:gym_logins_bz", "after-commit:gym_logs", "after-commit:workout_bpm_summary"],
+    ];
+    for faults in scenarios {
+        let lake = Lake::new();
+        lake.fitlake(&["setup"]);
+        lake.fitlake(&["produce", "--set", "1"]);
+        for fault in faults {
+            let out = lake.fitlake_env(&["run", "--once", "--as-of", harness::AS_OF], &[("FITLAKE_FAULT", fault)]);
+            assert!(!out.status.success(), "fault {fault} did not stop the run");
+            assert!(String::from_utf8_lossy(&out.stderr).contains("injected fault"), "fault {fault} not reached");
+        }
+        lake.fitlake(&["produce", "--set", "2"]);
+        lake.run_once();
+        assert_same_tables(&reference, &lake.all_tables(), &format!("after faults {faults:?}"));
+    }
+}
+
+#[test]
+fn bad_records_are_quarantined_and_the_run_goes_on() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    std::fs::write(
+        lake.landing("registered_users_bz").join("bad_users.csv"),
+        "user_id,device_id,mac_address,registration_timestamp\n\
+         1,10,aa:bb,1678451168\n\
+         \n\
+         x,11,cc:dd,1678451168\n\
+         3,12,ee:ff\n\
+         4,13,gg:hh,yesterday\n\
+         5,14,ii:jj,2023-03-10T12:00:00Z\n",
+    )
+    .expect("write");
+    std::fs::write(
+        lake.landing("kafka_multiplex_bz").join("bad_events.json"),
+        concat!(
+            r#"{"key":"1","value":"{\"device_id\": 10, \"time\": 1678451170.5, \"heartrate\": 80.0}","topic":"bpm","partition":0,"offset":1,"timestamp":1678451170500}"#,
+            "\n\n",
+            "{not json\n",
+            r#"{"key":"1","value":"{}","topic":"weather","partition":0,"offset":2,"timestamp":1678451170}"#,
+            "\n",
+            r#"{"key":"1","value":"{\"device_id\": 10, \"time\": 1678451171, \"heartrate\": \"high\"}","topic":"bpm","partition":0,"offset":3,"timestamp":1678451171}"#,
+            "\n",
+            r#"{"key":"1","value":"{\"user_id\": 1, \"workout_id\": 1, \"action\": \"start\", \"session_id\": 1}","topic":"workout","partition":0,"offset":4,"timestamp":1678451171}"#,
+            "\n",
+            r#"{"key":"1","value":"{\"user_id\": 1, \"update_type\": \"new\", \"timestamp\": 1678451168, \"dob\": \"13/45/1990\"}","topic":"user_info","partition":0,"offset":5,"timestamp":1678451168}"#,
+            "\n",
+            r#"{"key":"1","value":"{\"device_id\": 10, \"time\": \"2023-03-10T12:30:00Z\", \"heartrate\": -1}","topic":"bpm","partition":0,"offset":6,"timestamp":"2023-03-10T12:30:00Z"}"#,
+            "\n"
+        ),
+    )
+    .expect("write");
+    let out = lake.fitlake(&["run", "--once", "--as-of", harness::AS_OF, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let quarantined: u64 = report["steps"].as_array().expect("steps").iter().map(|s| s["quarantined"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(quarantined, 8);
+    let counts = lake.counts();
+    assert_eq!(counts["registered_users_bz"], 2);
+    assert_eq!(counts["users"], 2);
+    assert_eq!(counts["heart_rate"], 2);
+    assert_eq!(counts["quarantine"], 8);
+    let quarantine = lake.table("quarantine");
+    insta::assert_snapshot!("quarantine_reasons", fitlake_frame::to_text(&quarantine));
+}
+
+#[test]
+fn missing_landing_is_nothing_new_and_bad_roots_fail_clearly() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    std::fs::remove_dir_all(lake.landing("kafka_multiplex_bz")).expect("remove landing");
+    let out = lake.run_once();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rows_read=0"));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").expect("write");
+    let root = file.join("lakehouse");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitlake"))
+        .args(["--lakehouse", root.to_str().expect("utf-8"), "setup"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not-a-dir"), "error does not name the path: {stderr}");
+
+    let out = lake.fitlake_env(&["run", "--once", "--as-of", "2023-13-45"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
+
+    let out = lake.fitlake_env(&["run"], &[]);
+    assert_eq!(out.status.code(), Some(2), "run without --once must say what to pass");
+
+    let fresh = Lake::new();
+    let out = fresh.fitlake_env(&["run", "--once"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fitlake setup"), "a missing table must point to setup");
+}
+
+#[test]
+fn per_layer_binaries_build_the_same_tables() {
+    let reference = reference_run();
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let root = lake.root.to_str().expect("utf-8").to_string();
+    for set in ["1", "2"] {
+        lake.fitlake(&["produce", "--set", set]);
+        for bin in [env!("CARGO_BIN_EXE_fitlake-bronze"), env!("CARGO_BIN_EXE_fitlake-silver"), env!("CARGO_BIN_EXE_fitlake-gold")] {
+            let out = std::process::Command::new(bin)
+                .args(["--lakehouse", &root, "--once", "--as-of", harness::AS_OF, "--quiet"])
+                .output()
+                .expect("run layer");
+            assert!(out.status.success(), "{bin}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    assert_same_tables(&reference, &lake.all_tables(), "per-layer binaries");
+}
