@@ -47,8 +47,7 @@ pub fn to_text(df: &polars::prelude::DataFrame) -> String {
             .iter()
             .map(|c| match c.get(i) {
                 Ok(polars::prelude::AnyValue::Null) => "null".to_string(),
-                Ok(polars::prelude::AnyValue::String(s)) => s.to_string(),
-                Ok(v) => v.to_string(),
+                Ok(v) => v.get_str().map_or_else(|| v.to_string(), str::to_string),
                 Err(_) => "?".to_string(),
             })
             .collect();

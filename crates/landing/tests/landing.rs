@@ -1,0 +1,101 @@
+//! Landing schemas on small, messy inputs.
+
+use chrono::NaiveDate;
+use fitlake_frame::to_text;
+use fitlake_landing::calendar::{calendar_frame, generate_calendar, parse_date_lookup};
+use fitlake_landing::csv::{parse_gym_logins, parse_registered_users};
+use fitlake_landing::multiplex::parse_kafka_multiplex;
+use fitlake_landing::synthetic::{generate, write_bpm_envelopes, Synthetic, Visit};
+use fitlake_landing::Quarantined;
+
+fn seed(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../../testdata/seed-sets/{name}", env!("CARGO_MANIFEST_DIR"))).expect("seed file")
+}
+
+fn quarantine_text(q: &[Quarantined]) -> String {
+    q.iter().map(|q| format!("{}:{}: {} <- {}\n", q.source_file, q.line, q.reason, q.raw)).collect()
+}
+
+#[test]
+fn generated_calendar_equals_the_seed_calendar() {
+    let (seeded, bad) = parse_date_lookup(&seed("6-date-lookup.json"), "6-date-lookup.json");
+    assert!(bad.is_empty());
+    assert_eq!(seeded.len(), 365);
+    let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).expect("date");
+    let generated = generate_calendar(d(2023, 1, 1), d(2023, 12, 31)).expect("calendar");
+    assert_eq!(generated, seeded);
+    // Beyond the seed: 2024 starts on a Monday, so its first week has six days.
+    let next = generate_calendar(d(2023, 12, 30), d(2024, 1, 8)).expect("calendar");
+    insta::assert_snapshot!(to_text(&calendar_frame(&next).expect("frame")));
+}
+
+#[test]
+fn registered_users_skip_blanks_and_quarantine_bad_rows() {
+    let text = "user_id,device_id,mac_address,registration_timestamp\r\n\
+                12474,118440,4c:c5:9f:cb:13:bd,1678451168\n\
+                \n\
+                12140,141687,ae:ec:f6:48:ca:f7,1678451529.25\n\
+                oops,1,aa,1678451529\n\
+                1,2,,1678451529\n\
+                3,4,bb,2023-03-10 12:00:00\n";
+    let parsed = parse_registered_users(text, "users.csv").expect("parse");
+    insta::assert_snapshot!(format!("{}\n{}", to_text(&parsed.rows), quarantine_text(&parsed.quarantined)));
+}
+
+#[test]
+fn gym_logins_accept_open_visits_and_refuse_backwards_ones() {
+    let text = "login,logout,gym,mac_address\n1678521600,1678526100,5,4c:c5:9f:cb:13:bd\n1678522500,,1,ae:ec\n1678522500,1678520000,3,36:1f\n";
+    let parsed = parse_gym_logins(text, "logins.csv").expect("parse");
+    insta::assert_snapshot!(format!("{}\n{}", to_text(&parsed.rows), quarantine_text(&parsed.quarantined)));
+}
+
+#[test]
+fn a_header_without_a_required_column_quarantines_the_file() {
+    let parsed = parse_gym_logins("mac,gym,login,logout\na,1,2,3\n", "f.csv").expect("parse");
+    assert_eq!(parsed.rows.height(), 0);
+    assert_eq!(parsed.quarantined.len(), 2);
+    assert!(parsed.quarantined[0].reason.contains("mac_address"));
+}
+
+#[test]
+fn multiplex_seed_file_parses_with_seconds_timestamps() {
+    for threads in [1, 2, 3] {
+        let parsed = parse_kafka_multiplex(&seed("2-user_info_1.json"), "2-user_info_1.json", threads).expect("parse");
+        assert_eq!(parsed.rows.height(), 7, "threads {threads}");
+        assert!(parsed.quarantined.is_empty());
+        insta::assert_snapshot!("user_info_1", to_text(&parsed.rows.drop("value").expect("drop")));
+    }
+}
+
+#[test]
+fn multiplex_quarantines_with_line_numbers_on_any_thread_count() {
+    let good = r#"{"key":"1","value":"{\"device_id\": 1, \"time\": 1678451170.5, \"heartrate\": 80}","topic":"bpm","partition":0,"offset":1,"timestamp":1678451170500}"#;
+    let text = format!("{good}\n\n{{bad\n{good}\n{}\n\n", good.replace("bpm", "nope"));
+    for threads in [1, 2, 4] {
+        let parsed = parse_kafka_multiplex(&text, "m.json", threads).expect("parse");
+        assert_eq!(parsed.rows.height(), 2);
+        insta::assert_snapshot!("multiplex_quarantine", quarantine_text(&parsed.quarantined));
+    }
+}
+
+#[test]
+fn bpm_generation_is_deterministic_and_one_reading_per_second() {
+    let visits = [Visit { device_id: 7, login: 1_678_524_000, logout: 1_678_524_060 }];
+    let (mut a, mut b) = (String::new(), String::new());
+    let next = write_bpm_envelopes(&visits, 1, 100, &mut a);
+    write_bpm_envelopes(&visits, 1, 100, &mut b);
+    assert_eq!(a, b);
+    assert_eq!(next, 160);
+    let parsed = parse_kafka_multiplex(&a, "bpm.json", 2).expect("parse");
+    assert_eq!(parsed.rows.height(), 60);
+    assert!(parsed.quarantined.is_empty());
+
+    let options = Synthetic { users: 3, days: 2, seed: 9, start: NaiveDate::from_ymd_opt(2023, 3, 13).expect("date") };
+    let set = generate(options).expect("generate");
+    assert_eq!(set.visits.len(), 6);
+    assert_eq!(generate(options).expect("generate").events_jsonl, set.events_jsonl);
+    let events = parse_kafka_multiplex(&set.events_jsonl, "events.json", 2).expect("parse");
+    assert!(events.quarantined.is_empty(), "{:?}", events.quarantined);
+    assert_eq!(parse_registered_users(&set.registered_users_csv, "u.csv").expect("parse").rows.height(), 3);
+    assert_eq!(parse_gym_logins(&set.gym_logins_csv, "g.csv").expect("parse").rows.height(), 6);
+}
