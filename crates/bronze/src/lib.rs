@@ -136,7 +136,10 @@ pub fn kafka_multiplex_bz(
     source_file: &str,
 ) -> Result<DataFrame> {
     let with_date = envelopes.clone().lazy().with_column(col("timestamp").dt().date().alias("date"));
-    let lookup = complete_lookup(&with_date.clone().select([col("date")]).unique(None, UniqueKeepStrategy::Any).collect()?, date_lookup)?;
+    let lookup = complete_lookup(
+        &with_date.clone().select([col("date")]).unique(None, UniqueKeepStrategy::Any).collect()?,
+        date_lookup,
+    )?;
     Ok(with_date
         .join(lookup.lazy(), [col("date")], [col("date")], JoinArgs::new(JoinType::Left))
         .with_columns([load_time_expr(load_time_micros), lit(source_file.to_string()).alias("source_file")])

@@ -17,7 +17,9 @@ fn multiplex_rows_get_date_and_week_part_even_past_the_calendar() {
     let envelopes = parse_kafka_multiplex(text, "m.json", 1).expect("parse").rows;
     let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
     // The loaded calendar covers 2023 only; 2024-01-01 comes from the calendar rules.
-    let lookup = calendar_frame(&generate_calendar(d("2023-01-01"), d("2023-12-31")).expect("calendar")).expect("frame");
-    let rows = fitlake_bronze::kafka_multiplex_bz(&envelopes, &lookup, 1_700_000_000_000_000, "m.json").expect("bronze");
+    let lookup =
+        calendar_frame(&generate_calendar(d("2023-01-01"), d("2023-12-31")).expect("calendar")).expect("frame");
+    let rows =
+        fitlake_bronze::kafka_multiplex_bz(&envelopes, &lookup, 1_700_000_000_000_000, "m.json").expect("bronze");
     insta::assert_snapshot!(to_text(&rows.drop("value").expect("drop")));
 }

@@ -128,16 +128,12 @@ impl Lakehouse {
 
     /// The landing folder of one source (named after the bronze table it feeds).
     pub fn landing_url(&self, source: &str) -> Url {
-        self.unmanaged
-            .join(&format!("data_zone/raw/{source}/"))
-            .unwrap_or_else(|_| self.unmanaged.clone())
+        self.unmanaged.join(&format!("data_zone/raw/{source}/")).unwrap_or_else(|_| self.unmanaged.clone())
     }
 
     /// The checkpoint zone: progress logs of incremental steps whose source is not a Delta table.
     pub fn checkpoint_url(&self, step: &str) -> Url {
-        self.unmanaged
-            .join(&format!("checkpoint_zone/{step}/"))
-            .unwrap_or_else(|_| self.unmanaged.clone())
+        self.unmanaged.join(&format!("checkpoint_zone/{step}/")).unwrap_or_else(|_| self.unmanaged.clone())
     }
 
     /// True when every root is on the local file system.
@@ -152,18 +148,13 @@ pub fn local_path(url: &Url) -> Option<PathBuf> {
 }
 
 fn join_dir(root: &Url, dir: &str) -> Result<Url> {
-    root.join(&format!("{dir}/")).map_err(|e| ConfigError::InvalidLocation {
-        value: root.to_string(),
-        reason: e.to_string(),
-    })
+    root.join(&format!("{dir}/"))
+        .map_err(|e| ConfigError::InvalidLocation { value: root.to_string(), reason: e.to_string() })
 }
 
 /// Parses a location as a directory URL (always ending in `/`).
 fn parse_location(value: &str, base_dir: &Path) -> Result<Url> {
-    let invalid = |reason: &str| ConfigError::InvalidLocation {
-        value: value.to_string(),
-        reason: reason.to_string(),
-    };
+    let invalid = |reason: &str| ConfigError::InvalidLocation { value: value.to_string(), reason: reason.to_string() };
     if value.trim().is_empty() {
         return Err(invalid("empty; give a directory such as ./lakehouse"));
     }
@@ -184,7 +175,9 @@ fn parse_location(value: &str, base_dir: &Path) -> Result<Url> {
         Url::from_directory_path(&abs).map_err(|()| invalid("not an absolute path after resolving"))?
     };
     if url.scheme() == "abfss" && url.host_str().is_none_or(|h| !h.contains('@') && url.username().is_empty()) {
-        return Err(invalid("abfss URLs name container and account: abfss://container@account.dfs.core.windows.net/path"));
+        return Err(invalid(
+            "abfss URLs name container and account: abfss://container@account.dfs.core.windows.net/path",
+        ));
     }
     if !url.path().ends_with('/') {
         let p = format!("{}/", url.path());
@@ -210,10 +203,8 @@ fn normalize(path: &Path) -> PathBuf {
 
 /// Parses an ISO date option such as `--as-of 2023-03-15`.
 pub fn parse_date(option: &'static str, value: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| ConfigError::InvalidDate {
-        option,
-        value: value.to_string(),
-    })
+    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .map_err(|_| ConfigError::InvalidDate { option, value: value.to_string() })
 }
 
 /// Parses a duration option such as `--trigger 5s` (units: ms, s, m, h).

@@ -43,7 +43,8 @@ pub fn to_record_batches(df: &DataFrame, schema: &SchemaRef) -> Result<Vec<Recor
             rows.get_or_insert(array.len());
             columns.push(array);
         }
-        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.unwrap_or_else(|| chunk_len(&df, chunk))));
+        let options =
+            arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.unwrap_or_else(|| chunk_len(&df, chunk))));
         batches.push(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?);
     }
     Ok(batches.into_iter().filter(|b| b.num_rows() > 0 || n_chunks == 1).collect())

@@ -42,14 +42,16 @@ impl MergePlan {
 /// - `upserts`: rows that must be in the table afterwards, at most one per key (already
 ///   resolved: a row that must not overwrite its target is simply not here).
 /// - `deletes`: keys whose rows must be gone afterwards.
-pub fn plan_merge(target: &DataFrame, upserts: &DataFrame, deletes: Option<&DataFrame>, keys: &[&str]) -> Result<MergePlan> {
+pub fn plan_merge(
+    target: &DataFrame,
+    upserts: &DataFrame,
+    deletes: Option<&DataFrame>,
+    keys: &[&str],
+) -> Result<MergePlan> {
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     let upsert_keys = upserts.clone().lazy().select(key_cols.clone());
     let changed_keys = match deletes {
-        Some(d) => concat(
-            [upsert_keys, d.clone().lazy().select(key_cols.clone())],
-            UnionArgs::default(),
-        )?,
+        Some(d) => concat([upsert_keys, d.clone().lazy().select(key_cols.clone())], UnionArgs::default())?,
         None => upsert_keys,
     }
     .unique(None, UniqueKeepStrategy::Any);
@@ -59,46 +61,30 @@ pub fn plan_merge(target: &DataFrame, upserts: &DataFrame, deletes: Option<&Data
     };
 
     let touched = semi(target.clone().lazy(), changed_keys.clone(), JoinType::Semi).collect()?;
-    let files_to_remove: Vec<String> = touched
-        .column(FILE_COLUMN)?
-        .str()?
-        .unique()?
-        .sort(false)
-        .iter()
-        .flatten()
-        .map(str::to_string)
-        .collect();
+    let files_to_remove: Vec<String> =
+        touched.column(FILE_COLUMN)?.str()?.unique()?.sort(false).iter().flatten().map(str::to_string).collect();
 
     let updated = semi(upserts.clone().lazy(), target.clone().lazy().select(key_cols.clone()), JoinType::Semi)
         .collect()?
         .height();
     let deleted = match deletes {
-        Some(d) => semi(touched.clone().lazy(), d.clone().lazy().select(key_cols.clone()), JoinType::Semi)
-            .collect()?
-            .height(),
+        Some(d) => {
+            semi(touched.clone().lazy(), d.clone().lazy().select(key_cols.clone()), JoinType::Semi).collect()?.height()
+        }
         None => 0,
     };
 
     let columns: Vec<Expr> = upserts.get_column_names().into_iter().map(|c| col(c.clone())).collect();
     let removed_files = Series::new(FILE_COLUMN.into(), files_to_remove.clone());
     let survivors = semi(
-        target
-            .clone()
-            .lazy()
-            .filter(col(FILE_COLUMN).is_in(lit(removed_files).implode(false), false)),
+        target.clone().lazy().filter(col(FILE_COLUMN).is_in(lit(removed_files).implode(false), false)),
         changed_keys,
         JoinType::Anti,
     )
     .select(columns.clone());
     let rows_to_add = concat([survivors, upserts.clone().lazy().select(columns)], UnionArgs::default())?.collect()?;
 
-    Ok(MergePlan {
-        rows_to_add,
-        files_to_remove,
-        inserted: upserts.height() - updated,
-        updated,
-        deleted,
-    })
+    Ok(MergePlan { rows_to_add, files_to_remove, inserted: upserts.height() - updated, updated, deleted })
 }
 
 /// The rows of `source` whose key is not in `target_keys`: an insert-only MERGE's new rows.

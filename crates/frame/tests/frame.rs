@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use arrow::datatypes::Schema;
 use fitlake_frame::table::{boolean, date, float64, int32, int64, string_null, timestamp};
 use fitlake_frame::{from_record_batches, plan_merge, to_record_batches, to_text, FILE_COLUMN};
@@ -63,7 +66,8 @@ fn merge_rewrites_only_files_with_changed_keys() {
         ],
     )
     .expect("target");
-    let upserts = DataFrame::new(2, vec![Column::new("k".into(), [2i64, 5]), Column::new("v".into(), ["B", "e"])]).expect("upserts");
+    let upserts = DataFrame::new(2, vec![Column::new("k".into(), [2i64, 5]), Column::new("v".into(), ["B", "e"])])
+        .expect("upserts");
     let deletes = DataFrame::new(1, vec![Column::new("k".into(), [4i64])]).expect("deletes");
     let plan = plan_merge(&target, &upserts, Some(&deletes), &["k"]).expect("plan");
     let rows = plan.rows_to_add.sort(["k"], SortMultipleOptions::default()).expect("sort");

@@ -140,7 +140,12 @@ fn minutes_between(end: &str, start: &str) -> Expr {
 
 /// `gym_summary`: every visit joined to the sessions its device's user started during it
 /// (`login <= start_time <= logout`), planned as a sync of the whole table.
-pub fn gym_summary(gym_logs: &DataFrame, completed_workouts: &DataFrame, users: &DataFrame, target: &DataFrame) -> Result<MergePlan> {
+pub fn gym_summary(
+    gym_logs: &DataFrame,
+    completed_workouts: &DataFrame,
+    users: &DataFrame,
+    target: &DataFrame,
+) -> Result<MergePlan> {
     let sessions = completed_workouts.clone().lazy().join(
         users.clone().lazy().select([col("user_id"), col("mac_address")]),
         [col("user_id")],

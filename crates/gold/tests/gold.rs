@@ -70,7 +70,8 @@ fn gym_summary_joins_sessions_started_during_the_visit() {
         ts("start_time", &[1_678_524_300, 1_678_563_120, 1_678_527_001]),
         ts("end_time", &[1_678_528_200, 1_678_566_900, 1_678_528_000]),
     ]);
-    let users = frame(vec![Column::new("user_id".into(), [10i64, 20]), Column::new("mac_address".into(), ["m1", "m2"])]);
+    let users =
+        frame(vec![Column::new("user_id".into(), [10i64, 20]), Column::new("mac_address".into(), ["m1", "m2"])]);
     let empty = frame(vec![
         Column::new("date".into(), Vec::<i32>::new()).cast(&DataType::Date).expect("date"),
         Column::new("gym".into(), Vec::<i64>::new()),

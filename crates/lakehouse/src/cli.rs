@@ -45,7 +45,11 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "fitlake", version, about = "The fitness lakehouse: landing -> bronze -> silver -> gold on Delta tables.")]
+#[command(
+    name = "fitlake",
+    version,
+    about = "The fitness lakehouse: landing -> bronze -> silver -> gold on Delta tables."
+)]
 struct FitlakeCli {
     #[command(flatten)]
     global: Global,
@@ -172,13 +176,15 @@ pub fn main_fitlake() -> ExitCode {
 /// Entry point of a per-layer binary.
 pub fn main_layer(layer: Layer) -> ExitCode {
     let cli = LayerCli::parse();
-    finish(runtime().and_then(|rt| rt.block_on(async {
-        let ctx = context(&cli.global, &cli.run)?;
-        require_once(&cli.run)?;
-        let report = crate::run::run_once(&ctx, &[layer]).await?;
-        print_report(&cli.global, &report);
-        Ok(())
-    })))
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            let ctx = context(&cli.global, &cli.run)?;
+            require_once(&cli.run)?;
+            let report = crate::run::run_once(&ctx, &[layer]).await?;
+            print_report(&cli.global, &report);
+            Ok(())
+        })
+    }))
 }
 
 fn lakehouse(global: &Global) -> Result<Lakehouse> {
@@ -213,7 +219,9 @@ fn require_once(run: &RunArgs) -> Result<()> {
     if run.once {
         Ok(())
     } else {
-        Err(Error::Config("pass --once to process everything new and exit (streaming mode is not available yet)".into()))
+        Err(Error::Config(
+            "pass --once to process everything new and exit (streaming mode is not available yet)".into(),
+        ))
     }
 }
 
@@ -238,7 +246,9 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
         Command::Setup { calendar_from, calendar_to } => {
             let ctx = context(global, &default_run_args())?;
             let calendar = match (calendar_from, calendar_to) {
-                (Some(from), Some(to)) => Some((parse_date("--calendar-from", &from)?, parse_date("--calendar-to", &to)?)),
+                (Some(from), Some(to)) => {
+                    Some((parse_date("--calendar-from", &from)?, parse_date("--calendar-to", &to)?))
+                }
                 _ => None,
             };
             if let Some((from, to)) = calendar {
@@ -256,7 +266,8 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             } else if generate {
                 let start: NaiveDate = parse_date("--start", &start)?;
                 let options = Synthetic { users: users.unwrap_or(0), days: days.unwrap_or(0), seed, start };
-                let (files, readings) = crate::produce::produce_synthetic(&lakehouse, options, readings_per_file.max(1)).await?;
+                let (files, readings) =
+                    crate::produce::produce_synthetic(&lakehouse, options, readings_per_file.max(1)).await?;
                 if !global.quiet {
                     eprintln!("fitlake: generated {readings} BPM readings");
                 }
@@ -274,7 +285,8 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
         Command::Run { run, layer } => {
             require_once(&run)?;
             let ctx = context(global, &run)?;
-            let layers: Vec<Layer> = if layer.is_empty() { Layer::ALL.to_vec() } else { layer.into_iter().map(Layer::from).collect() };
+            let layers: Vec<Layer> =
+                if layer.is_empty() { Layer::ALL.to_vec() } else { layer.into_iter().map(Layer::from).collect() };
             let report = crate::run::run_once(&ctx, &layers).await?;
             print_report(global, &report);
         }

@@ -13,10 +13,10 @@ use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path};
-use object_store::ObjectStoreExt;
 use fitlake_config::Lakehouse;
 use fitlake_frame::{from_record_batches, to_record_batches, TableDef, FILE_COLUMN};
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
 use polars::prelude::*;
 
 use crate::fault;
@@ -120,10 +120,7 @@ impl Table {
     /// The last version a step recorded under `app_id` in this table, if any.
     pub async fn progress(&self, app_id: &str) -> Result<Option<i64>> {
         let state = self.delta.snapshot().map_err(delta_error(&self.def))?;
-        state
-            .transaction_version(self.delta.log_store().as_ref(), app_id)
-            .await
-            .map_err(delta_error(&self.def))
+        state.transaction_version(self.delta.log_store().as_ref(), app_id).await.map_err(delta_error(&self.def))
     }
 
     /// The active data files, with the range of `stats_column` (an integer or timestamp column)
@@ -132,7 +129,8 @@ impl Table {
         let state = self.delta.snapshot().map_err(delta_error(&self.def))?;
         let actions = state.add_actions_table(true).map_err(delta_error(&self.def))?;
         let index = from_record_batches(&actions.schema(), std::slice::from_ref(&actions))?;
-        let paths: Vec<String> = index.column("path")?.str()?.iter().map(|p| p.unwrap_or_default().to_string()).collect();
+        let paths: Vec<String> =
+            index.column("path")?.str()?.iter().map(|p| p.unwrap_or_default().to_string()).collect();
         let sizes: Vec<i64> = index.column("size_bytes")?.i64()?.iter().map(|s| s.unwrap_or(0)).collect();
         let mut partitions: Vec<HashMap<String, Option<String>>> = vec![HashMap::new(); paths.len()];
         for column in &self.def.partition_columns {
@@ -366,8 +364,10 @@ async fn read_file(
         location: format!("{}/{}", def.qualified_name(), file.path),
         message: e.to_string(),
     };
-    let bytes = store.get(&location).await.map_err(|e| storage_error(&e))?.bytes().await.map_err(|e| storage_error(&e))?;
-    let in_file: Vec<String> = wanted.iter().filter(|n| !def.partition_columns.contains(&n.as_str())).cloned().collect();
+    let bytes =
+        store.get(&location).await.map_err(|e| storage_error(&e))?.bytes().await.map_err(|e| storage_error(&e))?;
+    let in_file: Vec<String> =
+        wanted.iter().filter(|n| !def.partition_columns.contains(&n.as_str())).cloned().collect();
     // Decoding is CPU work: keep it off the async workers.
     let names = in_file.clone();
     let batches = tokio::task::spawn_blocking(move || {
@@ -379,10 +379,7 @@ async fn read_file(
     .map_err(|e| Error::Internal(e.to_string()))?
     .map_err(|e| storage_error(&e))?;
     let file_schema = Arc::new(deltalake::arrow::datatypes::Schema::new(
-        in_file
-            .iter()
-            .filter_map(|n| def.schema.field_with_name(n).ok().cloned())
-            .collect::<Vec<_>>(),
+        in_file.iter().filter_map(|n| def.schema.field_with_name(n).ok().cloned()).collect::<Vec<_>>(),
     ));
     let batches = batches
         .into_iter()
@@ -391,7 +388,9 @@ async fn read_file(
                 .fields()
                 .iter()
                 .map(|f| {
-                    let c = b.column_by_name(f.name()).ok_or_else(|| storage_error(&format!("column {} missing", f.name())))?;
+                    let c = b
+                        .column_by_name(f.name())
+                        .ok_or_else(|| storage_error(&format!("column {} missing", f.name())))?;
                     Ok(deltalake::arrow::compute::cast(c, f.data_type())?)
                 })
                 .collect::<Result<Vec<_>>>()?;

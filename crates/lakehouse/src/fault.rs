@@ -12,9 +12,7 @@ pub const FAULT_ENV: &str = "FITLAKE_FAULT";
 fn armed() -> &'static Option<(String, String)> {
     static ARMED: OnceLock<Option<(String, String)>> = OnceLock::new();
     ARMED.get_or_init(|| {
-        std::env::var(FAULT_ENV)
-            .ok()
-            .and_then(|v| v.split_once(':').map(|(p, t)| (p.to_string(), t.to_string())))
+        std::env::var(FAULT_ENV).ok().and_then(|v| v.split_once(':').map(|(p, t)| (p.to_string(), t.to_string())))
     })
 }
 

@@ -5,9 +5,9 @@
 
 use std::fmt::Write as _;
 
+use fitlake_config::Lakehouse;
 use fitlake_landing::sources::{GYM_LOGINS, KAFKA_MULTIPLEX, REGISTERED_USERS};
 use fitlake_landing::synthetic::{generate, seed_visits, write_bpm_envelopes, Synthetic};
-use fitlake_config::Lakehouse;
 
 use crate::storage::Folder;
 use crate::{Error, Result};
@@ -15,13 +15,19 @@ use crate::{Error, Result};
 /// The seed sets of the original platform, by set number.
 pub const SEED_SETS: [SeedSet; 2] = [
     SeedSet {
-        registered_users: ("1-registered_users_1.csv", include_str!("../../../testdata/seed-sets/1-registered_users_1.csv")),
+        registered_users: (
+            "1-registered_users_1.csv",
+            include_str!("../../../testdata/seed-sets/1-registered_users_1.csv"),
+        ),
         user_info: ("2-user_info_1.json", include_str!("../../../testdata/seed-sets/2-user_info_1.json")),
         workouts: ("4-workout_1.json", include_str!("../../../testdata/seed-sets/4-workout_1.json")),
         gym_logins: ("5-gym_logins_1.csv", include_str!("../../../testdata/seed-sets/5-gym_logins_1.csv")),
     },
     SeedSet {
-        registered_users: ("1-registered_users_2.csv", include_str!("../../../testdata/seed-sets/1-registered_users_2.csv")),
+        registered_users: (
+            "1-registered_users_2.csv",
+            include_str!("../../../testdata/seed-sets/1-registered_users_2.csv"),
+        ),
         user_info: ("2-user_info_2.json", include_str!("../../../testdata/seed-sets/2-user_info_2.json")),
         workouts: ("4-workout_2.json", include_str!("../../../testdata/seed-sets/4-workout_2.json")),
         gym_logins: ("5-gym_logins_2.csv", include_str!("../../../testdata/seed-sets/5-gym_logins_2.csv")),
@@ -83,7 +89,11 @@ pub async fn produce_seed_set(lakehouse: &Lakehouse, set: usize) -> Result<Vec<S
 
 /// Writes a synthetic data set into the landing zone, BPM readings in files of about
 /// `readings_per_file` readings; returns the files written and the number of readings.
-pub async fn produce_synthetic(lakehouse: &Lakehouse, options: Synthetic, readings_per_file: u64) -> Result<(Vec<String>, u64)> {
+pub async fn produce_synthetic(
+    lakehouse: &Lakehouse,
+    options: Synthetic,
+    readings_per_file: u64,
+) -> Result<(Vec<String>, u64)> {
     let set = generate(options)?;
     let tag = format!("gen-{}-{}", options.seed, options.start.format("%Y%m%d"));
     let mut written = Vec::new();

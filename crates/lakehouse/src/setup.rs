@@ -47,7 +47,12 @@ pub async fn setup(ctx: &Context, calendar: Option<(NaiveDate, NaiveDate)>) -> R
             description: def.description.to_string(),
             partition_columns: def.partition_columns.iter().map(|c| c.to_string()).collect(),
             keys: def.keys.iter().map(|c| c.to_string()).collect(),
-            columns: def.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string(), f.is_nullable())).collect(),
+            columns: def
+                .schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().to_string(), f.is_nullable()))
+                .collect(),
         });
     }
     let registry = serde_json::to_vec_pretty(&registry).map_err(|e| Error::Internal(e.to_string()))?;

@@ -40,8 +40,8 @@ impl Folder {
         if let Some(path) = fitlake_config::local_path(url) {
             // The local store needs its root to exist before it can list or write.
             std::fs::create_dir_all(&path).map_err(|e| storage_error(path.display(), e))?;
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
-                .map_err(|e| storage_error(url, e))?;
+            let store =
+                object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| storage_error(url, e))?;
             return Ok(Self { store: Arc::new(store), prefix: Path::default(), url: url.clone() });
         }
         let (store, prefix) = object_store::parse_url(url).map_err(|e| storage_error(url, e))?;
@@ -55,7 +55,8 @@ impl Folder {
 
     /// A subfolder.
     pub fn child(&self, name: &str) -> Result<Folder> {
-        let url = self.url.join(&format!("{}/", name.trim_end_matches('/'))).map_err(|e| storage_error(&self.url, e))?;
+        let url =
+            self.url.join(&format!("{}/", name.trim_end_matches('/'))).map_err(|e| storage_error(&self.url, e))?;
         Folder::open(&url)
     }
 
@@ -76,7 +77,8 @@ impl Folder {
             .filter_map(|meta| {
                 let full = meta.location.as_ref();
                 let rel = full.strip_prefix(self.prefix.as_ref()).unwrap_or(full).trim_start_matches('/');
-                let hidden = rel.split('/').any(|part| part.starts_with('.') || part.starts_with('_') || part.contains('#'));
+                let hidden =
+                    rel.split('/').any(|part| part.starts_with('.') || part.starts_with('_') || part.contains('#'));
                 (!hidden && !rel.is_empty()).then(|| FileEntry { name: rel.to_string(), size: meta.size })
             })
             .collect();

@@ -91,7 +91,8 @@ pub fn parse_date_lookup(text: &str, source_file: &str) -> (Vec<CalendarDay>, Ve
         let parsed = (|| {
             let r: RawDay = serde_json::from_str(raw).map_err(|e| e.to_string())?;
             Ok::<_, String>(CalendarDay {
-                date: NaiveDate::parse_from_str(&r.date, "%Y-%m-%d").map_err(|_| format!("date: {:?} is not YYYY-MM-DD", r.date))?,
+                date: NaiveDate::parse_from_str(&r.date, "%Y-%m-%d")
+                    .map_err(|_| format!("date: {:?} is not YYYY-MM-DD", r.date))?,
                 dayofmonth: int_field(&r.dayofmonth, "dayofmonth")?,
                 dayofweek: int_field(&r.dayofweek, "dayofweek")?,
                 dayofyear: int_field(&r.dayofyear, "dayofyear")?,

@@ -109,7 +109,9 @@ pub fn parse_registered_users(text: &str, source_file: &str) -> Result<Parsed> {
                 mac.push(m);
                 registered.push(Some(t));
             }
-            Err(reason) => quarantined.push(Quarantined { source_file: source_file.into(), line, raw: raw.into(), reason }),
+            Err(reason) => {
+                quarantined.push(Quarantined { source_file: source_file.into(), line, raw: raw.into(), reason })
+            }
         }
     }
     let n = user_id.len();
@@ -148,7 +150,9 @@ pub fn parse_gym_logins(text: &str, source_file: &str) -> Result<Parsed> {
                 login.push(Some(li));
                 logout.push(lo);
             }
-            Err(reason) => quarantined.push(Quarantined { source_file: source_file.into(), line, raw: raw.into(), reason }),
+            Err(reason) => {
+                quarantined.push(Quarantined { source_file: source_file.into(), line, raw: raw.into(), reason })
+            }
         }
     }
     let n = mac.len();

@@ -54,9 +54,8 @@ fn text_of(raw: &RawValue) -> std::result::Result<Option<String>, String> {
 
 fn parse_envelope(line: &str) -> std::result::Result<Record, String> {
     let envelope: Envelope = serde_json::from_str(line).map_err(|e| format!("envelope: {e}"))?;
-    let value = text_of(envelope.value)
-        .map_err(|e| format!("value: {e}"))?
-        .ok_or_else(|| "value is null".to_string())?;
+    let value =
+        text_of(envelope.value).map_err(|e| format!("value: {e}"))?.ok_or_else(|| "value is null".to_string())?;
     let timestamp = kafka_timestamp_to_micros(envelope.timestamp.get())
         .ok_or_else(|| format!("timestamp: {} is not epoch milliseconds or seconds", envelope.timestamp.get()))?;
     validate_value(&envelope.topic, &value)?;

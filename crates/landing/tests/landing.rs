@@ -9,7 +9,8 @@ use fitlake_landing::synthetic::{generate, write_bpm_envelopes, Synthetic, Visit
 use fitlake_landing::Quarantined;
 
 fn seed(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../testdata/seed-sets/{name}", env!("CARGO_MANIFEST_DIR"))).expect("seed file")
+    std::fs::read_to_string(format!("{}/../../testdata/seed-sets/{name}", env!("CARGO_MANIFEST_DIR")))
+        .expect("seed file")
 }
 
 fn quarantine_text(q: &[Quarantined]) -> String {

@@ -66,13 +66,26 @@ pub const MAX_SESSION_MICROS: i64 = 3 * 3600 * 1_000_000;
 
 /// Every silver table.
 pub fn tables() -> Vec<TableDef> {
-    let session = || vec![t::int64("user_id"), t::int64("workout_id"), t::int64("session_id"), t::timestamp("start_time"), t::timestamp("end_time")];
+    let session = || {
+        vec![
+            t::int64("user_id"),
+            t::int64("workout_id"),
+            t::int64("session_id"),
+            t::timestamp("start_time"),
+            t::timestamp("end_time"),
+        ]
+    };
     vec![
         TableDef::new(
             Layer::Silver,
             USERS,
             "One row per registered user and device.",
-            vec![t::int64("user_id"), t::int64("device_id"), t::string("mac_address"), t::timestamp("registration_timestamp")],
+            vec![
+                t::int64("user_id"),
+                t::int64("device_id"),
+                t::string("mac_address"),
+                t::timestamp("registration_timestamp"),
+            ],
         )
         .keyed_by(&["user_id"]),
         TableDef::new(
@@ -106,7 +119,13 @@ pub fn tables() -> Vec<TableDef> {
             Layer::Silver,
             WORKOUTS,
             "One row per workout start or stop event.",
-            vec![t::int64("user_id"), t::int64("workout_id"), t::timestamp("time"), t::string("action"), t::int64("session_id")],
+            vec![
+                t::int64("user_id"),
+                t::int64("workout_id"),
+                t::timestamp("time"),
+                t::string("action"),
+                t::int64("session_id"),
+            ],
         )
         .keyed_by(&["user_id", "time"]),
         TableDef::new(
@@ -120,11 +139,22 @@ pub fn tables() -> Vec<TableDef> {
             Layer::Silver,
             USER_BINS,
             "One row per profile: age band at the as-of date, gender, city, state.",
-            vec![t::int64("user_id"), t::string_null("age"), t::string_null("gender"), t::string_null("city"), t::string_null("state")],
+            vec![
+                t::int64("user_id"),
+                t::string_null("age"),
+                t::string_null("gender"),
+                t::string_null("city"),
+                t::string_null("state"),
+            ],
         )
         .keyed_by(&["user_id"]),
-        TableDef::new(Layer::Silver, COMPLETED_WORKOUTS, "One row per workout session with both its start and its stop.", session())
-            .keyed_by(&["user_id", "workout_id", "session_id"]),
+        TableDef::new(
+            Layer::Silver,
+            COMPLETED_WORKOUTS,
+            "One row per workout session with both its start and its stop.",
+            session(),
+        )
+        .keyed_by(&["user_id", "workout_id", "session_id"]),
         TableDef::new(Layer::Silver, WORKOUT_BPM, "One row per valid reading inside a completed session.", {
             let mut f = session();
             f.extend([t::timestamp("time"), t::float64("heartrate")]);
@@ -161,11 +191,7 @@ pub fn users(registered_users_bz: &DataFrame, existing_keys: &DataFrame) -> Resu
 /// (a missing logout never erases a known one).
 pub fn gym_logs(gym_logins_bz: &DataFrame, target: &DataFrame) -> Result<MergePlan> {
     let keys = ["mac_address", "gym", "login"];
-    let source = gym_logins_bz
-        .clone()
-        .lazy()
-        .group_by_stable(cols(&keys))
-        .agg([col("logout").max()]);
+    let source = gym_logins_bz.clone().lazy().group_by_stable(cols(&keys)).agg([col("logout").max()]);
     let existing = target.clone().lazy().select([
         col("mac_address"),
         col("gym"),
@@ -173,7 +199,8 @@ pub fn gym_logs(gym_logins_bz: &DataFrame, target: &DataFrame) -> Result<MergePl
         col("logout").alias("target_logout"),
         lit(true).alias("in_target"),
     ]);
-    let later_logout = col("logout").is_not_null().and(col("target_logout").is_null().or(col("logout").gt(col("target_logout"))));
+    let later_logout =
+        col("logout").is_not_null().and(col("target_logout").is_null().or(col("logout").gt(col("target_logout"))));
     let upserts = source
         .join(existing, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Left))
         .filter(col("in_target").is_null().or(later_logout))
@@ -196,15 +223,24 @@ fn update_rank() -> Expr {
 /// wins; it replaces the current profile only when newer; a winning `delete` removes it.
 pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<(MergePlan, DataFrame)> {
     let profile_columns = [
-        "user_id", "dob", "sex", "gender", "first_name", "last_name", "street_address", "city", "state", "zip", "updated",
+        "user_id",
+        "dob",
+        "sex",
+        "gender",
+        "first_name",
+        "last_name",
+        "street_address",
+        "city",
+        "state",
+        "zip",
+        "updated",
         "update_type",
     ];
     let latest = first_per_key(
-        user_info
-            .clone()
-            .lazy()
-            .with_column(update_rank())
-            .sort(["updated", "update_rank"], SortMultipleOptions::default().with_order_descending(true).with_maintain_order(true)),
+        user_info.clone().lazy().with_column(update_rank()).sort(
+            ["updated", "update_rank"],
+            SortMultipleOptions::default().with_order_descending(true).with_maintain_order(true),
+        ),
         &["user_id"],
     )
     .select(cols(&profile_columns));
@@ -213,7 +249,12 @@ pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<(MergeP
         .join(existing, [col("user_id")], [col("user_id")], JoinArgs::new(JoinType::Left))
         .filter(col("target_updated").is_null().or(col("updated").gt(col("target_updated"))))
         .collect()?;
-    let upserts = winners.clone().lazy().filter(col("update_type").neq(lit("delete"))).select(cols(&profile_columns)).collect()?;
+    let upserts = winners
+        .clone()
+        .lazy()
+        .filter(col("update_type").neq(lit("delete")))
+        .select(cols(&profile_columns))
+        .collect()?;
     let deletes = winners
         .lazy()
         .filter(col("update_type").eq(lit("delete")).and(col("target_updated").is_not_null()))
@@ -238,10 +279,12 @@ pub fn workouts(workout_events: &DataFrame, existing_keys: &DataFrame) -> Result
 pub fn heart_rate(readings: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
     let keys = ["device_id", "time"];
     let fresh = first_per_key(
-        readings
-            .clone()
-            .lazy()
-            .select([col("device_id"), col("time"), col("heartrate"), col("heartrate").gt(lit(0.0)).alias("valid")]),
+        readings.clone().lazy().select([
+            col("device_id"),
+            col("time"),
+            col("heartrate"),
+            col("heartrate").gt(lit(0.0)).alias("valid"),
+        ]),
         &keys,
     )
     .collect()?;
@@ -290,16 +333,20 @@ pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Re
                 .and(col("end_time").cast(DataType::Int64).lt(col("start_time").cast(DataType::Int64) + max_session)),
         )
         .sort(["start_time", "end_time"], SortMultipleOptions::default().with_maintain_order(true));
-    let sessions = first_per_key(paired, &keys)
-        .sort(["start_time", "user_id"], SortMultipleOptions::default())
-        .collect()?;
+    let sessions =
+        first_per_key(paired, &keys).sort(["start_time", "user_id"], SortMultipleOptions::default()).collect()?;
     Ok(anti_join(&sessions, existing_keys, &keys)?)
 }
 
 /// `workout_bpm`: the valid readings of each session's user's device with
 /// `start_time < time <= end_time`, not yet in the table. `readings` must hold every reading
 /// of the sessions' devices in the sessions' time span.
-pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
+pub fn workout_bpm(
+    sessions: &DataFrame,
+    users: &DataFrame,
+    readings: &DataFrame,
+    existing_keys: &DataFrame,
+) -> Result<DataFrame> {
     let keys = ["user_id", "workout_id", "session_id", "time"];
     let bpm = sessions
         .clone()

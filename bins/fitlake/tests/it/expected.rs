@@ -44,15 +44,21 @@ pub fn bpm_counts(testdata: &Path, landing: &Path, sets: usize) -> BpmCounts {
     let mut seen = HashSet::new();
     let mut counts = BpmCounts::default();
     for set in 1..=sets {
-        let users = std::fs::read_to_string(testdata.join(format!("seed-sets/1-registered_users_{set}.csv"))).expect("users");
+        let users =
+            std::fs::read_to_string(testdata.join(format!("seed-sets/1-registered_users_{set}.csv"))).expect("users");
         for line in users.lines().skip(1).filter(|l| !l.trim().is_empty()) {
             let f: Vec<&str> = line.split(',').collect();
             device_of_user.insert(f[0].parse::<i64>().expect("user"), f[1].parse::<i64>().expect("device"));
         }
-        let workouts = std::fs::read_to_string(testdata.join(format!("seed-sets/4-workout_{set}.json"))).expect("workouts");
+        let workouts =
+            std::fs::read_to_string(testdata.join(format!("seed-sets/4-workout_{set}.json"))).expect("workouts");
         for line in workouts.lines().filter(|l| !l.trim().is_empty()) {
             let value = json(json(line)["value"].as_str().expect("value"));
-            let key = (value["user_id"].as_i64().unwrap_or(0), value["workout_id"].as_i64().unwrap_or(0), value["session_id"].as_i64().unwrap_or(0));
+            let key = (
+                value["user_id"].as_i64().unwrap_or(0),
+                value["workout_id"].as_i64().unwrap_or(0),
+                value["session_id"].as_i64().unwrap_or(0),
+            );
             let at = millis(&number_field(&value.to_string(), "timestamp"));
             let entry = events.entry(key).or_default();
             if value["action"] == "start" {

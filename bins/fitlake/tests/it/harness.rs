@@ -85,7 +85,9 @@ impl Lake {
     /// the last bit).
     pub fn table(&self, name: &str) -> DataFrame {
         let def = all_tables().into_iter().find(|t| t.name == name).expect("known table");
-        let df = block_on(async { Table::open(&self.lakehouse(), &def).await.expect("open").read_all(false).await.expect("read") });
+        let df = block_on(async {
+            Table::open(&self.lakehouse(), &def).await.expect("open").read_all(false).await.expect("read")
+        });
         let keep: Vec<Expr> = df
             .columns()
             .iter()
@@ -95,7 +97,8 @@ impl Lake {
                 _ => col(c.name().clone()),
             })
             .collect();
-        let names: Vec<PlSmallStr> = df.get_column_names().into_iter().filter(|n| n.as_str() != "load_time").cloned().collect();
+        let names: Vec<PlSmallStr> =
+            df.get_column_names().into_iter().filter(|n| n.as_str() != "load_time").cloned().collect();
         df.lazy().select(keep).sort(names, SortMultipleOptions::default()).collect().expect("sort")
     }
 

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use harness::{assert_same_tables, testdata, Lake};
 
-
 const ORIGINAL_TABLES: [&str; 11] = [
     "registered_users_bz",
     "gym_logins_bz",
@@ -40,7 +39,8 @@ fn original_counts(lake: &Lake) -> Vec<u64> {
 
 fn bpm_counts_of(lake: &Lake) -> expected::BpmCounts {
     let multiplex = lake.table("kafka_multiplex_bz");
-    let bpm = multiplex.column("topic").expect("topic").str().expect("str").iter().filter(|v| *v == Some("bpm")).count();
+    let bpm =
+        multiplex.column("topic").expect("topic").str().expect("str").iter().filter(|v| *v == Some("bpm")).count();
     let c = lake.counts();
     expected::BpmCounts {
         multiplex_bpm: bpm as u64,
@@ -71,7 +71,10 @@ fn original_batch_test() {
     assert_eq!(bpm_counts_of(&lake), expected::bpm_counts(&testdata(), &landing, 2));
 
     insta::assert_snapshot!("gold_gym_summary_after_set_2", fitlake_frame::to_text(&lake.table("gym_summary")));
-    insta::assert_snapshot!("gold_workout_bpm_summary_after_set_2", fitlake_frame::to_text(&lake.table("workout_bpm_summary")));
+    insta::assert_snapshot!(
+        "gold_workout_bpm_summary_after_set_2",
+        fitlake_frame::to_text(&lake.table("workout_bpm_summary"))
+    );
 }
 
 #[test]
@@ -181,7 +184,8 @@ fn bad_records_are_quarantined_and_the_run_goes_on() {
     .expect("write");
     let out = lake.fitlake(&["run", "--once", "--as-of", harness::AS_OF, "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
-    let quarantined: u64 = report["steps"].as_array().expect("steps").iter().map(|s| s["quarantined"].as_u64().unwrap_or(0)).sum();
+    let quarantined: u64 =
+        report["steps"].as_array().expect("steps").iter().map(|s| s["quarantined"].as_u64().unwrap_or(0)).sum();
     assert_eq!(quarantined, 8);
     let counts = lake.counts();
     assert_eq!(counts["registered_users_bz"], 2);
@@ -233,7 +237,11 @@ fn per_layer_binaries_build_the_same_tables() {
     let root = lake.root.to_str().expect("utf-8").to_string();
     for set in ["1", "2"] {
         lake.fitlake(&["produce", "--set", set]);
-        for bin in [env!("CARGO_BIN_EXE_fitlake-bronze"), env!("CARGO_BIN_EXE_fitlake-silver"), env!("CARGO_BIN_EXE_fitlake-gold")] {
+        for bin in [
+            env!("CARGO_BIN_EXE_fitlake-bronze"),
+            env!("CARGO_BIN_EXE_fitlake-silver"),
+            env!("CARGO_BIN_EXE_fitlake-gold"),
+        ] {
             let out = std::process::Command::new(bin)
                 .args(["--lakehouse", &root, "--once", "--as-of", harness::AS_OF, "--quiet"])
                 .output()

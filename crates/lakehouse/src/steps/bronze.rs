@@ -32,11 +32,8 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
     let app = app_id(table, "landing");
     let mut target = open(ctx, table).await?;
     let mut quarantine = open(ctx, QUARANTINE).await?;
-    let date_lookup = if table == KAFKA_MULTIPLEX_BZ {
-        Some(open(ctx, DATE_LOOKUP).await?.read_all(false).await?)
-    } else {
-        None
-    };
+    let date_lookup =
+        if table == KAFKA_MULTIPLEX_BZ { Some(open(ctx, DATE_LOOKUP).await?.read_all(false).await?) } else { None };
     let mut report = StepReport::default();
     loop {
         let committed = target.progress(&app).await?.unwrap_or(-1);
@@ -46,7 +43,8 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
             // Planned by a run that died before committing: redo exactly those files.
             Some(plan) => plan.clone(),
             None => {
-                let seen: HashSet<&str> = plans.range(..batch).flat_map(|(_, p)| p.files.iter().map(String::as_str)).collect();
+                let seen: HashSet<&str> =
+                    plans.range(..batch).flat_map(|(_, p)| p.files.iter().map(String::as_str)).collect();
                 let mut files = Vec::new();
                 let mut bytes = 0u64;
                 for entry in landing.list().await? {
@@ -102,7 +100,13 @@ fn parse(ctx: &Context, table: &str, text: &str, file: &str) -> Result<Parsed> {
 
 /// Appends quarantined records of `table`'s batch `batch`, exactly once: the quarantine
 /// table's own progress for `table` says whether the batch is already there.
-pub async fn write_quarantine(ctx: &Context, quarantine: &mut Table, table: &str, records: &[Quarantined], batch: i64) -> Result<()> {
+pub async fn write_quarantine(
+    ctx: &Context,
+    quarantine: &mut Table,
+    table: &str,
+    records: &[Quarantined],
+    batch: i64,
+) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -122,7 +126,8 @@ pub async fn load_date_lookup(ctx: &Context, calendar: &DataFrame) -> Result<Ste
     let mut table = open(ctx, DATE_LOOKUP).await?;
     let current = table.read_all(true).await?;
     let kept = fitlake_frame::anti_join(&current.drop(fitlake_frame::FILE_COLUMN)?, calendar, &["date"])?;
-    let desired = calendar.vstack(&kept.select(calendar.get_column_names().into_iter().cloned().collect::<Vec<_>>())?)?;
+    let desired =
+        calendar.vstack(&kept.select(calendar.get_column_names().into_iter().cloned().collect::<Vec<_>>())?)?;
     let plan = fitlake_frame::plan_sync(&current, &desired, &["date"])?;
     let version = if plan.is_empty() {
         None

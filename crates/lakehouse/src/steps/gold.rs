@@ -20,7 +20,9 @@ pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
     let report = match table {
         WORKOUT_BPM_SUMMARY => workout_bpm_summary(ctx, &mut target).await?,
         GYM_SUMMARY => gym_summary(ctx, &mut target).await?,
-        other => return Err(Error::Config(format!("{other:?} is not a gold table; expected one of {}", TABLES.join(", ")))),
+        other => {
+            return Err(Error::Config(format!("{other:?} is not a gold table; expected one of {}", TABLES.join(", "))))
+        }
     };
     Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
 }
@@ -36,7 +38,11 @@ async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Result<StepRe
     let fresh_stats = match range_of(&new, "start_time")? {
         Some((lo, hi)) => {
             let files = overlapping(readings.table.files(Some("start_time"))?, lo, hi);
-            let touched = new.clone().lazy().select([col("user_id"), col("workout_id"), col("session_id")]).unique(None, UniqueKeepStrategy::Any);
+            let touched = new
+                .clone()
+                .lazy()
+                .select([col("user_id"), col("workout_id"), col("session_id")])
+                .unique(None, UniqueKeepStrategy::Any);
             let key: Vec<Expr> = SESSION_KEY.iter().map(|k| col(*k)).collect();
             let rows = readings
                 .table

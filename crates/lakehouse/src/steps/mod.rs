@@ -38,10 +38,7 @@ pub struct Context {
 
 /// The definition of a table by name, from any layer.
 pub fn table_def(name: &str) -> Result<TableDef> {
-    all_tables()
-        .into_iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| Error::Config(format!("unknown table {name:?}")))
+    all_tables().into_iter().find(|t| t.name == name).ok_or_else(|| Error::Config(format!("unknown table {name:?}")))
 }
 
 /// Every managed table, bronze to gold.
@@ -93,7 +90,11 @@ impl Source {
 
     /// Files the source added since the consumed version, optionally only those of one
     /// partition value, with ranges of `stats_column`.
-    pub async fn new_files(&self, partition: Option<(&str, &str)>, stats_column: Option<&str>) -> Result<Vec<DataFile>> {
+    pub async fn new_files(
+        &self,
+        partition: Option<(&str, &str)>,
+        stats_column: Option<&str>,
+    ) -> Result<Vec<DataFile>> {
         let files = self.table.files_added_since(self.from, stats_column).await?;
         Ok(match partition {
             None => files,

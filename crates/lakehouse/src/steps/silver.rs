@@ -17,7 +17,8 @@ use crate::report::StepReport;
 use crate::{Error, Result};
 
 /// The silver tables in the order a run updates them.
-pub const TABLES: [&str; 8] = [USERS, GYM_LOGS, USER_PROFILE, WORKOUTS, HEART_RATE, USER_BINS, COMPLETED_WORKOUTS, WORKOUT_BPM];
+pub const TABLES: [&str; 8] =
+    [USERS, GYM_LOGS, USER_PROFILE, WORKOUTS, HEART_RATE, USER_BINS, COMPLETED_WORKOUTS, WORKOUT_BPM];
 
 /// Runs the step of one silver table.
 pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
@@ -32,13 +33,23 @@ pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
         USER_BINS => user_bins(ctx, &mut target).await?,
         COMPLETED_WORKOUTS => completed_workouts(ctx, &mut target).await?,
         WORKOUT_BPM => workout_bpm(ctx, &mut target).await?,
-        other => return Err(Error::Config(format!("{other:?} is not a silver table; expected one of {}", TABLES.join(", ")))),
+        other => {
+            return Err(Error::Config(format!(
+                "{other:?} is not a silver table; expected one of {}",
+                TABLES.join(", ")
+            )))
+        }
     };
     Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
 }
 
 /// Commits inserted rows with the sources' progress.
-async fn commit_inserts(target: &mut Table, rows_read: usize, inserts: &DataFrame, sources: &[&Source]) -> Result<StepReport> {
+async fn commit_inserts(
+    target: &mut Table,
+    rows_read: usize,
+    inserts: &DataFrame,
+    sources: &[&Source],
+) -> Result<StepReport> {
     let txns: Vec<_> = sources.iter().map(|s| s.txn()).collect();
     let version = target.commit_rows(inserts, &[], &txns, Operation::Append).await?;
     Ok(StepReport {
@@ -51,7 +62,12 @@ async fn commit_inserts(target: &mut Table, rows_read: usize, inserts: &DataFram
 }
 
 /// Commits a MERGE plan with the sources' progress.
-pub(crate) async fn commit_plan(target: &mut Table, rows_read: usize, plan: &MergePlan, txns: &[(String, i64)]) -> Result<StepReport> {
+pub(crate) async fn commit_plan(
+    target: &mut Table,
+    rows_read: usize,
+    plan: &MergePlan,
+    txns: &[(String, i64)],
+) -> Result<StepReport> {
     let version = target.commit_rows(&plan.rows_to_add, &plan.files_to_remove, txns, Operation::Merge).await?;
     Ok(StepReport {
         rows_read: rows_read as u64,
@@ -224,7 +240,9 @@ async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let in_scope = concat(in_scope, UnionArgs::default())?
         .unique(Some(fitlake_frame::by_names(&["user_id", "workout_id", "session_id"])), UniqueKeepStrategy::First)
         .collect()?;
-    let (Some((start_lo, start_hi)), Some((_, end_hi))) = (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?) else {
+    let (Some((start_lo, start_hi)), Some((_, end_hi))) =
+        (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?)
+    else {
         return commit_inserts(target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
     };
     let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
