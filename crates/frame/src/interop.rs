@@ -32,7 +32,7 @@ pub fn to_record_batches(df: &DataFrame, schema: &SchemaRef) -> Result<Vec<Recor
                 Ok(column) => {
                     let series = column.as_materialized_series();
                     let exported = export_series_chunk(series, chunk)?;
-                    cast(&exported, field.data_type())?
+                    conform(&exported, field.data_type())?
                 }
                 Err(_) if field.is_nullable() => {
                     let len = chunk_len(&df, chunk);
@@ -48,6 +48,21 @@ pub fn to_record_batches(df: &DataFrame, schema: &SchemaRef) -> Result<Vec<Recor
         batches.push(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?);
     }
     Ok(batches.into_iter().filter(|b| b.num_rows() > 0 || n_chunks == 1).collect())
+}
+
+/// Casts an array to `target`; a naive microsecond timestamp only gets the UTC label (frames
+/// hold UTC), which costs nothing, where a cast would convert through the time-zone database.
+fn conform(array: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{TimeUnit, TimestampMicrosecondType};
+    match (array.data_type(), target) {
+        (DataType::Timestamp(TimeUnit::Microsecond, None), DataType::Timestamp(TimeUnit::Microsecond, Some(tz)))
+            if tz.as_ref() == "UTC" =>
+        {
+            Ok(std::sync::Arc::new(array.as_primitive::<TimestampMicrosecondType>().clone().with_timezone(tz.clone())))
+        }
+        _ => Ok(cast(array, target)?),
+    }
 }
 
 fn chunk_len(df: &DataFrame, chunk: usize) -> usize {

@@ -31,28 +31,34 @@ struct Envelope<'a> {
     timestamp: &'a RawValue,
 }
 
-/// One good envelope.
-struct Record {
-    key: Option<String>,
-    value: String,
-    topic: String,
+/// One good envelope, borrowing from the file text where no unescaping is needed.
+struct Record<'a> {
+    key: Option<Cow<'a, str>>,
+    value: Cow<'a, str>,
+    topic: Cow<'a, str>,
     partition: i64,
     offset: i64,
     timestamp: i64,
 }
 
-fn text_of(raw: &RawValue) -> std::result::Result<Option<String>, String> {
+/// The text of a JSON string (borrowed when it has no escapes) or, for any other JSON value,
+/// its raw text; `None` for `null`.
+fn text_of(raw: &RawValue) -> std::result::Result<Option<Cow<'_, str>>, String> {
     let text = raw.get();
     if text == "null" {
         Ok(None)
-    } else if text.starts_with('"') {
-        serde_json::from_str::<String>(text).map(Some).map_err(|e| e.to_string())
+    } else if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        if inner.contains('\\') {
+            serde_json::from_str::<String>(text).map(|s| Some(Cow::Owned(s))).map_err(|e| e.to_string())
+        } else {
+            Ok(Some(Cow::Borrowed(inner)))
+        }
     } else {
-        Ok(Some(text.to_string()))
+        Ok(Some(Cow::Borrowed(text)))
     }
 }
 
-fn parse_envelope(line: &str) -> std::result::Result<Record, String> {
+fn parse_envelope(line: &str) -> std::result::Result<Record<'_>, String> {
     let envelope: Envelope = serde_json::from_str(line).map_err(|e| format!("envelope: {e}"))?;
     let value =
         text_of(envelope.value).map_err(|e| format!("value: {e}"))?.ok_or_else(|| "value is null".to_string())?;
@@ -65,11 +71,25 @@ fn parse_envelope(line: &str) -> std::result::Result<Record, String> {
             None => None,
         },
         value,
-        topic: envelope.topic.into_owned(),
+        topic: envelope.topic,
         partition: envelope.partition,
         offset: envelope.offset,
         timestamp,
     })
+}
+
+fn records_frame(records: &[Record<'_>]) -> Result<DataFrame> {
+    Ok(DataFrame::new(
+        records.len(),
+        vec![
+            StringChunked::from_iter_options("key".into(), records.iter().map(|r| r.key.as_deref())).into_column(),
+            StringChunked::from_iter_values("value".into(), records.iter().map(|r| r.value.as_ref())).into_column(),
+            StringChunked::from_iter_values("topic".into(), records.iter().map(|r| r.topic.as_ref())).into_column(),
+            Column::new("partition".into(), records.iter().map(|r| r.partition).collect::<Vec<_>>()),
+            Column::new("offset".into(), records.iter().map(|r| r.offset).collect::<Vec<_>>()),
+            datetime_column("timestamp", records.iter().map(|r| Some(r.timestamp)).collect())?,
+        ],
+    )?)
 }
 
 /// Splits `text` into about `parts` pieces at line boundaries, with the 1-based number of each
@@ -96,7 +116,7 @@ fn split_at_lines(text: &str, parts: usize) -> Vec<(u64, &str)> {
 /// envelopes, bad payloads and unknown topics are quarantined.
 pub fn parse_kafka_multiplex(text: &str, source_file: &str, threads: usize) -> Result<Parsed> {
     let pieces = split_at_lines(text, threads);
-    let results: Vec<(Vec<Record>, Vec<Quarantined>)> = std::thread::scope(|s| {
+    let results: Vec<Result<(DataFrame, Vec<Quarantined>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = pieces
             .iter()
             .map(|&(first_line, piece)| {
@@ -118,42 +138,24 @@ pub fn parse_kafka_multiplex(text: &str, source_file: &str, threads: usize) -> R
                             }),
                         }
                     }
-                    (good, bad)
+                    Ok((records_frame(&good)?, bad))
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     });
-    let n: usize = results.iter().map(|(g, _)| g.len()).sum();
-    let mut key = Vec::with_capacity(n);
-    let mut value = Vec::with_capacity(n);
-    let mut topic = Vec::with_capacity(n);
-    let mut partition = Vec::with_capacity(n);
-    let mut offset = Vec::with_capacity(n);
-    let mut timestamp = Vec::with_capacity(n);
+    let mut frames = Vec::with_capacity(results.len());
     let mut quarantined = Vec::new();
-    for (good, bad) in results {
-        for r in good {
-            key.push(r.key);
-            value.push(r.value);
-            topic.push(r.topic);
-            partition.push(r.partition);
-            offset.push(r.offset);
-            timestamp.push(Some(r.timestamp));
-        }
+    for result in results {
+        let (frame, bad) = result?;
+        frames.push(frame.lazy());
         quarantined.extend(bad);
     }
-    let rows = DataFrame::new(
-        n,
-        vec![
-            Column::new("key".into(), key),
-            Column::new("value".into(), value),
-            Column::new("topic".into(), topic),
-            Column::new("partition".into(), partition),
-            Column::new("offset".into(), offset),
-            datetime_column("timestamp", timestamp)?,
-        ],
-    )?;
+    let rows = if frames.is_empty() {
+        records_frame(&[])?
+    } else {
+        concat(frames, UnionArgs { rechunk: false, ..Default::default() })?.collect()?
+    };
     Ok(Parsed { rows, quarantined })
 }
 

@@ -22,44 +22,48 @@ pub fn parse_decimal_scaled(text: &str, scale: u32) -> Option<i128> {
         Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
         None => (text, 0),
     };
-    let (negative, digits) = match mantissa.as_bytes().first()? {
-        b'-' => (true, &mantissa[1..]),
-        b'+' => (false, &mantissa[1..]),
-        _ => (false, mantissa),
+    let bytes = mantissa.as_bytes();
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
     };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // value = all_digits * 10^(exponent - frac_len); we want value * 10^scale.
-    let all_digits = format!("{int_part}{frac_part}");
-    let all_digits = all_digits.trim_start_matches('0');
-    let shift = exponent + scale as i32 - frac_part.len() as i32;
-    let magnitude: i128 = if all_digits.is_empty() {
-        0
-    } else if shift >= 0 {
-        if all_digits.len() as i32 + shift > 36 {
-            return None;
-        }
-        all_digits.parse::<i128>().ok()?.checked_mul(10i128.checked_pow(shift as u32)?)?
-    } else {
-        let drop = (-shift) as usize;
-        if drop >= all_digits.len() {
-            // Everything is below one unit: round on the first dropped digit.
-            let first = if drop == all_digits.len() { all_digits.as_bytes()[0] } else { b'0' };
-            i128::from(first >= b'5')
-        } else {
-            let (kept, dropped) = all_digits.split_at(all_digits.len() - drop);
-            if kept.len() > 36 {
-                return None;
+    let (mut value, mut frac_len, mut significant, mut seen_dot, mut any_digit) = (0i128, 0i32, 0u32, false, false);
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                any_digit = true;
+                if value != 0 || b != b'0' {
+                    significant += 1;
+                    if significant > 36 {
+                        return None;
+                    }
+                }
+                value = value * 10 + i128::from(b - b'0');
+                frac_len += i32::from(seen_dot);
             }
-            kept.parse::<i128>().ok()? + i128::from(dropped.as_bytes()[0] >= b'5')
+            b'.' if !seen_dot => seen_dot = true,
+            _ => return None,
         }
-    };
+    }
+    if !any_digit {
+        return None;
+    }
+    let magnitude = shift_decimal(value, exponent + scale as i32 - frac_len)?;
     Some(if negative { -magnitude } else { magnitude })
+}
+
+/// `value * 10^shift` for a non-negative `value`, rounding half away from zero when `shift`
+/// is negative.
+fn shift_decimal(value: i128, shift: i32) -> Option<i128> {
+    if shift >= 0 {
+        return value.checked_mul(10i128.checked_pow(shift as u32)?);
+    }
+    let Some(divisor) = 10i128.checked_pow(shift.unsigned_abs()) else {
+        return Some(0);
+    };
+    let (q, r) = (value / divisor, value % divisor);
+    Some(q + i128::from(r * 2 >= divisor))
 }
 
 /// Epoch seconds as decimal text, exactly, in microseconds.
@@ -106,11 +110,18 @@ pub fn kafka_timestamp_to_micros(raw: &str) -> Option<i64> {
     if raw.starts_with('"') {
         return event_time_json_to_micros(raw);
     }
-    let as_seconds_unit = parse_decimal_scaled(raw, 0)?;
-    let micros = if as_seconds_unit.abs() < KAFKA_SECONDS_LIMIT {
-        parse_decimal_scaled(raw, 6)?
+    let as_seconds = parse_decimal_scaled(raw, 6)?;
+    let micros = if as_seconds.abs() < KAFKA_SECONDS_LIMIT * 1_000_000 {
+        as_seconds
     } else {
-        parse_decimal_scaled(raw, 3)?
+        // Milliseconds: the same digits scaled by 10^3 instead of 10^6.
+        let ms = as_seconds.abs();
+        let rounded = ms / 1000 + i128::from(ms % 1000 >= 500);
+        if as_seconds < 0 {
+            -rounded
+        } else {
+            rounded
+        }
     };
     i64::try_from(micros).ok()
 }

@@ -168,9 +168,9 @@ fn cols(names: &[&str]) -> Vec<Expr> {
     names.iter().map(|n| col(*n)).collect()
 }
 
-/// Keeps the first row of each key, in input order.
+/// Keeps the first row (in input order) of each key; the output order is not kept.
 fn first_per_key(df: LazyFrame, keys: &[&str]) -> LazyFrame {
-    df.unique_stable(Some(fitlake_frame::by_names(keys)), UniqueKeepStrategy::First)
+    df.unique(Some(fitlake_frame::by_names(keys)), UniqueKeepStrategy::First)
 }
 
 /// `users`: new registrations, the earliest per user, that are not yet in the table.

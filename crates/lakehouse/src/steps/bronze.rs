@@ -70,7 +70,8 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
         let mut bad: Vec<Quarantined> = Vec::new();
         for file in &plan.files {
             let bytes = landing.read(file).await?;
-            let text = String::from_utf8_lossy(&bytes);
+            let text = std::str::from_utf8(&bytes)
+                .map_or_else(|_| String::from_utf8_lossy(&bytes), std::borrow::Cow::Borrowed);
             let parsed = parse(ctx, table, &text, file)?;
             report.rows_read += (parsed.rows.height() + parsed.quarantined.len()) as u64;
             let rows = match &date_lookup {

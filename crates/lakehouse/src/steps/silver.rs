@@ -28,8 +28,8 @@ pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
         USERS => users(ctx, &mut target).await?,
         GYM_LOGS => gym_logs(ctx, &mut target).await?,
         USER_PROFILE => user_profile(ctx, &mut target).await?,
-        WORKOUTS => workouts(ctx, &mut target).await?,
-        HEART_RATE => heart_rate(ctx, &mut target).await?,
+        WORKOUTS => timed_events(ctx, &mut target, topics::WORKOUT, fitlake_silver::workouts).await?,
+        HEART_RATE => timed_events(ctx, &mut target, topics::BPM, fitlake_silver::heart_rate).await?,
         USER_BINS => user_bins(ctx, &mut target).await?,
         COMPLETED_WORKOUTS => completed_workouts(ctx, &mut target).await?,
         WORKOUT_BPM => workout_bpm(ctx, &mut target).await?,
@@ -138,27 +138,21 @@ async fn user_profile(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     Ok(report)
 }
 
-async fn workouts(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+/// An insert-only table fed by one multiplex topic with a `time` column: `workouts`
+/// (topic `workout`) or `heart_rate` (topic `bpm`).
+async fn timed_events(
+    ctx: &Context,
+    target: &mut Table,
+    topic: &str,
+    transform: fn(&DataFrame, &DataFrame) -> fitlake_silver::Result<DataFrame>,
+) -> Result<StepReport> {
     let source = Source::open(ctx, target, KAFKA_MULTIPLEX_BZ).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let (events, read, quarantined) = decoded_topic(ctx, &source, WORKOUTS, topics::WORKOUT).await?;
+    let (events, read, quarantined) = decoded_topic(ctx, &source, target.def.name, topic).await?;
     let existing = keys_in_range(target, "time", range_of(&events, "time")?).await?;
-    let inserts = fitlake_silver::workouts(&events, &existing)?;
-    let mut report = commit_inserts(target, read, &inserts, &[&source]).await?;
-    report.quarantined = quarantined;
-    Ok(report)
-}
-
-async fn heart_rate(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let source = Source::open(ctx, target, KAFKA_MULTIPLEX_BZ).await?;
-    if !source.moved() {
-        return Ok(StepReport::default());
-    }
-    let (readings, read, quarantined) = decoded_topic(ctx, &source, HEART_RATE, topics::BPM).await?;
-    let existing = keys_in_range(target, "time", range_of(&readings, "time")?).await?;
-    let inserts = fitlake_silver::heart_rate(&readings, &existing)?;
+    let inserts = transform(&events, &existing)?;
     let mut report = commit_inserts(target, read, &inserts, &[&source]).await?;
     report.quarantined = quarantined;
     Ok(report)
