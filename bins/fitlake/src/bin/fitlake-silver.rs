@@ -1,8 +1,7 @@
 //! `fitlake-silver`: runs the silver layer once (for one Azure DevOps job per layer).
 
-/// Polars allocates and frees large buffers all the time; mimalloc keeps them out of the kernel.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "../alloc.rs"]
+mod alloc;
 
 fn main() -> std::process::ExitCode {
     fitlake_lakehouse::cli::main_layer(fitlake_config::Layer::Silver)
