@@ -251,3 +251,38 @@ fn per_layer_binaries_build_the_same_tables() {
     }
     assert_same_tables(&reference, &lake.all_tables(), "per-layer binaries");
 }
+
+#[test]
+fn late_readings_correct_the_gold_summary() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    lake.fitlake(&["produce", "--set", "1"]);
+    lake.run_once();
+    let session = |lake: &Lake| {
+        let text = fitlake_frame::to_text(&lake.table("workout_bpm_summary"));
+        text.lines().find(|l| l.starts_with("12227,1,1,")).map(str::to_string).expect("session 12227/1/1")
+    };
+    let before = session(&lake);
+    // Three late readings of user 12227's device inside session 1 (08:45 to 09:50 UTC), at
+    // microsecond times no generated reading has, one of them invalid.
+    let late: String = [(1_678_524_400.000_001, 200.5), (1_678_524_500.000_002, 30.25), (1_678_524_600.000_003, 0.0)]
+        .iter()
+        .enumerate()
+        .map(|(i, (t, hr))| {
+            format!(
+                "{{\"key\":\"114131\",\"value\":\"{{\\\"device_id\\\": 114131, \\\"time\\\": {t:.6}, \\\"heartrate\\\": {hr}}}\",\"topic\":\"bpm\",\"partition\":0,\"offset\":{},\"timestamp\":{}}}\n",
+                9_000_000 + i,
+                (*t as i64) * 1000
+            )
+        })
+        .collect();
+    std::fs::write(lake.landing("kafka_multiplex_bz").join("late-bpm.json"), late).expect("write");
+    lake.run_once();
+    let after = session(&lake);
+    let field = |line: &str, i: usize| line.split(',').nth(i).expect("field").to_string();
+    let count = |line: &str| field(line, 10).parse::<u64>().expect("count");
+    assert_eq!(count(&after), count(&before) + 2, "before: {before}\nafter: {after}");
+    assert_eq!(field(&after, 9), "200.5", "max_bpm takes the late reading");
+    assert_eq!(field(&after, 7), "30.25", "min_bpm takes the late reading");
+    assert_eq!(lake.counts()["workout_bpm_summary"], 8, "no session is added or lost");
+}
