@@ -84,9 +84,7 @@ fn export_series_chunk(series: &Series, chunk: usize) -> Result<ArrayRef> {
         unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
     // SAFETY: the structs were produced by a conforming exporter just above.
     let data = unsafe { arrow::ffi::from_ffi(c_array, &c_schema) }?;
-    let array = arrow::array::make_array(data);
-    // Polars' naive datetimes are UTC by fitlake's convention.
-    Ok(array)
+    Ok(arrow::array::make_array(data))
 }
 
 /// Converts record batches (all with the same schema) to one frame.
@@ -101,11 +99,11 @@ pub fn from_record_batches(schema: &SchemaRef, batches: &[RecordBatch]) -> Resul
         for batch in batches {
             let array = batch.column(i);
             let array = if array.data_type() == &plain_type { array.clone() } else { cast(array, &plain_type)? };
-            chunks.push(import_array(&array, field.name())?);
+            chunks.push(import_array(&array)?);
         }
         let series = if chunks.is_empty() {
             let empty = new_null_array(&plain_type, 0);
-            Series::from_arrow(PlSmallStr::from(field.name().as_str()), import_array(&empty, field.name())?)?
+            Series::from_arrow(PlSmallStr::from(field.name().as_str()), import_array(&empty)?)?
         } else {
             Series::from_arrow_chunks(PlSmallStr::from(field.name().as_str()), chunks)?
         };
@@ -123,14 +121,13 @@ fn strip_time_zone(data_type: &DataType) -> DataType {
     }
 }
 
-fn import_array(array: &ArrayRef, name: &str) -> Result<Box<dyn polars_arrow::array::Array>> {
+fn import_array(array: &ArrayRef) -> Result<Box<dyn polars_arrow::array::Array>> {
     let (c_array, c_schema) = arrow::ffi::to_ffi(&array.to_data())?;
     // SAFETY: see `export_series_chunk`; the layouts are fixed by the C Data Interface.
     let (c_array, c_schema): (pl_ffi::ArrowArray, pl_ffi::ArrowSchema) =
         unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
     // SAFETY: produced by arrow-rs' conforming exporter just above.
     let field = unsafe { pl_ffi::import_field_from_c(&c_schema) }?;
-    let _ = name;
     // SAFETY: as above; the array matches the schema it was exported with.
     let imported = unsafe { pl_ffi::import_array_from_c(c_array, field.dtype().clone()) }?;
     Ok(imported)
