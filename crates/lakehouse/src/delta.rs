@@ -10,9 +10,6 @@ use deltalake::kernel::{Action, Remove, StructType, Transaction};
 use deltalake::logstore::get_actions;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::basic::Compression;
-use deltalake::parquet::file::properties::WriterProperties;
-use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path};
@@ -248,9 +245,7 @@ impl Table {
 
     /// A writer for new data files of this table; nothing is visible until [`Table::commit`].
     pub fn stage(&self) -> Result<Staged> {
-        let writer = RecordBatchWriter::for_table(&self.delta)
-            .map_err(delta_error(&self.def))?
-            .with_writer_properties(writer_properties(&self.def));
+        let writer = RecordBatchWriter::for_table(&self.delta).map_err(delta_error(&self.def))?;
         Ok(Staged { writer, schema: self.def.schema.clone(), table: self.def.qualified_name(), rows: 0 })
     }
 
@@ -327,22 +322,6 @@ impl Table {
         fault::point("after-commit", self.def.name);
         Ok(Some(version))
     }
-}
-
-/// Columns of raw text, unique per row (Kafka payloads, quarantined lines): a dictionary would
-/// only be built to be abandoned.
-const FREE_TEXT_COLUMNS: [&str; 2] = ["value", "raw"];
-
-/// Parquet settings of a table's data files: snappy, as deltalake's default, without
-/// dictionaries for free-text columns.
-fn writer_properties(def: &TableDef) -> WriterProperties {
-    let mut builder = WriterProperties::builder()
-        .set_created_by(format!("fitlake {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::SNAPPY);
-    for column in FREE_TEXT_COLUMNS.iter().filter(|c| def.schema.field_with_name(c).is_ok()) {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
-    }
-    builder.build()
 }
 
 /// New data files of a table being written, not yet committed.
