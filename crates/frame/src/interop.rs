@@ -80,8 +80,12 @@ fn export_series_chunk(series: &Series, chunk: usize) -> Result<ArrayRef> {
     // SAFETY: both crates implement the Arrow C Data Interface: the structs are `#[repr(C)]`
     // with the layout fixed by the specification, so the bytes mean the same on both sides;
     // ownership (the release callback) moves with the value.
-    let (c_array, c_schema): (FFI_ArrowArray, FFI_ArrowSchema) =
-        unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
+    let (c_array, c_schema) = unsafe {
+        (
+            std::mem::transmute::<pl_ffi::ArrowArray, FFI_ArrowArray>(c_array),
+            std::mem::transmute::<pl_ffi::ArrowSchema, FFI_ArrowSchema>(c_schema),
+        )
+    };
     // SAFETY: the structs were produced by a conforming exporter just above.
     let data = unsafe { arrow::ffi::from_ffi(c_array, &c_schema) }?;
     Ok(arrow::array::make_array(data))
@@ -124,8 +128,12 @@ fn strip_time_zone(data_type: &DataType) -> DataType {
 fn import_array(array: &ArrayRef) -> Result<Box<dyn polars_arrow::array::Array>> {
     let (c_array, c_schema) = arrow::ffi::to_ffi(&array.to_data())?;
     // SAFETY: see `export_series_chunk`; the layouts are fixed by the C Data Interface.
-    let (c_array, c_schema): (pl_ffi::ArrowArray, pl_ffi::ArrowSchema) =
-        unsafe { (std::mem::transmute(c_array), std::mem::transmute(c_schema)) };
+    let (c_array, c_schema) = unsafe {
+        (
+            std::mem::transmute::<FFI_ArrowArray, pl_ffi::ArrowArray>(c_array),
+            std::mem::transmute::<FFI_ArrowSchema, pl_ffi::ArrowSchema>(c_schema),
+        )
+    };
     // SAFETY: produced by arrow-rs' conforming exporter just above.
     let field = unsafe { pl_ffi::import_field_from_c(&c_schema) }?;
     // SAFETY: as above; the array matches the schema it was exported with.

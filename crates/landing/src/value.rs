@@ -199,14 +199,17 @@ pub struct Decoded {
     pub failures: Vec<(usize, String)>,
 }
 
+/// Decoded values with their input positions, and (position, reason) of the failures.
+type Decodes<T> = (Vec<(u32, T)>, Vec<(usize, String)>);
+
 /// Runs `decode` over `values` on up to `threads` threads, keeping input order.
 fn decode_all<T: Send>(
     values: &[Option<&str>],
     threads: usize,
     decode: impl Fn(&str) -> std::result::Result<T, String> + Sync,
-) -> (Vec<(u32, T)>, Vec<(usize, String)>) {
+) -> Decodes<T> {
     let chunk = values.len().div_ceil(threads.max(1)).max(1);
-    let parts: Vec<(Vec<(u32, T)>, Vec<(usize, String)>)> = std::thread::scope(|s| {
+    let parts: Vec<Decodes<T>> = std::thread::scope(|s| {
         let handles: Vec<_> = values
             .chunks(chunk)
             .enumerate()

@@ -39,7 +39,9 @@ fn number_field(object: &str, field: &str) -> String {
 /// Derives the counts for the seed sets `1..=sets` from the landed BPM files in `landing`.
 pub fn bpm_counts(testdata: &Path, landing: &Path, sets: usize) -> BpmCounts {
     let mut device_of_user = HashMap::new();
-    let mut events: BTreeMap<(i64, i64, i64), (Vec<i64>, Vec<i64>)> = BTreeMap::new();
+    // (user, workout, session) -> (start times, stop times), in milliseconds.
+    type Sessions = BTreeMap<(i64, i64, i64), (Vec<i64>, Vec<i64>)>;
+    let mut events = Sessions::new();
     let mut readings: HashMap<i64, Vec<(i64, f64)>> = HashMap::new();
     let mut seen = HashSet::new();
     let mut counts = BpmCounts::default();
