@@ -27,6 +27,15 @@ impl Lake {
         Lake { _dir: dir, root }
     }
 
+    /// A set-up lakehouse with seed set 1 produced and run once.
+    pub fn after_set_1() -> Lake {
+        let lake = Lake::new();
+        lake.fitlake(&["setup"]);
+        lake.fitlake(&["produce", "--set", "1"]);
+        lake.run_once();
+        lake
+    }
+
     /// Runs `fitlake --lakehouse ROOT ARGS…` with extra environment variables.
     pub fn fitlake_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fitlake"));

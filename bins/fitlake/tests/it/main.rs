@@ -79,10 +79,7 @@ fn original_batch_test() {
 
 #[test]
 fn exact_times_no_float32_rounding() {
-    let lake = Lake::new();
-    lake.fitlake(&["setup"]);
-    lake.fitlake(&["produce", "--set", "1"]);
-    lake.run_once();
+    let lake = Lake::after_set_1();
     let text = fitlake_frame::to_text(&lake.table("gym_summary"));
     // mac 57:24:ac:8c:75:ea, gym 1, session 1: 75.0 minutes in gym, 65.0 exercising (the
     // original's 66.13 came from its 32-bit float cast).
@@ -94,10 +91,7 @@ fn exact_times_no_float32_rounding() {
 
 #[test]
 fn rerun_with_nothing_new_changes_nothing() {
-    let lake = Lake::new();
-    lake.fitlake(&["setup"]);
-    lake.fitlake(&["produce", "--set", "1"]);
-    lake.run_once();
+    let lake = Lake::after_set_1();
     let before = lake.versions_and_counts();
     let out = lake.run_once();
     assert_eq!(lake.versions_and_counts(), before, "a rerun committed something");
@@ -108,10 +102,7 @@ fn rerun_with_nothing_new_changes_nothing() {
 }
 
 fn reference_run() -> BTreeMap<String, polars::prelude::DataFrame> {
-    let lake = Lake::new();
-    lake.fitlake(&["setup"]);
-    lake.fitlake(&["produce", "--set", "1"]);
-    lake.run_once();
+    let lake = Lake::after_set_1();
     lake.fitlake(&["produce", "--set", "2"]);
     lake.run_once();
     lake.all_tables()
@@ -254,10 +245,7 @@ fn per_layer_binaries_build_the_same_tables() {
 
 #[test]
 fn late_readings_correct_the_gold_summary() {
-    let lake = Lake::new();
-    lake.fitlake(&["setup"]);
-    lake.fitlake(&["produce", "--set", "1"]);
-    lake.run_once();
+    let lake = Lake::after_set_1();
     let session = |lake: &Lake| {
         let text = fitlake_frame::to_text(&lake.table("workout_bpm_summary"));
         text.lines().find(|l| l.starts_with("12227,1,1,")).map(str::to_string).expect("session 12227/1/1")
