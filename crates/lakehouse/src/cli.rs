@@ -16,7 +16,7 @@ use crate::{Error, Result};
 /// Options every command shares.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Root of the lakehouse: a local directory or abfss://container@account.dfs.core.windows.net/path.
+    /// Root of the lakehouse: a local directory (or file:// URL).
     #[arg(long, env = "FITLAKE_LAKEHOUSE", default_value = "./lakehouse", global = true)]
     pub lakehouse: String,
     /// Print the report as JSON instead of a table.
@@ -134,6 +134,10 @@ impl From<LayerArg> for Layer {
 }
 
 #[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Runs one layer of the fitlake pipeline (the one in the binary's name) on everything new, then exits."
+)]
 struct LayerCli {
     #[command(flatten)]
     global: Global,
@@ -189,7 +193,14 @@ pub fn main_layer(layer: Layer) -> ExitCode {
 
 fn lakehouse(global: &Global) -> Result<Lakehouse> {
     let cwd = std::env::current_dir().map_err(|e| Error::Config(format!("cannot read the current directory: {e}")))?;
-    Ok(Lakehouse::from_root(&global.lakehouse, &cwd)?)
+    let lakehouse = Lakehouse::from_root(&global.lakehouse, &cwd)?;
+    if !lakehouse.is_local() {
+        return Err(Error::Config(format!(
+            "--lakehouse {}: only local storage is supported by this build so far; give a local directory",
+            global.lakehouse
+        )));
+    }
+    Ok(lakehouse)
 }
 
 fn context(global: &Global, run: &RunArgs) -> Result<Context> {
