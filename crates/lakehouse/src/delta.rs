@@ -98,7 +98,6 @@ impl Table {
         let table = match DeltaTable::try_from_url(url.clone()).await {
             Ok(table) => table,
             Err(DeltaTableError::InvalidTableLocation(_) | DeltaTableError::NotATable(_)) => return Err(not_set_up()),
-            Err(e) if e.to_string().contains("does not exist") => return Err(not_set_up()),
             Err(e) => return Err(delta_error(def)(e)),
         };
         if table.version().is_none() {
@@ -123,12 +122,18 @@ impl Table {
         state.transaction_version(self.delta.log_store().as_ref(), app_id).await.map_err(delta_error(&self.def))
     }
 
+    /// The log's `add` actions of the active files as a frame (`path`, `size_bytes`,
+    /// `num_records`, `min.*`, `max.*`, `partition.*`).
+    fn file_index(&self) -> Result<DataFrame> {
+        let state = self.delta.snapshot().map_err(delta_error(&self.def))?;
+        let actions = state.add_actions_table(true).map_err(delta_error(&self.def))?;
+        Ok(from_record_batches(&actions.schema(), std::slice::from_ref(&actions))?)
+    }
+
     /// The active data files, with the range of `stats_column` (an integer or timestamp column)
     /// when asked.
     pub fn files(&self, stats_column: Option<&str>) -> Result<Vec<DataFile>> {
-        let state = self.delta.snapshot().map_err(delta_error(&self.def))?;
-        let actions = state.add_actions_table(true).map_err(delta_error(&self.def))?;
-        let index = from_record_batches(&actions.schema(), std::slice::from_ref(&actions))?;
+        let index = self.file_index()?;
         let paths: Vec<String> =
             index.column("path")?.str()?.iter().map(|p| p.unwrap_or_default().to_string()).collect();
         let sizes: Vec<i64> = index.column("size_bytes")?.i64()?.iter().map(|s| s.unwrap_or(0)).collect();
@@ -165,9 +170,7 @@ impl Table {
 
     /// Number of rows in the table, from the log's file statistics.
     pub fn row_count(&self) -> Result<u64> {
-        let state = self.delta.snapshot().map_err(delta_error(&self.def))?;
-        let actions = state.add_actions_table(true).map_err(delta_error(&self.def))?;
-        let index = from_record_batches(&actions.schema(), std::slice::from_ref(&actions))?;
+        let index = self.file_index()?;
         let counts = index.column("num_records")?.cast(&DataType::Int64)?;
         Ok(counts.i64()?.sum().unwrap_or(0).max(0) as u64)
     }
