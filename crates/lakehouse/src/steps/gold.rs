@@ -33,32 +33,30 @@ async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Result<StepRe
     if !readings.moved() && !bins.moved() {
         return Ok(StepReport::default());
     }
-    let new = readings.new_rows(None).await?;
-    // Recompute the statistics of every session with new readings, over all its readings.
-    let fresh_stats = match range_of(&new, "start_time")? {
+    // Sessions with new readings: only their keys and start times are read from the new files.
+    let new_files = readings.new_files(None, None).await?;
+    let touched =
+        readings.table.read(&new_files, Some(&["user_id", "workout_id", "session_id", "start_time"]), false).await?;
+    // Recompute their statistics over all their readings (the new files included).
+    let rows = match range_of(&touched, "start_time")? {
         Some((lo, hi)) => {
             let files = overlapping(readings.table.files(Some("start_time"))?, lo, hi);
-            let touched = new
-                .clone()
-                .lazy()
-                .select([col("user_id"), col("workout_id"), col("session_id")])
-                .unique(None, UniqueKeepStrategy::Any);
             let key: Vec<Expr> = SESSION_KEY.iter().map(|k| col(*k)).collect();
-            let rows = readings
+            readings
                 .table
                 .read(&files, None, false)
                 .await?
                 .lazy()
-                .join(touched, key.clone(), key, JoinArgs::new(JoinType::Semi))
-                .collect()?;
-            fitlake_gold::session_stats(&rows)?
+                .join(touched.clone().lazy().select(key.clone()), key.clone(), key, JoinArgs::new(JoinType::Semi))
+                .collect()?
         }
-        None => fitlake_gold::session_stats(&new)?,
+        None => readings.table.read(&[], None, false).await?,
     };
+    let fresh_stats = fitlake_gold::session_stats(&rows)?;
     let current = target.read_all(true).await?;
     let user_bins = bins.table.read_all(false).await?;
     let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;
-    commit_plan(target, new.height(), &plan, &[readings.txn(), bins.txn()]).await
+    commit_plan(target, touched.height(), &plan, &[readings.txn(), bins.txn()]).await
 }
 
 async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
