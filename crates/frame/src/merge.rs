@@ -12,8 +12,8 @@ use crate::Result;
 /// Name of the column that tags each target row with the data file it was read from.
 pub const FILE_COLUMN: &str = "__file";
 
-/// What one MERGE writes and removes.
-#[derive(Debug, Clone)]
+/// What one MERGE writes and removes (the default plan changes nothing).
+#[derive(Debug, Clone, Default)]
 pub struct MergePlan {
     /// Rows to write: surviving rows of rewritten files, then the upserted rows.
     pub rows_to_add: DataFrame,

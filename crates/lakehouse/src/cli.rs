@@ -5,12 +5,14 @@ use std::process::ExitCode;
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
-use fitlake_config::{parse_date, Lakehouse, Layer};
+use fitlake_config::{parse_date, parse_duration, Lakehouse, Layer};
 use fitlake_landing::synthetic::Synthetic;
 use polars::prelude::*;
 
+use crate::produce::Layout;
 use crate::report::RunReport;
-use crate::steps::{all_tables, table_def, Context};
+use crate::steps::{table_def, Context};
+use crate::stream::StreamOptions;
 use crate::{Error, Result};
 
 /// Options every command shares.
@@ -25,14 +27,25 @@ pub struct Global {
     /// Print nothing but the final line (and errors).
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// Concurrent runners on a local lakehouse take turns per table through lock files (`on`),
+    /// or rely on Delta's optimistic concurrency alone (`off`, as on object stores).
+    #[arg(long, env = "FITLAKE_TABLE_LOCKS", default_value = "on", value_parser = ["on", "off"], global = true)]
+    pub table_locks: String,
 }
 
 /// Options of a pipeline run.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Process everything new, then exit (batch mode).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stream")]
     pub once: bool,
+    /// Run micro-batches on a trigger interval until SIGINT or SIGTERM (streaming mode).
+    #[arg(long)]
+    pub stream: bool,
+    /// Streaming mode: time from the start of one micro-batch to the start of the next
+    /// (e.g. 500ms, 5s, 1m).
+    #[arg(long, default_value = "5s", requires = "stream")]
+    pub trigger: String,
     /// The date ages are computed at (YYYY-MM-DD); defaults to today (UTC).
     #[arg(long)]
     pub as_of: Option<String>,
@@ -91,6 +104,10 @@ enum Command {
         /// Readings per generated BPM file.
         #[arg(long, default_value_t = 1_000_000)]
         readings_per_file: u64,
+        /// Write every multiplex record in event-time order (files are consecutive slices of
+        /// time across all devices, like a live stream) instead of files of whole visits.
+        #[arg(long, requires = "generate")]
+        time_ordered: bool,
     },
     /// Run the pipeline.
     Run {
@@ -108,7 +125,7 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Each table's version and row count.
+    /// Each table's version and row count, and how far each step is behind its sources.
     Status,
 }
 
@@ -136,7 +153,8 @@ impl From<LayerArg> for Layer {
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Runs one layer of the fitlake pipeline (the one in the binary's name) on everything new, then exits."
+    about = "Runs one layer of the fitlake pipeline (the one in the binary's name): on everything new, then exits \
+             (--once), or as micro-batches following its upstream tables (--stream)."
 )]
 struct LayerCli {
     #[command(flatten)]
@@ -180,15 +198,7 @@ pub fn main_fitlake() -> ExitCode {
 /// Entry point of a per-layer binary.
 pub fn main_layer(layer: Layer) -> ExitCode {
     let cli = LayerCli::parse();
-    finish(runtime().and_then(|rt| {
-        rt.block_on(async {
-            let ctx = context(&cli.global, &cli.run)?;
-            require_once(&cli.run)?;
-            let report = crate::run::run_once(&ctx, &[layer]).await?;
-            print_report(&cli.global, &report);
-            Ok(())
-        })
-    }))
+    finish(runtime().and_then(|rt| rt.block_on(run(&cli.global, &cli.run, &[layer]))))
 }
 
 fn lakehouse(global: &Global) -> Result<Lakehouse> {
@@ -223,17 +233,66 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
         threads,
         max_batch_bytes: run.max_batch_bytes,
         verbose: !global.quiet && !global.json,
+        streaming: false,
+        plans: Default::default(),
+        table_locks: global.table_locks == "on",
     })
 }
 
-fn require_once(run: &RunArgs) -> Result<()> {
-    if run.once {
-        Ok(())
-    } else {
-        Err(Error::Config(
-            "pass --once to process everything new and exit (streaming mode is not available yet)".into(),
-        ))
+/// Batch or streaming run of `layers`, as the options say.
+async fn run(global: &Global, args: &RunArgs, layers: &[Layer]) -> Result<()> {
+    if args.once {
+        let ctx = context(global, args)?;
+        let report = crate::run::run_once(&ctx, layers).await?;
+        print_report(global, &report);
+        return Ok(());
     }
+    if !args.stream {
+        return Err(Error::Config(
+            "say how to run: --once (process everything new, then exit) or --stream [--trigger 5s] (micro-batches \
+             until SIGINT/SIGTERM)"
+                .into(),
+        ));
+    }
+    let options = StreamOptions {
+        trigger: parse_duration("--trigger", &args.trigger)?,
+        fixed_as_of: args.as_of.as_deref().map(|d| parse_date("--as-of", d)).transpose()?,
+    };
+    let ctx = context(global, args)?;
+    let stop = stop_on_signals()?;
+    let (json, quiet) = (global.json, global.quiet);
+    let batches = crate::stream::run_stream(ctx, layers, &options, stop, |batch| {
+        if json {
+            println!("{}", serde_json::to_string(batch).unwrap_or_default());
+        } else if !quiet || batch.report.steps.iter().any(|s| s.rows_read > 0 || s.rows_written > 0) {
+            println!("{}", batch.status_line());
+        }
+    })
+    .await?;
+    if !json {
+        println!("fitlake-stream: stopped after {batches} micro-batches");
+    }
+    Ok(())
+}
+
+/// A flag that turns true on the first SIGINT or SIGTERM (the process then finishes its
+/// micro-batch instead of dying).
+fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).map_err(|e| Error::Internal(format!("cannot listen for signals: {e}")));
+    let (mut interrupt, mut terminate) = (listen(SignalKind::interrupt())?, listen(SignalKind::terminate())?);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("fitlake: stopping after the current micro-batch");
+        let _ = tx.send(true);
+        // Keep the sender (and the handlers) alive so later signals are absorbed too.
+        std::future::pending::<()>().await;
+    });
+    Ok(rx)
 }
 
 fn print_report(global: &Global, report: &RunReport) {
@@ -248,7 +307,7 @@ fn print_report(global: &Global, report: &RunReport) {
 }
 
 fn default_run_args() -> RunArgs {
-    RunArgs { once: true, as_of: None, max_batch_bytes: 1 << 30, threads: None }
+    RunArgs { once: true, stream: false, trigger: "5s".into(), as_of: None, max_batch_bytes: 1 << 30, threads: None }
 }
 
 async fn fitlake(cli: FitlakeCli) -> Result<()> {
@@ -270,15 +329,16 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             let report = crate::setup::setup(&ctx, calendar).await?;
             print_report(global, &report);
         }
-        Command::Produce { set, generate, users, days, seed, start, readings_per_file } => {
+        Command::Produce { set, generate, users, days, seed, start, readings_per_file, time_ordered } => {
             let lakehouse = lakehouse(global)?;
             let written = if let Some(set) = set {
                 crate::produce::produce_seed_set(&lakehouse, set).await?
             } else if generate {
                 let start: NaiveDate = parse_date("--start", &start)?;
                 let options = Synthetic { users: users.unwrap_or(0), days: days.unwrap_or(0), seed, start };
+                let layout = if time_ordered { Layout::TimeOrdered } else { Layout::ByVisit };
                 let (files, readings) =
-                    crate::produce::produce_synthetic(&lakehouse, options, readings_per_file.max(1)).await?;
+                    crate::produce::produce_synthetic(&lakehouse, options, readings_per_file.max(1), layout).await?;
                 if !global.quiet {
                     eprintln!("fitlake: generated {readings} BPM readings");
                 }
@@ -293,13 +353,10 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             }
             println!("fitlake-produce: ok files={}", written.len());
         }
-        Command::Run { run, layer } => {
-            require_once(&run)?;
-            let ctx = context(global, &run)?;
+        Command::Run { run: args, layer } => {
             let layers: Vec<Layer> =
                 if layer.is_empty() { Layer::ALL.to_vec() } else { layer.into_iter().map(Layer::from).collect() };
-            let report = crate::run::run_once(&ctx, &layers).await?;
-            print_report(global, &report);
+            run(global, &args, &layers).await?;
         }
         Command::Show { table, limit } => {
             let ctx = context(global, &default_run_args())?;
@@ -311,11 +368,13 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
         }
         Command::Status => {
             let ctx = context(global, &default_run_args())?;
-            println!("{:<32} {:>8} {:>12}", "table", "version", "rows");
-            for def in all_tables() {
-                let table = crate::delta::Table::open(&ctx.lakehouse, &def).await?;
-                let rows = table.row_count()?;
-                println!("{:<32} {:>8} {:>12}", def.qualified_name(), table.version(), rows);
+            let tables = crate::status::status(&ctx).await?;
+            if global.json {
+                println!("{}", serde_json::to_string_pretty(&tables).unwrap_or_default());
+            } else {
+                print!("{}", crate::status::status_table(&tables));
+                let behind = tables.iter().filter(|t| !t.caught_up()).count();
+                println!("fitlake-status: ok tables={} behind={behind}", tables.len());
             }
         }
     }

@@ -12,7 +12,7 @@ use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path};
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path, TableProperty};
 use fitlake_config::Lakehouse;
 use fitlake_frame::{from_record_batches, to_record_batches, TableDef, FILE_COLUMN};
 use futures::{StreamExt, TryStreamExt};
@@ -21,6 +21,9 @@ use polars::prelude::*;
 
 use crate::fault;
 use crate::{Error, Result};
+
+/// Commits between two Delta checkpoints of a table fitlake creates (`delta.checkpointInterval`).
+pub const CHECKPOINT_INTERVAL: u64 = 10;
 
 /// How a commit changes its table, for the Delta history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +85,9 @@ impl Table {
             .with_comment(def.description)
             .with_columns(schema.fields().cloned())
             .with_partition_columns(def.partition_columns.iter().map(|c| c.to_string()))
+            // Streaming commits often; a checkpoint every few commits keeps opening a table
+            // (which replays the JSON commits since the last checkpoint) cheap.
+            .with_configuration_property(TableProperty::CheckpointInterval, Some(CHECKPOINT_INTERVAL.to_string()))
             .with_save_mode(SaveMode::Ignore)
             .await
             .map_err(delta_error(def))?;
@@ -175,28 +181,46 @@ impl Table {
         Ok(counts.i64()?.sum().unwrap_or(0).max(0) as u64)
     }
 
-    /// The active files added by the commits after `version` (all active files when `version`
-    /// is `None`), with the range of `stats_column` as in [`Table::files`].
-    pub async fn files_added_since(&self, version: Option<i64>, stats_column: Option<&str>) -> Result<Vec<DataFile>> {
-        let active = self.files(stats_column)?;
-        let Some(since) = version else {
-            return Ok(active);
-        };
+    /// The `add` and `remove` actions of the commits after `version` up to the loaded one
+    /// (from the first commit when `version` is `None`).
+    async fn data_actions_since(&self, version: Option<i64>) -> Result<Vec<Action>> {
         let log_store = self.delta.log_store();
-        let mut added = std::collections::HashSet::new();
-        for v in (since + 1)..=self.version() {
+        let mut actions = Vec::new();
+        for v in (version.unwrap_or(-1) + 1)..=self.version() {
             let Some(bytes) = log_store.read_commit_entry(v as u64).await.map_err(delta_error(&self.def))? else {
                 return Err(Error::Checkpoint {
                     location: format!("{} version {v}", self.def.qualified_name()),
                     message: "the commit is gone from the log (cleaned up?); the step cannot tell what is new".into(),
                 });
             };
-            for action in get_actions(v as u64, &bytes).map_err(delta_error(&self.def))? {
-                if let Action::Add(add) = action {
-                    added.insert(add.path);
-                }
-            }
+            let entry = get_actions(v as u64, &bytes).map_err(delta_error(&self.def))?;
+            actions.extend(entry.into_iter().filter(|a| matches!(a, Action::Add(_) | Action::Remove(_))));
         }
+        Ok(actions)
+    }
+
+    /// True when a commit after `version` added or removed data files (commits that only
+    /// record a step's progress change no rows).
+    pub async fn data_changed_since(&self, version: Option<i64>) -> Result<bool> {
+        Ok(!self.data_actions_since(version).await?.is_empty())
+    }
+
+    /// The active files added by the commits after `version` (all active files when `version`
+    /// is `None`), with the range of `stats_column` as in [`Table::files`].
+    pub async fn files_added_since(&self, version: Option<i64>, stats_column: Option<&str>) -> Result<Vec<DataFile>> {
+        let active = self.files(stats_column)?;
+        if version.is_none() {
+            return Ok(active);
+        }
+        let added: std::collections::HashSet<String> = self
+            .data_actions_since(version)
+            .await?
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Add(add) => Some(add.path),
+                _ => None,
+            })
+            .collect();
         Ok(active.into_iter().filter(|f| added.contains(&f.path)).collect())
     }
 

@@ -5,18 +5,24 @@
 //! - [`progress`]: how each incremental step remembers what it has processed, exactly once.
 //! - [`steps`]: one step per table, calling the pure transforms of the layer crates.
 //! - [`run`]: running the layers in batch mode, with a report per table.
+//! - [`stream`]: streaming mode, micro-batches on a processing-time trigger.
+//! - [`lock`]: table locks that let concurrent runners take turns.
+//! - [`status`]: each table's version, rows and how far its step is behind its sources.
 //! - [`cli`]: the command line shared by `fitlake` and the per-layer binaries.
 
 pub mod cli;
 pub mod delta;
 pub mod fault;
+pub mod lock;
 pub mod produce;
 pub mod progress;
 pub mod report;
 pub mod run;
 pub mod setup;
+pub mod status;
 pub mod steps;
 pub mod storage;
+pub mod stream;
 
 /// Errors of fitlake's IO layer, grouped by whose move it is.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +67,24 @@ pub enum Error {
     /// A transform failed on data that passed validation: likely a bug, please report it.
     #[error("internal error (likely a bug): {0}")]
     Internal(String),
+}
+
+impl Error {
+    /// True when a commit lost a race with another writer of the same table (the step can be
+    /// redone from the table's new state).
+    pub fn is_commit_conflict(&self) -> bool {
+        use deltalake::kernel::transaction::TransactionError;
+        matches!(
+            self,
+            Error::Delta {
+                source: deltalake::DeltaTableError::VersionAlreadyExists(_)
+                    | deltalake::DeltaTableError::Transaction {
+                        source: TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_)
+                    },
+                ..
+            }
+        )
+    }
 }
 
 /// Result with [`Error`].

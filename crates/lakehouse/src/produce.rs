@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use fitlake_config::Lakehouse;
 use fitlake_landing::sources::{GYM_LOGINS, KAFKA_MULTIPLEX, REGISTERED_USERS};
-use fitlake_landing::synthetic::{generate, seed_visits, write_bpm_envelopes, Synthetic};
+use fitlake_landing::synthetic::{generate, interleave_by_time, seed_visits, write_bpm_envelopes, Synthetic};
 
 use crate::storage::Folder;
 use crate::{Error, Result};
@@ -87,45 +87,73 @@ pub async fn produce_seed_set(lakehouse: &Lakehouse, set: usize) -> Result<Vec<S
     Ok(written)
 }
 
-/// Writes a synthetic data set into the landing zone, BPM readings in files of about
-/// `readings_per_file` readings; returns the files written and the number of readings.
+/// How generated multiplex records are split into landing files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Profile and workout events in one file, BPM readings in files of whole gym visits of
+    /// about `readings_per_file` readings (a bulk export).
+    ByVisit,
+    /// Every multiplex record in event-time order, in files of `readings_per_file` records (a
+    /// live stream: each file is the next slice of time across all devices).
+    TimeOrdered,
+}
+
+/// Writes a synthetic data set into the landing zone, split as `layout` says; returns the
+/// files written and the number of BPM readings.
 pub async fn produce_synthetic(
     lakehouse: &Lakehouse,
     options: Synthetic,
     readings_per_file: u64,
+    layout: Layout,
 ) -> Result<(Vec<String>, u64)> {
     let set = generate(options)?;
     let tag = format!("gen-{}-{}", options.seed, options.start.format("%Y%m%d"));
     let mut written = Vec::new();
-    let small = [
+    let mut small = vec![
         (REGISTERED_USERS, format!("{tag}-registered_users.csv"), set.registered_users_csv),
         (GYM_LOGINS, format!("{tag}-gym_logins.csv"), set.gym_logins_csv),
-        (KAFKA_MULTIPLEX, format!("{tag}-events.json"), set.events_jsonl),
     ];
+    let multiplex = Folder::open(&lakehouse.landing_url(KAFKA_MULTIPLEX))?;
+    let mut readings = 0u64;
+    let mut offset = 0i64;
+    let mut parts: Vec<String> = Vec::new();
+    match layout {
+        Layout::ByVisit => {
+            small.push((KAFKA_MULTIPLEX, format!("{tag}-events.json"), set.events_jsonl));
+            let mut chunk = String::new();
+            let mut chunk_readings = 0u64;
+            for (i, visit) in set.visits.iter().enumerate() {
+                let next = write_bpm_envelopes(std::slice::from_ref(visit), options.seed, offset, &mut chunk);
+                chunk_readings += (next - offset) as u64;
+                offset = next;
+                if chunk_readings >= readings_per_file || i + 1 == set.visits.len() {
+                    parts.push(std::mem::take(&mut chunk));
+                    readings += chunk_readings;
+                    chunk_readings = 0;
+                }
+            }
+        }
+        Layout::TimeOrdered => {
+            let mut bpm = String::new();
+            offset = write_bpm_envelopes(&set.visits, options.seed, 1_000_000_000, &mut bpm);
+            readings = (offset - 1_000_000_000) as u64;
+            let lines = interleave_by_time(&[&set.events_jsonl, &bpm]);
+            for chunk in lines.chunks(readings_per_file.max(1) as usize) {
+                let mut text = chunk.join("\n");
+                text.push('\n');
+                parts.push(text);
+            }
+        }
+    }
     for (source, name, text) in small {
         Folder::open(&lakehouse.landing_url(source))?.write(&name, text.into_bytes()).await?;
         written.push(format!("{source}/{name}"));
     }
-    let multiplex = Folder::open(&lakehouse.landing_url(KAFKA_MULTIPLEX))?;
-    let mut readings = 0u64;
-    let mut offset = 0i64;
-    let mut chunk = String::new();
-    let mut chunk_readings = 0u64;
-    let mut part = 0;
-    let visits = set.visits;
-    for (i, visit) in visits.iter().enumerate() {
-        let next = write_bpm_envelopes(std::slice::from_ref(visit), options.seed, offset, &mut chunk);
-        chunk_readings += (next - offset) as u64;
-        offset = next;
-        if chunk_readings >= readings_per_file || i + 1 == visits.len() {
-            let mut name = String::new();
-            let _ = write!(name, "{tag}-bpm-{part:05}.json");
-            multiplex.write(&name, std::mem::take(&mut chunk).into_bytes()).await?;
-            written.push(format!("{KAFKA_MULTIPLEX}/{name}"));
-            readings += chunk_readings;
-            chunk_readings = 0;
-            part += 1;
-        }
+    for (part, text) in parts.into_iter().enumerate() {
+        let mut name = String::new();
+        let _ = write!(name, "{tag}-bpm-{part:05}.json");
+        multiplex.write(&name, text.into_bytes()).await?;
+        written.push(format!("{KAFKA_MULTIPLEX}/{name}"));
     }
     Ok((written, readings))
 }

@@ -28,6 +28,8 @@ pub struct FileEntry {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
+    /// When the file was last written, epoch microseconds.
+    pub modified_micros: i64,
 }
 
 fn storage_error(location: impl ToString, e: impl std::fmt::Display) -> Error {
@@ -79,7 +81,11 @@ impl Folder {
                 let rel = full.strip_prefix(self.prefix.as_ref()).unwrap_or(full).trim_start_matches('/');
                 let hidden =
                     rel.split('/').any(|part| part.starts_with('.') || part.starts_with('_') || part.contains('#'));
-                (!hidden && !rel.is_empty()).then(|| FileEntry { name: rel.to_string(), size: meta.size })
+                (!hidden && !rel.is_empty()).then(|| FileEntry {
+                    name: rel.to_string(),
+                    size: meta.size,
+                    modified_micros: meta.last_modified.timestamp_micros(),
+                })
             })
             .collect();
         files.sort();
@@ -109,6 +115,17 @@ impl Folder {
             .await
             .map(|_| ())
             .map_err(|e| storage_error(format!("{}{name}", self.url), e))
+    }
+
+    /// Writes a whole file only if no file of that name exists; `false` when one did (then the
+    /// existing file is left as it was).
+    pub async fn create(&self, name: &str, bytes: impl Into<PutPayload>) -> Result<bool> {
+        let options = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&self.path(name), bytes.into(), options).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(storage_error(format!("{}{name}", self.url), e)),
+        }
     }
 
     /// Checks that the folder can be written, by writing and removing a probe file.

@@ -23,14 +23,18 @@ async fn folders_hide_in_flight_files_and_plans_round_trip() {
     let names: Vec<(String, u64)> = landing.list().await.expect("list").into_iter().map(|f| (f.name, f.size)).collect();
     assert_eq!(names, vec![("a.csv".to_string(), 2), ("b.csv".to_string(), 1)]);
 
-    let log = PlanLog::new(Folder::open(&lh.checkpoint_url("bronze/x/offsets")).expect("folder"));
+    let offsets = || Folder::open(&lh.checkpoint_url("bronze/x/offsets")).expect("folder");
+    let log = PlanLog::new(offsets(), Default::default());
     assert!(log.load().await.expect("empty").is_empty());
     let plan = BatchPlan { batch: 0, files: vec!["a.csv".into()] };
-    log.write(&plan).await.expect("write plan");
+    assert_eq!(log.write(&plan).await.expect("write plan"), plan);
     assert_eq!(log.load().await.expect("load").get(&0), Some(&plan));
+    // A second runner planning the same batch gets the first runner's plan, not its own.
+    let rival = PlanLog::new(offsets(), Default::default());
+    let other = BatchPlan { batch: 0, files: vec!["a.csv".into(), "b.csv".into()] };
+    assert_eq!(rival.write(&other).await.expect("write rival plan"), plan);
 
-    let corrupt = Folder::open(&lh.checkpoint_url("bronze/x/offsets")).expect("folder");
-    corrupt.write("1", b"{not json".to_vec()).await.expect("write");
+    offsets().write("1", b"{not json".to_vec()).await.expect("write");
     let err = log.load().await.expect_err("corrupt plan");
     assert!(err.to_string().contains("checkpoint"), "{err}");
 }

@@ -231,3 +231,18 @@ pub fn generate(options: Synthetic) -> Result<SyntheticSet> {
     }
     Ok(SyntheticSet { registered_users_csv: registered, gym_logins_csv: logins, events_jsonl: events, visits })
 }
+
+/// The envelope lines of several multiplex texts merged in the order of their `timestamp`
+/// (stable: lines with equal timestamps keep their order), as a broker would deliver a live
+/// stream. Lines without a trailing integer `timestamp` sort first.
+pub fn interleave_by_time<'a>(texts: &[&'a str]) -> Vec<&'a str> {
+    let timestamp = |line: &str| {
+        line.rsplit_once("\"timestamp\":")
+            .and_then(|(_, rest)| rest.trim_end().trim_end_matches('}').parse::<i64>().ok())
+            .unwrap_or(i64::MIN)
+    };
+    let mut lines: Vec<(i64, &str)> =
+        texts.iter().flat_map(|t| t.lines()).filter(|l| !l.trim().is_empty()).map(|l| (timestamp(l), l)).collect();
+    lines.sort_by_key(|(t, _)| *t);
+    lines.into_iter().map(|(_, l)| l).collect()
+}

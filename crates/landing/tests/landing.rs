@@ -5,7 +5,7 @@ use fitlake_frame::to_text;
 use fitlake_landing::calendar::{calendar_frame, generate_calendar, parse_date_lookup};
 use fitlake_landing::csv::{parse_gym_logins, parse_registered_users};
 use fitlake_landing::multiplex::parse_kafka_multiplex;
-use fitlake_landing::synthetic::{generate, write_bpm_envelopes, Synthetic, Visit};
+use fitlake_landing::synthetic::{generate, interleave_by_time, write_bpm_envelopes, Synthetic, Visit};
 use fitlake_landing::Quarantined;
 
 fn seed(name: &str) -> String {
@@ -99,4 +99,15 @@ fn bpm_generation_is_deterministic_and_one_reading_per_second() {
     assert!(events.quarantined.is_empty(), "{:?}", events.quarantined);
     assert_eq!(parse_registered_users(&set.registered_users_csv, "u.csv").expect("parse").rows.height(), 3);
     assert_eq!(parse_gym_logins(&set.gym_logins_csv, "g.csv").expect("parse").rows.height(), 6);
+}
+
+#[test]
+fn interleave_by_time_merges_streams_in_event_time_order() {
+    let events = "{\"key\":\"1\",\"topic\":\"workout\",\"timestamp\":2000}\n\n{\"key\":\"1\",\"topic\":\"workout\",\"timestamp\":5000}\n";
+    let bpm = "{\"key\":\"9\",\"topic\":\"bpm\",\"timestamp\":1000}\n{\"key\":\"9\",\"topic\":\"bpm\",\"timestamp\":2000}\n{\"key\":\"9\",\"topic\":\"bpm\",\"timestamp\":6000}\n";
+    let merged = interleave_by_time(&[events, bpm]);
+    let order: Vec<&str> = merged.iter().map(|l| l.rsplit_once(':').map_or("", |(_, t)| t)).collect();
+    assert_eq!(order, ["1000}", "2000}", "2000}", "5000}", "6000}"]);
+    // Equal timestamps keep their input order: the workout event came first.
+    assert!(merged[1].contains("workout") && merged[2].contains("bpm"));
 }

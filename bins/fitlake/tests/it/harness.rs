@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use fitlake_config::Lakehouse;
 use fitlake_lakehouse::delta::Table;
@@ -56,6 +57,37 @@ impl Lake {
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+
+    /// Starts `BIN --lakehouse ROOT ARGS…` (a fitlake binary) in the background, its output
+    /// going to files next to the lakehouse (a pipe nobody reads could block it).
+    pub fn spawn(&self, bin: &str, args: &[&str], env: &[(&str, &str)]) -> Runner {
+        static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let parent = self.root.parent().expect("lakehouse has a parent");
+        let (out, err) = (parent.join(format!("runner-{n}.out")), parent.join(format!("runner-{n}.err")));
+        let mut cmd = Command::new(bin);
+        cmd.arg("--lakehouse").arg(&self.root).args(args).env_remove("FITLAKE_FAULT");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let file = |p: &PathBuf| Stdio::from(std::fs::File::create(p).expect("output file"));
+        let child = cmd.stdout(file(&out)).stderr(file(&err)).spawn().expect("start fitlake");
+        Runner { child: Some(child), out, err }
+    }
+
+    /// `fitlake status --json`, parsed.
+    pub fn status(&self) -> Vec<serde_json::Value> {
+        let out = self.fitlake(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// True when every step has consumed all its landing files and upstream commits.
+    pub fn caught_up(&self) -> bool {
+        self.status().iter().all(|t| {
+            t["landing"].as_object().is_none_or(|l| l["files"] == 0)
+                && t["sources"].as_array().is_some_and(|s| s.iter().all(|s| s["behind"] == 0))
+        })
     }
 
     /// `run --once` at the fixed as-of date.
@@ -114,6 +146,67 @@ impl Lake {
     /// Every table, as [`Lake::table`] gives it.
     pub fn all_tables(&self) -> BTreeMap<String, DataFrame> {
         all_tables().into_iter().map(|d| (d.name.to_string(), self.table(d.name))).collect()
+    }
+}
+
+/// A fitlake process running in the background; killed if still running when dropped.
+pub struct Runner {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+/// How a background runner ended.
+pub struct Ended {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+impl Runner {
+    fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("running");
+        let ok = Command::new("kill").args(["-s", name, &child.id().to_string()]).status().expect("kill").success();
+        assert!(ok, "kill -s {name} failed");
+    }
+
+    fn wait(mut self) -> Ended {
+        let status = self.child.take().expect("running").wait().expect("wait");
+        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        Ended { status, stdout: read(&self.out), stderr: read(&self.err) }
+    }
+
+    /// Sends SIGTERM and waits for the process to end by itself.
+    pub fn terminate(self) -> Ended {
+        self.signal("TERM");
+        self.wait()
+    }
+
+    /// Kills the process with SIGKILL, like a crash or a lost machine.
+    pub fn kill_hard(self) -> Ended {
+        self.signal("KILL");
+        self.wait()
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `done` every 200 ms until it holds; panics with `what` after `deadline`.
+pub fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

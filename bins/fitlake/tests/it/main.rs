@@ -2,6 +2,7 @@
 
 mod expected;
 mod harness;
+mod stream;
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ const ORIGINAL_TABLES: [&str; 11] = [
 ];
 
 /// The counts the original batch test checks, multiplex topics counted from bronze.
-fn original_counts(lake: &Lake) -> Vec<u64> {
+pub(crate) fn original_counts(lake: &Lake) -> Vec<u64> {
     let multiplex = lake.table("kafka_multiplex_bz");
     let topic = |t: &str| {
         multiplex.column("topic").expect("topic").str().expect("str").iter().filter(|v| *v == Some(t)).count() as u64
@@ -37,7 +38,7 @@ fn original_counts(lake: &Lake) -> Vec<u64> {
         .collect()
 }
 
-fn bpm_counts_of(lake: &Lake) -> expected::BpmCounts {
+pub(crate) fn bpm_counts_of(lake: &Lake) -> expected::BpmCounts {
     let multiplex = lake.table("kafka_multiplex_bz");
     let bpm =
         multiplex.column("topic").expect("topic").str().expect("str").iter().filter(|v| *v == Some("bpm")).count();
@@ -101,7 +102,7 @@ fn rerun_with_nothing_new_changes_nothing() {
     assert_eq!(lake.versions_and_counts(), before, "a second setup committed something");
 }
 
-fn reference_run() -> BTreeMap<String, polars::prelude::DataFrame> {
+pub(crate) fn reference_run() -> BTreeMap<String, polars::prelude::DataFrame> {
     let lake = Lake::after_set_1();
     lake.fitlake(&["produce", "--set", "2"]);
     lake.run_once();
@@ -213,6 +214,11 @@ fn missing_landing_is_nothing_new_and_bad_roots_fail_clearly() {
 
     let out = lake.fitlake_env(&["run"], &[]);
     assert_eq!(out.status.code(), Some(2), "run without --once must say what to pass");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stream"), "the message names both modes");
+
+    let out = lake.fitlake_env(&["run", "--stream", "--trigger", "5 parsecs"], &[]);
+    assert_eq!(out.status.code(), Some(2), "a bad trigger is a configuration error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--trigger"));
 
     let fresh = Lake::new();
     let out = fresh.fitlake_env(&["run", "--once"], &[]);

@@ -1,6 +1,6 @@
 //! Bronze steps: landing files into the append-only bronze tables, each file exactly once.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use fitlake_bronze::{DATE_LOOKUP, GYM_LOGINS_BZ, KAFKA_MULTIPLEX_BZ, QUARANTINE, REGISTERED_USERS_BZ};
 use fitlake_landing::quarantine::quarantine_frame;
@@ -12,7 +12,7 @@ use crate::delta::{Operation, Table};
 use crate::fault;
 use crate::progress::{app_id, BatchPlan, PlanLog};
 use crate::report::StepReport;
-use crate::storage::Folder;
+use crate::storage::{FileEntry, Folder};
 use crate::{Error, Result};
 
 /// The bronze tables fed from landing folders, in the order a run ingests them.
@@ -20,20 +20,21 @@ pub const LANDING_TABLES: [&str; 3] = [REGISTERED_USERS_BZ, GYM_LOGINS_BZ, KAFKA
 
 /// The plan log of a bronze table.
 pub fn plan_log(ctx: &Context, table: &str) -> Result<PlanLog> {
-    Ok(PlanLog::new(Folder::open(&ctx.lakehouse.checkpoint_url(&format!("bronze/{table}/offsets")))?))
+    let folder = Folder::open(&ctx.lakehouse.checkpoint_url(&format!("bronze/{table}/offsets")))?;
+    Ok(PlanLog::new(folder, ctx.plans.clone()))
 }
 
 /// Ingests every new landing file of `table`'s source, in batches of at most
-/// `ctx.max_batch_bytes`.
+/// `ctx.max_batch_bytes` (in streaming mode, one batch per micro-batch).
 pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
     let timer = StepTimer::start(ctx, &format!("bronze.{table}"));
     let landing = Folder::open(&ctx.lakehouse.landing_url(table))?;
     let log = plan_log(ctx, table)?;
     let app = app_id(table, "landing");
     let mut target = open(ctx, table).await?;
-    let mut quarantine = open(ctx, QUARANTINE).await?;
-    let date_lookup =
-        if table == KAFKA_MULTIPLEX_BZ { Some(open(ctx, DATE_LOOKUP).await?.read_all(false).await?) } else { None };
+    // Opened on the first batch, so that an idle micro-batch reads nothing but the log.
+    let mut quarantine: Option<Table> = None;
+    let mut date_lookup: Option<DataFrame> = None;
     let mut report = StepReport::default();
     loop {
         let committed = target.progress(&app).await?.unwrap_or(-1);
@@ -43,8 +44,7 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
             // Planned by a run that died before committing: redo exactly those files.
             Some(plan) => plan.clone(),
             None => {
-                let seen: HashSet<&str> =
-                    plans.range(..batch).flat_map(|(_, p)| p.files.iter().map(String::as_str)).collect();
+                let seen = planned_files(&plans, batch);
                 let mut files = Vec::new();
                 let mut bytes = 0u64;
                 for entry in landing.list().await? {
@@ -60,12 +60,14 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
                 if files.is_empty() {
                     break;
                 }
-                let plan = BatchPlan { batch, files };
-                log.write(&plan).await?;
+                let plan = log.write(&BatchPlan { batch, files }).await?;
                 fault::point("after-plan", table);
                 plan
             }
         };
+        if date_lookup.is_none() && table == KAFKA_MULTIPLEX_BZ {
+            date_lookup = Some(open(ctx, DATE_LOOKUP).await?.read_all(false).await?);
+        }
         let mut staged = target.stage()?;
         let mut bad: Vec<Quarantined> = Vec::new();
         for file in &plan.files {
@@ -82,12 +84,79 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
             bad.extend(parsed.quarantined);
         }
         report.quarantined += bad.len() as u64;
-        write_quarantine(ctx, &mut quarantine, table, &bad, plan.batch).await?;
+        if !bad.is_empty() {
+            let quarantine = match &mut quarantine {
+                Some(q) => q,
+                None => quarantine.insert(open(ctx, QUARANTINE).await?),
+            };
+            write_quarantine(ctx, quarantine, table, &bad, plan.batch).await?;
+        }
         report.rows_written += staged.rows();
         report.inserted += staged.rows();
         report.version = target.commit(staged, &[], &[(app.clone(), plan.batch)], Operation::Append).await?;
+        if ctx.streaming {
+            break;
+        }
     }
     Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
+}
+
+/// The landing files named in the plans of batches before `before`.
+fn planned_files(plans: &BTreeMap<i64, BatchPlan>, before: i64) -> HashSet<&str> {
+    plans.range(..before).flat_map(|(_, p)| p.files.iter().map(String::as_str)).collect()
+}
+
+/// Landing files of a bronze table whose rows are not committed yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Backlog {
+    /// How many files.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// When the oldest of them landed, epoch microseconds.
+    pub oldest_landed_micros: Option<i64>,
+}
+
+impl Backlog {
+    /// The backlogs of several tables together.
+    pub fn plus(self, other: Backlog) -> Backlog {
+        Backlog {
+            files: self.files + other.files,
+            bytes: self.bytes + other.bytes,
+            oldest_landed_micros: match (self.oldest_landed_micros, other.oldest_landed_micros) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+/// The landing files of a bronze table's source, split by whether their rows are committed.
+#[derive(Debug, Clone, Default)]
+pub struct LandingState {
+    /// Files whose rows are in the table.
+    pub committed: Vec<FileEntry>,
+    /// Files not committed yet (planned or not).
+    pub pending: Vec<FileEntry>,
+}
+
+impl LandingState {
+    /// The pending files, summed up.
+    pub fn backlog(&self) -> Backlog {
+        self.pending.iter().fold(Backlog::default(), |b, f| {
+            b.plus(Backlog { files: 1, bytes: f.size, oldest_landed_micros: Some(f.modified_micros) })
+        })
+    }
+}
+
+/// The landing files of `table`'s source and whether each is committed to it.
+pub async fn landing_state(ctx: &Context, table: &str) -> Result<LandingState> {
+    let landing = Folder::open(&ctx.lakehouse.landing_url(table))?;
+    let committed = open(ctx, table).await?.progress(&app_id(table, "landing")).await?.unwrap_or(-1);
+    let plans = plan_log(ctx, table)?.load().await?;
+    let done = planned_files(&plans, committed + 1);
+    let (committed, pending) = landing.list().await?.into_iter().partition(|f| done.contains(f.name.as_str()));
+    Ok(LandingState { committed, pending })
 }
 
 fn parse(ctx: &Context, table: &str, text: &str, file: &str) -> Result<Parsed> {
@@ -100,7 +169,9 @@ fn parse(ctx: &Context, table: &str, text: &str, file: &str) -> Result<Parsed> {
 }
 
 /// Appends quarantined records of `table`'s batch `batch`, exactly once: the quarantine
-/// table's own progress for `table` says whether the batch is already there.
+/// table's own progress for `table` says whether the batch is already there, and records
+/// already quarantined (a step that crashed or lost a commit race after quarantining, then
+/// reran over a longer span of its source) are not added again.
 pub async fn write_quarantine(
     ctx: &Context,
     quarantine: &mut Table,
@@ -115,7 +186,10 @@ pub async fn write_quarantine(
     if quarantine.progress(&app).await?.is_some_and(|done| done >= batch) {
         return Ok(());
     }
-    let rows = fitlake_bronze::stamp(&quarantine_frame(table, records)?, ctx.load_time_micros, None)?;
+    const RECORD: [&str; 5] = ["table", "source_file", "line", "raw", "reason"];
+    let already = quarantine.read_all(false).await?;
+    let fresh = fitlake_frame::anti_join(&quarantine_frame(table, records)?, &already, &RECORD)?;
+    let rows = fitlake_bronze::stamp(&fresh, ctx.load_time_micros, None)?;
     quarantine.commit_rows(&rows, &[], &[(app, batch)], Operation::Append).await?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Gold steps: the analyst tables, synced with their sources.
 
+use fitlake_frame::MergePlan;
 use fitlake_gold::{GYM_SUMMARY, SESSION_KEY, WORKOUT_BPM_SUMMARY};
 use fitlake_silver::{COMPLETED_WORKOUTS, GYM_LOGS, USERS, USER_BINS, WORKOUT_BPM};
 use polars::prelude::*;
@@ -12,6 +13,10 @@ use crate::{Error, Result};
 
 /// The gold tables in the order a run updates them.
 pub const TABLES: [&str; 2] = [WORKOUT_BPM_SUMMARY, GYM_SUMMARY];
+
+/// The upstream tables each gold step consumes (and records its progress through).
+pub const SOURCES: [(&str, &[&str]); 2] =
+    [(WORKOUT_BPM_SUMMARY, &[WORKOUT_BPM, USER_BINS]), (GYM_SUMMARY, &[GYM_LOGS, COMPLETED_WORKOUTS, USERS])];
 
 /// Runs the step of one gold table.
 pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
@@ -66,11 +71,16 @@ async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     if !visits.moved() && !sessions.moved() && !users.moved() {
         return Ok(StepReport::default());
     }
+    let txns = [visits.txn(), sessions.txn(), users.txn()];
+    if !visits.data_changed().await? && !sessions.data_changed().await? && !users.data_changed().await? {
+        // The sources only recorded progress: nothing to recompute, only ours to record.
+        return commit_plan(target, 0, &MergePlan::default(), &txns).await;
+    }
     let gym_logs = visits.table.read_all(false).await?;
     let completed = sessions.table.read_all(false).await?;
     let all_users = users.table.read_all(false).await?;
     let current = target.read_all(true).await?;
     let plan = fitlake_gold::gym_summary(&gym_logs, &completed, &all_users, &current)?;
     let read = gym_logs.height() + completed.height();
-    commit_plan(target, read, &plan, &[visits.txn(), sessions.txn(), users.txn()]).await
+    commit_plan(target, read, &plan, &txns).await
 }

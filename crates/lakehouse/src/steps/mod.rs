@@ -15,7 +15,7 @@ use fitlake_frame::TableDef;
 use polars::prelude::*;
 
 use crate::delta::{DataFile, Table};
-use crate::progress::app_id;
+use crate::progress::{app_id, PlanCache};
 use crate::report::StepReport;
 use crate::{Error, Result};
 
@@ -34,6 +34,14 @@ pub struct Context {
     pub max_batch_bytes: u64,
     /// Print a line as each step starts.
     pub verbose: bool,
+    /// Streaming mode: a bronze step takes at most one batch (of `max_batch_bytes`) per
+    /// micro-batch, like Spark's `maxBytesPerTrigger`, so downstream tables follow sooner.
+    pub streaming: bool,
+    /// Bronze batch plans this process has read (shared by its micro-batches).
+    pub plans: PlanCache,
+    /// Take each table's lock file before its step, so concurrent runners on a local lakehouse
+    /// take turns per table instead of racing to commit (see [`crate::lock`]).
+    pub table_locks: bool,
 }
 
 /// The definition of a table by name, from any layer.
@@ -81,6 +89,11 @@ impl Source {
     /// True when the source has commits the target has not consumed.
     pub fn moved(&self) -> bool {
         self.from != Some(self.to())
+    }
+
+    /// True when the source's unconsumed commits added or removed rows (not only progress).
+    pub async fn data_changed(&self) -> Result<bool> {
+        Ok(self.moved() && self.table.data_changed_since(self.from).await?)
     }
 
     /// The progress to commit with the target: consumed up to [`Source::to`].

@@ -20,6 +20,18 @@ use crate::{Error, Result};
 pub const TABLES: [&str; 8] =
     [USERS, GYM_LOGS, USER_PROFILE, WORKOUTS, HEART_RATE, USER_BINS, COMPLETED_WORKOUTS, WORKOUT_BPM];
 
+/// The upstream tables each silver step consumes (and records its progress through).
+pub const SOURCES: [(&str, &[&str]); 8] = [
+    (USERS, &[REGISTERED_USERS_BZ]),
+    (GYM_LOGS, &[GYM_LOGINS_BZ]),
+    (USER_PROFILE, &[KAFKA_MULTIPLEX_BZ]),
+    (WORKOUTS, &[KAFKA_MULTIPLEX_BZ]),
+    (HEART_RATE, &[KAFKA_MULTIPLEX_BZ]),
+    (USER_BINS, &[USER_PROFILE]),
+    (COMPLETED_WORKOUTS, &[WORKOUTS]),
+    (WORKOUT_BPM, &[COMPLETED_WORKOUTS, HEART_RATE, USERS]),
+];
+
 /// Runs the step of one silver table.
 pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
     let timer = StepTimer::start(ctx, &format!("silver.{table}"));
@@ -175,6 +187,10 @@ async fn user_bins(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     if !source.moved() && same_date {
         return Ok(StepReport::default());
     }
+    if same_date && !source.data_changed().await? {
+        // Only progress was recorded upstream: the bands are unchanged.
+        return commit_plan(target, 0, &MergePlan::default(), &[source.txn(), as_of]).await;
+    }
     let profiles = source.table.read_all(false).await?;
     let current = target.read_all(true).await?;
     let plan = fitlake_silver::user_bins(&profiles, &current, ctx.as_of)?;
@@ -195,7 +211,9 @@ async fn completed_workouts(ctx: &Context, target: &mut Table) -> Result<StepRep
     let (lo, hi) = (lo - MAX_SESSION_MICROS, hi + MAX_SESSION_MICROS);
     let nearby = overlapping(source.table.files(Some("time"))?, lo, hi);
     let events = source.table.read(&nearby, None, false).await?;
-    let existing = keys_in_range(target, "start_time", Some((lo, hi))).await?;
+    // A session key is unique across the table, whenever it happened: every stored key is read
+    // (one small row per session).
+    let existing = target.read_all(false).await?;
     let inserts = fitlake_silver::completed_workouts(&events, &existing)?;
     commit_inserts(target, new.height(), &inserts, &[&source]).await
 }
