@@ -10,7 +10,7 @@ cargo build --release --locked -p fitlake
 bin="$target/release/fitlake"
 mkdir -p "$work"
 if [ ! -d "$work/landing-$users-$days" ]; then
-  "$bin" --lakehouse "$work/gen" produce --generate --users "$users" --days "$days" --seed 7 --quiet
+  "$bin" --lakehouse "$work/gen" --principal producer produce --generate --users "$users" --days "$days" --seed 7 --quiet
   mv "$work/gen/unmanaged/data_zone" "$work/landing-$users-$days"; rm -rf "$work/gen"
 fi
 bpm=$(cat "$work/landing-$users-$days"/raw/kafka_multiplex_bz/*bpm* | wc -l)

@@ -36,7 +36,7 @@ def main():
     users = max(1, args.rate * args.seconds // AVG_READINGS_PER_VISIT)
     staging = os.path.join(args.work, f"staging-{args.rate}-{args.seconds}")
     if not os.path.isdir(staging):
-        subprocess.run([fitlake, "--lakehouse", staging, "produce", "--generate", "--users", str(users), "--days", "1",
+        subprocess.run([fitlake, "--lakehouse", staging, "--principal", "producer", "produce", "--generate", "--users", str(users), "--days", "1",
                         "--seed", "11", "--time-ordered", "--readings-per-file", str(args.rate), "--quiet"], check=True)
     raw = os.path.join(staging, "unmanaged", "data_zone", "raw")
     multiplex = sorted(os.listdir(os.path.join(raw, "kafka_multiplex_bz")))

@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 lakehouse="${1:-./lakehouse}"
 fitlake() { cargo run --quiet --locked -p fitlake --bin fitlake -- --lakehouse "$lakehouse" "$@"; }
 fitlake setup
-fitlake produce --set 1
-fitlake produce --set 2
+fitlake --principal producer produce --set 1
+fitlake --principal producer produce --set 2
 fitlake run --once
 fitlake show workout_bpm_summary
 fitlake show gym_summary

@@ -32,6 +32,10 @@ pub const KAFKA_MULTIPLEX_BZ: &str = "kafka_multiplex_bz";
 pub const DATE_LOOKUP: &str = "date_lookup";
 /// Table `bronze.quarantine`.
 pub const QUARANTINE: &str = "quarantine";
+/// Table `bronze.landing_files`: which landing files each bronze batch takes.
+pub const LANDING_FILES: &str = "landing_files";
+/// Table `bronze.quality_events`: the data-quality event log.
+pub const QUALITY_EVENTS: &str = "quality_events";
 
 /// Every bronze table.
 pub fn tables() -> Vec<TableDef> {
@@ -107,6 +111,27 @@ pub fn tables() -> Vec<TableDef> {
                 t::string("raw"),
                 t::string("reason"),
                 t::timestamp("load_time"),
+            ],
+        ),
+        TableDef::new(
+            Layer::Bronze,
+            LANDING_FILES,
+            "One row per landing file a bronze batch takes: the batch plan, committed before the batch's rows.",
+            vec![t::string("table"), t::int64("batch"), t::int64("position"), t::string("file")],
+        ),
+        TableDef::new(
+            Layer::Bronze,
+            QUALITY_EVENTS,
+            "One row per table, data-quality expectation and step run: rows checked, passed and failed.",
+            vec![
+                t::timestamp("run_time"),
+                t::string("table"),
+                t::string("expectation"),
+                t::string("action"),
+                t::int64("rows_checked"),
+                t::int64("rows_passed"),
+                t::int64("rows_failed"),
+                t::int64_null("table_version"),
             ],
         ),
     ]

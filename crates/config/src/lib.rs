@@ -131,6 +131,16 @@ impl Lakehouse {
         self.unmanaged.join(&format!("data_zone/raw/{source}/")).unwrap_or_else(|_| self.unmanaged.clone())
     }
 
+    /// The landing (data) zone: every source's landing folder is under it.
+    pub fn data_zone_url(&self) -> Url {
+        self.unmanaged.join("data_zone/").unwrap_or_else(|_| self.unmanaged.clone())
+    }
+
+    /// The checkpoint zone root.
+    pub fn checkpoint_zone_url(&self) -> Url {
+        self.unmanaged.join("checkpoint_zone/").unwrap_or_else(|_| self.unmanaged.clone())
+    }
+
     /// The checkpoint zone: progress logs of incremental steps whose source is not a Delta table.
     pub fn checkpoint_url(&self, step: &str) -> Url {
         self.unmanaged.join(&format!("checkpoint_zone/{step}/")).unwrap_or_else(|_| self.unmanaged.clone())

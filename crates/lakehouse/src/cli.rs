@@ -1,17 +1,25 @@
 //! The command line of `fitlake` and of the per-layer binaries `fitlake-bronze`,
 //! `fitlake-silver` and `fitlake-gold` (which take the options of `fitlake run`).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use fitlake_config::{parse_date, parse_duration, Lakehouse, Layer};
+use fitlake_frame::TableDef;
+use fitlake_governance::plan::{plan, Current, ZoneUrls};
+use fitlake_governance::policy::Zone;
+use fitlake_governance::{Policy, Privilege};
 use fitlake_landing::synthetic::Synthetic;
+use fitlake_quality::Expectations;
 use polars::prelude::*;
 
+use crate::access::{Access, Need};
 use crate::produce::Layout;
 use crate::report::RunReport;
-use crate::steps::{table_def, Context};
+use crate::steps::{all_tables, table_def, Context};
 use crate::stream::StreamOptions;
 use crate::{Error, Result};
 
@@ -31,6 +39,16 @@ pub struct Global {
     /// or rely on Delta's optimistic concurrency alone (`off`, as on object stores).
     #[arg(long, env = "FITLAKE_TABLE_LOCKS", default_value = "on", value_parser = ["on", "off"], global = true)]
     pub table_locks: String,
+    /// The principal the command runs as (the shipped policy defines producer, pipeline and
+    /// analyst).
+    #[arg(long, env = "FITLAKE_PRINCIPAL", default_value = "pipeline", global = true)]
+    pub principal: String,
+    /// The access policy (TOML); defaults to the shipped governance/policy.toml.
+    #[arg(long, env = "FITLAKE_POLICY", global = true)]
+    pub policy: Option<PathBuf>,
+    /// The data-quality expectations (TOML); defaults to the shipped quality/expectations.toml.
+    #[arg(long, env = "FITLAKE_EXPECTATIONS", global = true)]
+    pub expectations: Option<PathBuf>,
 }
 
 /// Options of a pipeline run.
@@ -127,6 +145,33 @@ enum Command {
     },
     /// Each table's version and row count, and how far each step is behind its sources.
     Status,
+    /// Governance as code: the Unity Catalog SQL and cluster policies of the policy.
+    Governance {
+        #[command(subcommand)]
+        command: GovernanceCommand,
+    },
+    /// The data-quality event log: rows checked, passed and failed per table and expectation.
+    Quality {
+        /// Only this table.
+        #[arg(long)]
+        table: Option<String>,
+        /// Most recent events to list (totals cover every event).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+/// `fitlake governance …`.
+#[derive(Debug, Subcommand)]
+enum GovernanceCommand {
+    /// Prints the Unity Catalog SQL (external locations, catalog, schemas, GRANT/REVOKE) and
+    /// the cluster policy requests that realise the policy for --lakehouse's storage.
+    Plan {
+        /// Today's state (JSON: external_locations, catalogs, schemas, grants as SHOW GRANTS
+        /// rows, cluster_policies): print only what differs.
+        #[arg(long)]
+        current: Option<PathBuf>,
+    },
 }
 
 /// A layer on the command line.
@@ -177,10 +222,40 @@ fn finish(result: Result<()>) -> ExitCode {
             eprintln!("fitlake: error: {e}");
             match e {
                 Error::Config(_) => ExitCode::from(2),
+                Error::Denied(_) => ExitCode::from(3),
                 _ => ExitCode::FAILURE,
             }
         }
     }
+}
+
+fn read_config_file(option: &str, path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{option} {}: {e}", path.display())))
+}
+
+/// The policy: `--policy FILE`, or the shipped one.
+fn policy(global: &Global) -> Result<Policy> {
+    let text = match &global.policy {
+        Some(path) => read_config_file("--policy", path)?,
+        None => fitlake_governance::SHIPPED_POLICY.to_string(),
+    };
+    Policy::parse(&text).map_err(|e| Error::Config(format!("{e} (in {})", policy_name(global))))
+}
+
+fn policy_name(global: &Global) -> String {
+    global.policy.as_ref().map_or("the shipped governance/policy.toml".to_string(), |p| p.display().to_string())
+}
+
+/// The expectations: `--expectations FILE`, or the shipped ones.
+fn expectations(global: &Global) -> Result<Expectations> {
+    let (text, name) = match &global.expectations {
+        Some(path) => (read_config_file("--expectations", path)?, path.display().to_string()),
+        None => (fitlake_quality::SHIPPED_EXPECTATIONS.to_string(), "the shipped quality/expectations.toml".into()),
+    };
+    let tables: Vec<TableDef> = all_tables();
+    let known: Vec<&str> = tables.iter().map(|t| t.name).collect();
+    Expectations::parse(&text, &known, &crate::steps::silver::INSERT_ONLY)
+        .map_err(|e| Error::Config(format!("{e} (in {name})")))
 }
 
 /// Entry point of the `fitlake` binary.
@@ -213,6 +288,10 @@ fn lakehouse(global: &Global) -> Result<Lakehouse> {
     Ok(lakehouse)
 }
 
+fn access(global: &Global) -> Result<Access> {
+    Access::new(lakehouse(global)?, policy(global)?, &global.principal)
+}
+
 fn context(global: &Global, run: &RunArgs) -> Result<Context> {
     let as_of = match &run.as_of {
         Some(text) => parse_date("--as-of", text)?,
@@ -228,6 +307,8 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
     }
     Ok(Context {
         lakehouse: lakehouse(global)?,
+        access: access(global)?,
+        expectations: Arc::new(expectations(global)?),
         as_of,
         load_time_micros: chrono::Utc::now().timestamp_micros(),
         threads,
@@ -243,6 +324,7 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
 async fn run(global: &Global, args: &RunArgs, layers: &[Layer]) -> Result<()> {
     if args.once {
         let ctx = context(global, args)?;
+        ctx.access.require(&crate::run::run_needs(layers, false))?;
         let report = crate::run::run_once(&ctx, layers).await?;
         print_report(global, &report);
         return Ok(());
@@ -259,6 +341,7 @@ async fn run(global: &Global, args: &RunArgs, layers: &[Layer]) -> Result<()> {
         fixed_as_of: args.as_of.as_deref().map(|d| parse_date("--as-of", d)).transpose()?,
     };
     let ctx = context(global, args)?;
+    ctx.access.require(&crate::run::run_needs(layers, true))?;
     let stop = stop_on_signals()?;
     let (json, quiet) = (global.json, global.quiet);
     let batches = crate::stream::run_stream(ctx, layers, &options, stop, |batch| {
@@ -330,15 +413,16 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             print_report(global, &report);
         }
         Command::Produce { set, generate, users, days, seed, start, readings_per_file, time_ordered } => {
-            let lakehouse = lakehouse(global)?;
+            let access = access(global)?;
+            access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
             let written = if let Some(set) = set {
-                crate::produce::produce_seed_set(&lakehouse, set).await?
+                crate::produce::produce_seed_set(&access, set).await?
             } else if generate {
                 let start: NaiveDate = parse_date("--start", &start)?;
                 let options = Synthetic { users: users.unwrap_or(0), days: days.unwrap_or(0), seed, start };
                 let layout = if time_ordered { Layout::TimeOrdered } else { Layout::ByVisit };
                 let (files, readings) =
-                    crate::produce::produce_synthetic(&lakehouse, options, readings_per_file.max(1), layout).await?;
+                    crate::produce::produce_synthetic(&access, options, readings_per_file.max(1), layout).await?;
                 if !global.quiet {
                     eprintln!("fitlake: generated {readings} BPM readings");
                 }
@@ -361,13 +445,17 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
         Command::Show { table, limit } => {
             let ctx = context(global, &default_run_args())?;
             let def = table_def(&table)?;
-            let rows = crate::delta::Table::open(&ctx.lakehouse, &def).await?.read_all(false).await?;
+            let rows = crate::delta::Table::open(&ctx.access, &def).await?.read_all(false).await?;
             let sort: Vec<&str> = if def.keys.is_empty() { vec![] } else { def.keys.clone() };
             let rows = if sort.is_empty() { rows } else { rows.sort(sort, SortMultipleOptions::default())? };
             println!("{}.{} ({} rows)\n{}", def.layer, def.name, rows.height(), rows.head(Some(limit)));
         }
         Command::Status => {
             let ctx = context(global, &default_run_args())?;
+            let mut needs: Vec<Need> =
+                all_tables().iter().map(|d| Need::Table(d.layer, d.name, Privilege::Select)).collect();
+            needs.push(Need::Files(Zone::Landing, Privilege::ReadFiles));
+            ctx.access.require(&needs)?;
             let tables = crate::status::status(&ctx).await?;
             if global.json {
                 println!("{}", serde_json::to_string_pretty(&tables).unwrap_or_default());
@@ -376,6 +464,28 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
                 let behind = tables.iter().filter(|t| !t.caught_up()).count();
                 println!("fitlake-status: ok tables={} behind={behind}", tables.len());
             }
+        }
+        Command::Governance { command: GovernanceCommand::Plan { current } } => {
+            let policy = policy(global)?;
+            let cwd = std::env::current_dir()
+                .map_err(|e| Error::Config(format!("cannot read the current directory: {e}")))?;
+            // The plan only prints: any lakehouse URL (abfss:// included) is fine here.
+            let lakehouse = Lakehouse::from_root(&global.lakehouse, &cwd)?;
+            let urls = ZoneUrls {
+                landing: lakehouse.data_zone_url().to_string(),
+                checkpoint: lakehouse.checkpoint_zone_url().to_string(),
+                managed: lakehouse.managed_url().to_string(),
+            };
+            let current = match current {
+                Some(path) => Some(Current::parse(&read_config_file("--current", &path)?)?),
+                None => None,
+            };
+            print!("{}", plan(&policy, &urls, current.as_ref())?.render());
+        }
+        Command::Quality { table, limit } => {
+            let ctx = context(global, &default_run_args())?;
+            let events = crate::delta::Table::open(&ctx.access, &table_def(fitlake_bronze::QUALITY_EVENTS)?).await?;
+            print!("{}", crate::report::quality_report(&events.read_all(false).await?, table.as_deref(), limit)?);
         }
     }
     Ok(())

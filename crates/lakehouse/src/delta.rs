@@ -13,12 +13,13 @@ use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path, TableProperty};
-use fitlake_config::Lakehouse;
 use fitlake_frame::{from_record_batches, to_record_batches, TableDef, FILE_COLUMN};
+use fitlake_governance::Privilege;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use polars::prelude::*;
 
+use crate::access::{Access, Need};
 use crate::fault;
 use crate::{Error, Result};
 
@@ -40,6 +41,8 @@ pub struct Table {
     pub def: TableDef,
     /// The deltalake handle, at the latest version loaded.
     pub delta: DeltaTable,
+    /// Who uses it: commits ask the policy for `MODIFY`.
+    access: Access,
 }
 
 /// One data file of a table, as its `add` action describes it.
@@ -67,16 +70,18 @@ fn delta_error(def: &TableDef) -> impl Fn(DeltaTableError) -> Error + '_ {
 }
 
 impl Table {
-    /// Creates the table if it does not exist (idempotent) and opens it.
-    pub async fn create(lakehouse: &Lakehouse, def: &TableDef) -> Result<Table> {
-        let url = lakehouse.table_url(def.layer, def.name);
+    /// Creates the table if it does not exist (idempotent; `CREATE TABLE` on its schema) and
+    /// opens it.
+    pub async fn create(access: &Access, def: &TableDef) -> Result<Table> {
+        access.check(&Need::CreateTable(def.layer))?;
+        let url = access.lakehouse.table_url(def.layer, def.name);
         if let Some(path) = fitlake_config::local_path(&url) {
             std::fs::create_dir_all(&path)
                 .map_err(|e| Error::Storage { location: path.display().to_string(), message: e.to_string() })?;
         }
         let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta_error(def))?;
         if table.version().is_some() {
-            return Ok(Table { def: def.clone(), delta: table });
+            return Ok(Table { def: def.clone(), delta: table, access: access.clone() });
         }
         let schema: StructType = def.schema.as_ref().try_into_kernel().map_err(|e| Error::Internal(e.to_string()))?;
         let created = table
@@ -91,12 +96,14 @@ impl Table {
             .with_save_mode(SaveMode::Ignore)
             .await
             .map_err(delta_error(def))?;
-        Ok(Table { def: def.clone(), delta: created })
+        Ok(Table { def: def.clone(), delta: created, access: access.clone() })
     }
 
-    /// Opens an existing table; a missing one is a "run setup first" error.
-    pub async fn open(lakehouse: &Lakehouse, def: &TableDef) -> Result<Table> {
-        let url = lakehouse.table_url(def.layer, def.name);
+    /// Opens an existing table to read it (`SELECT`); a missing one is a "run setup first"
+    /// error.
+    pub async fn open(access: &Access, def: &TableDef) -> Result<Table> {
+        access.check_table(def, Privilege::Select)?;
+        let url = access.lakehouse.table_url(def.layer, def.name);
         let not_set_up = || Error::NotSetUp { table: def.qualified_name(), location: url.to_string() };
         if fitlake_config::local_path(&url).is_some_and(|p| !p.join("_delta_log").is_dir()) {
             return Err(not_set_up());
@@ -109,7 +116,7 @@ impl Table {
         if table.version().is_none() {
             return Err(not_set_up());
         }
-        Ok(Table { def: def.clone(), delta: table })
+        Ok(Table { def: def.clone(), delta: table, access: access.clone() })
     }
 
     /// The loaded version.
@@ -272,6 +279,7 @@ impl Table {
 
     /// A writer for new data files of this table; nothing is visible until [`Table::commit`].
     pub fn stage(&self) -> Result<Staged> {
+        self.access.check_table(&self.def, Privilege::Modify)?;
         let writer = RecordBatchWriter::for_table(&self.delta).map_err(delta_error(&self.def))?;
         Ok(Staged { writer, schema: self.def.schema.clone(), table: self.def.qualified_name(), rows: 0 })
     }
@@ -300,6 +308,7 @@ impl Table {
         txns: &[(String, i64)],
         operation: Operation,
     ) -> Result<Option<i64>> {
+        self.access.check_table(&self.def, Privilege::Modify)?;
         let err = delta_error(&self.def);
         let mut adds: Vec<Action> = staged.writer.flush().await.map_err(&err)?.into_iter().map(Action::Add).collect();
         if adds.is_empty() && removes.is_empty() && txns.is_empty() {

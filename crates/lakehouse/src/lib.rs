@@ -1,5 +1,6 @@
 //! fitlake's IO layer: everything that touches storage or a clock.
 //!
+//! - [`access`]: the principal a command runs as; every table and zone access asks the policy.
 //! - [`storage`]: the unmanaged zones (landing files, checkpoint logs) through `object_store`.
 //! - [`delta`]: opening, creating, reading and committing Delta tables with deltalake.
 //! - [`progress`]: how each incremental step remembers what it has processed, exactly once.
@@ -10,6 +11,7 @@
 //! - [`status`]: each table's version, rows and how far its step is behind its sources.
 //! - [`cli`]: the command line shared by `fitlake` and the per-layer binaries.
 
+pub mod access;
 pub mod cli;
 pub mod delta;
 pub mod fault;
@@ -64,6 +66,12 @@ pub enum Error {
         /// Why it could not be read.
         message: String,
     },
+    /// The policy refuses the principal an access (nothing was written).
+    #[error("{0}")]
+    Denied(#[from] fitlake_governance::Denied),
+    /// A `fail` data-quality expectation failed: the step committed nothing.
+    #[error("data quality: {0}")]
+    Quality(String),
     /// A transform failed on data that passed validation: likely a bug, please report it.
     #[error("internal error (likely a bug): {0}")]
     Internal(String),
@@ -108,6 +116,21 @@ internal_from!(
     fitlake_gold::Error,
     deltalake::arrow::error::ArrowError
 );
+
+impl From<fitlake_governance::Error> for Error {
+    fn from(e: fitlake_governance::Error) -> Self {
+        Error::Config(e.to_string())
+    }
+}
+
+impl From<fitlake_quality::Error> for Error {
+    fn from(e: fitlake_quality::Error) -> Self {
+        match e {
+            fitlake_quality::Error::Invalid(_) => Error::Config(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
 
 impl From<fitlake_config::ConfigError> for Error {
     fn from(e: fitlake_config::ConfigError) -> Self {

@@ -5,10 +5,11 @@
 
 use std::fmt::Write as _;
 
-use fitlake_config::Lakehouse;
+use fitlake_governance::policy::Zone;
 use fitlake_landing::sources::{GYM_LOGINS, KAFKA_MULTIPLEX, REGISTERED_USERS};
 use fitlake_landing::synthetic::{generate, interleave_by_time, seed_visits, write_bpm_envelopes, Synthetic};
 
+use crate::access::Access;
 use crate::storage::Folder;
 use crate::{Error, Result};
 
@@ -67,9 +68,9 @@ fn no_such_set(set: usize) -> Error {
     Error::Config(format!("there is no seed set {set}; the seed sets are 1 to {}", SEED_SETS.len()))
 }
 
-/// Writes seed set `set` (and its generated BPM readings) into the landing zone; returns the
-/// files written.
-pub async fn produce_seed_set(lakehouse: &Lakehouse, set: usize) -> Result<Vec<String>> {
+/// Writes seed set `set` (and its generated BPM readings) into the landing zone as `access`'s
+/// principal (`WRITE FILES` on landing); returns the files written.
+pub async fn produce_seed_set(access: &Access, set: usize) -> Result<Vec<String>> {
     let seed = SEED_SETS.get(set.wrapping_sub(1)).ok_or_else(|| no_such_set(set))?;
     let bpm = seed_bpm(set)?;
     let files = [
@@ -81,7 +82,9 @@ pub async fn produce_seed_set(lakehouse: &Lakehouse, set: usize) -> Result<Vec<S
     ];
     let mut written = Vec::new();
     for (source, name, text) in files {
-        Folder::open(&lakehouse.landing_url(source))?.write(name, text.into_bytes()).await?;
+        Folder::zone(access, Zone::Landing, &access.lakehouse.landing_url(source))?
+            .write(name, text.into_bytes())
+            .await?;
         written.push(format!("{source}/{name}"));
     }
     Ok(written)
@@ -101,7 +104,7 @@ pub enum Layout {
 /// Writes a synthetic data set into the landing zone, split as `layout` says; returns the
 /// files written and the number of BPM readings.
 pub async fn produce_synthetic(
-    lakehouse: &Lakehouse,
+    access: &Access,
     options: Synthetic,
     readings_per_file: u64,
     layout: Layout,
@@ -113,7 +116,7 @@ pub async fn produce_synthetic(
         (REGISTERED_USERS, format!("{tag}-registered_users.csv"), set.registered_users_csv),
         (GYM_LOGINS, format!("{tag}-gym_logins.csv"), set.gym_logins_csv),
     ];
-    let multiplex = Folder::open(&lakehouse.landing_url(KAFKA_MULTIPLEX))?;
+    let multiplex = Folder::zone(access, Zone::Landing, &access.lakehouse.landing_url(KAFKA_MULTIPLEX))?;
     let mut readings = 0u64;
     let mut offset = 0i64;
     let mut parts: Vec<String> = Vec::new();
@@ -146,7 +149,9 @@ pub async fn produce_synthetic(
         }
     }
     for (source, name, text) in small {
-        Folder::open(&lakehouse.landing_url(source))?.write(&name, text.into_bytes()).await?;
+        Folder::zone(access, Zone::Landing, &access.lakehouse.landing_url(source))?
+            .write(&name, text.into_bytes())
+            .await?;
         written.push(format!("{source}/{name}"));
     }
     for (part, text) in parts.into_iter().enumerate() {

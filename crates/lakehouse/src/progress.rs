@@ -3,18 +3,24 @@
 //! - A step whose sources are Delta tables records, in the same commit as its output, one
 //!   `txn` action per source: application id `fitlake/<target>/<source>`, version = the source
 //!   table version it has consumed. New input is what the source committed after that version.
-//! - Bronze reads files, not tables. Like Spark's offset log, it first writes the batch plan
-//!   (the list of landing files of batch `n`) to the checkpoint zone, then commits the batch's
-//!   rows with `txn` version `n`. After a crash, a plan without its commit is redone with
-//!   exactly the same files; files listed in committed plans are never read again. Plans are
-//!   written only if absent, so two runners racing for batch `n` end up with one plan.
+//! - Bronze reads files, not tables. Like Spark's offset log, it first records the batch plan
+//!   (the landing files of batch `n`) in the Delta table `bronze.landing_files`, with `txn`
+//!   `fitlake/landing_files/<table>` = `n`, then commits the batch's rows with `txn` version `n`.
+//!   After a crash, a plan without its commit is redone with exactly the same files; files
+//!   listed in committed plans are never read again. A plan is recorded only if none exists
+//!   for its batch (the `txn` says), and of two runners racing for batch `n` the second's
+//!   commit conflicts and it takes the first's plan. Progress thus lives in the Delta tables
+//!   alone: the pipeline only reads the checkpoint zone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use fitlake_bronze::LANDING_FILES;
+use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::storage::Folder;
+use crate::access::Access;
+use crate::delta::{Operation, Table};
 use crate::{Error, Result};
 
 /// The `txn` application id under which `target` records its progress through `source`.
@@ -31,69 +37,98 @@ pub struct BatchPlan {
     pub files: Vec<String>,
 }
 
-/// Plans already read by this process, by plan log URL. Plans never change once written, so a
-/// streaming runner reads each one once instead of every micro-batch.
+/// Plans already read by this process, per bronze table, with the `landing_files` version
+/// they were read at (the table is append-only, so later versions only add plans).
 #[derive(Debug, Clone, Default)]
-pub struct PlanCache(Arc<Mutex<HashMap<String, BTreeMap<i64, BatchPlan>>>>);
+pub struct PlanCache(Arc<Mutex<HashMap<String, (i64, Plans)>>>);
 
-/// The plans of one bronze table, in `checkpoint_zone/bronze/<table>/offsets/`.
+/// Plans by batch number.
+pub type Plans = BTreeMap<i64, BatchPlan>;
+
+/// The plans of one bronze table, in `bronze.landing_files`.
 #[derive(Debug, Clone)]
 pub struct PlanLog {
-    folder: Folder,
+    access: Access,
     cache: PlanCache,
+    table: String,
 }
 
 impl PlanLog {
-    /// The plan log in `folder`, remembering plans in `cache`.
-    pub fn new(folder: Folder, cache: PlanCache) -> Self {
-        Self { folder, cache }
+    /// The plan log of bronze table `table`, remembering plans in `cache`.
+    pub fn new(access: &Access, cache: PlanCache, table: &str) -> Self {
+        Self { access: access.clone(), cache, table: table.to_string() }
     }
 
-    fn cached(&self) -> BTreeMap<i64, BatchPlan> {
-        let cache = self.cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.get(self.folder.url().as_str()).cloned().unwrap_or_default()
+    async fn open(&self) -> Result<Table> {
+        Table::open(&self.access, &crate::steps::table_def(LANDING_FILES)?).await
     }
 
-    fn remember(&self, plans: &BTreeMap<i64, BatchPlan>) {
-        let mut cache = self.cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.insert(self.folder.url().to_string(), plans.clone());
+    fn app_id(&self) -> String {
+        app_id(LANDING_FILES, &self.table)
     }
 
-    /// Every stored plan by batch number.
+    /// Every recorded plan by batch number.
     pub async fn load(&self) -> Result<BTreeMap<i64, BatchPlan>> {
-        let mut plans = self.cached();
-        for entry in self.folder.list().await? {
-            let Ok(batch) = entry.name.parse::<i64>() else { continue };
-            if plans.contains_key(&batch) {
-                continue;
-            }
-            let bytes = self.folder.read(&entry.name).await?;
-            let plan: BatchPlan = serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
-                location: format!("{}{}", self.folder.url(), entry.name),
-                message: e.to_string(),
-            })?;
-            if plan.batch != batch {
-                return Err(Error::Checkpoint {
-                    location: format!("{}{}", self.folder.url(), entry.name),
-                    message: format!("holds batch {} under the name of batch {batch}", plan.batch),
-                });
-            }
-            plans.insert(batch, plan);
+        let log = self.open().await?;
+        let cached = {
+            let cache = self.cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            cache.get(&self.table).cloned()
+        };
+        let (since, mut plans) = cached.unwrap_or((-1, BTreeMap::new()));
+        if since == log.version() {
+            return Ok(plans);
         }
-        self.remember(&plans);
+        let files = log.files_added_since((since >= 0).then_some(since), None).await?;
+        let rows = log
+            .read(&files, None, false)
+            .await?
+            .lazy()
+            .filter(col("table").eq(lit(self.table.clone())))
+            .sort(["batch", "position"], SortMultipleOptions::default())
+            .collect()?;
+        let batches = rows.column("batch")?.i64()?;
+        let names = rows.column("file")?.str()?;
+        for (batch, file) in batches.iter().zip(names.iter()) {
+            let (Some(batch), Some(file)) = (batch, file) else {
+                return Err(Error::Checkpoint {
+                    location: format!("bronze.{LANDING_FILES}"),
+                    message: format!("a plan row of {} has no batch or file", self.table),
+                });
+            };
+            plans.entry(batch).or_insert_with(|| BatchPlan { batch, files: Vec::new() }).files.push(file.to_string());
+        }
+        let mut cache = self.cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.insert(self.table.clone(), (log.version(), plans.clone()));
         Ok(plans)
     }
 
-    /// Stores a plan (atomically) unless another runner stored one for the same batch first;
-    /// returns the plan that is now stored.
+    /// Records a plan unless one is recorded for its batch already (by a run that crashed
+    /// before committing it, or by another runner); returns the plan that is recorded.
     pub async fn write(&self, plan: &BatchPlan) -> Result<BatchPlan> {
-        let bytes = serde_json::to_vec_pretty(plan).map_err(|e| Error::Internal(e.to_string()))?;
-        if self.folder.create(&plan.batch.to_string(), bytes).await? {
-            return Ok(plan.clone());
+        let mut log = self.open().await?;
+        let recorded = |plans: BTreeMap<i64, BatchPlan>| {
+            plans.get(&plan.batch).cloned().ok_or_else(|| Error::Checkpoint {
+                location: format!("bronze.{LANDING_FILES}"),
+                message: format!("batch {} of {} is recorded as planned but has no files", plan.batch, self.table),
+            })
+        };
+        if log.progress(&self.app_id()).await?.is_some_and(|done| done >= plan.batch) {
+            return recorded(self.load().await?);
         }
-        self.load().await?.remove(&plan.batch).ok_or_else(|| Error::Checkpoint {
-            location: format!("{}{}", self.folder.url(), plan.batch),
-            message: "exists but could not be read back".into(),
-        })
+        let n = plan.files.len();
+        let rows = DataFrame::new(
+            n,
+            vec![
+                Column::new("table".into(), vec![self.table.as_str(); n]),
+                Column::new("batch".into(), vec![plan.batch; n]),
+                Column::new("position".into(), (0..n as i64).collect::<Vec<_>>()),
+                Column::new("file".into(), plan.files.iter().map(String::as_str).collect::<Vec<_>>()),
+            ],
+        )?;
+        match log.commit_rows(&rows, &[], &[(self.app_id(), plan.batch)], Operation::Append).await {
+            Ok(_) => Ok(plan.clone()),
+            Err(e) if e.is_commit_conflict() => recorded(self.load().await?),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use polars::prelude::*;
 use serde::Serialize;
 
 /// What one step did to its table.
@@ -88,4 +89,80 @@ impl RunReport {
             self.seconds
         )
     }
+}
+
+/// The `fitlake quality` report over `bronze.quality_events`: totals per table and
+/// expectation, then the `limit` most recent events (of `table` only, when given), and a final
+/// line `fitlake-quality: ok events=… failed_rows=…`.
+pub fn quality_report(events: &DataFrame, table: Option<&str>, limit: usize) -> crate::Result<String> {
+    let events = match table {
+        Some(t) => events.clone().lazy().filter(col("table").eq(lit(t.to_string()))).collect()?,
+        None => events.clone(),
+    };
+    let totals = events
+        .clone()
+        .lazy()
+        .group_by([col("table"), col("expectation"), col("action")])
+        .agg([
+            col("rows_checked").sum(),
+            col("rows_passed").sum(),
+            col("rows_failed").sum(),
+            col("run_time").max().alias("last_run"),
+        ])
+        .sort(["table", "expectation"], SortMultipleOptions::default())
+        .collect()?;
+    let recent = events
+        .clone()
+        .lazy()
+        .sort(["run_time", "table", "expectation"], SortMultipleOptions::default().with_order_descending(true))
+        .limit(limit as IdxSize)
+        .collect()?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22} {:<32} {:<6} {:>12} {:>12} {:>10}  last run",
+        "table", "expectation", "action", "checked", "passed", "failed"
+    );
+    for row in rows_of(&totals)? {
+        let _ = writeln!(
+            out,
+            "{:<22} {:<32} {:<6} {:>12} {:>12} {:>10}  {}",
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6]
+        );
+    }
+    let _ = writeln!(out, "\nmost recent {} events:", recent.height());
+    for row in rows_of(
+        &recent.select(
+            ["run_time", "table", "expectation", "action", "rows_checked", "rows_failed", "table_version"]
+                .map(PlSmallStr::from),
+        )?,
+    )? {
+        let _ = writeln!(
+            out,
+            "{} {:<22} {:<32} {:<6} checked {:>10} failed {:>8} version {}",
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6]
+        );
+    }
+    let failed: i64 = events.column("rows_failed")?.i64()?.sum().unwrap_or(0);
+    let _ = writeln!(out, "fitlake-quality: ok events={} failed_rows={failed}", events.height());
+    Ok(out)
+}
+
+/// The rows of a frame as display strings (nulls as `-`).
+fn rows_of(df: &DataFrame) -> crate::Result<Vec<Vec<String>>> {
+    let mut out = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let row = df.get_row(i)?;
+        out.push(
+            row.0
+                .iter()
+                .map(|v| match v {
+                    AnyValue::Null => "-".to_string(),
+                    AnyValue::String(s) => s.to_string(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
 }

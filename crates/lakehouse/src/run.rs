@@ -5,6 +5,10 @@ use std::time::Instant;
 
 use fitlake_config::Layer;
 
+use fitlake_governance::policy::Zone;
+use fitlake_governance::Privilege;
+
+use crate::access::Need;
 use crate::lock::TableLock;
 use crate::report::{RunReport, StepReport};
 use crate::steps::{bronze, gold, silver, table_def, Context};
@@ -20,6 +24,40 @@ pub fn layer_tables(layer: Layer) -> &'static [&'static str] {
         Layer::Silver => &silver::TABLES,
         Layer::Gold => &gold::TABLES,
     }
+}
+
+/// Every access a run of `layers` needs, checked before it starts so that a refused run
+/// writes nothing. Streaming runs also read the landing zone and bronze for their lag.
+pub fn run_needs(layers: &[Layer], streaming: bool) -> Vec<Need> {
+    use fitlake_bronze::{DATE_LOOKUP, LANDING_FILES, QUALITY_EVENTS, QUARANTINE};
+    let read = |layer, name| Need::Table(layer, name, Privilege::Select);
+    let write = |layer, name| Need::Table(layer, name, Privilege::Modify);
+    let mut needs = Vec::new();
+    if streaming || layers.contains(&Layer::Bronze) {
+        needs.push(Need::Files(Zone::Landing, Privilege::ReadFiles));
+        needs.push(read(Layer::Bronze, LANDING_FILES));
+        needs.extend(bronze::LANDING_TABLES.into_iter().map(|t| read(Layer::Bronze, t)));
+    }
+    if layers.contains(&Layer::Bronze) {
+        needs.extend(bronze::LANDING_TABLES.into_iter().map(|t| write(Layer::Bronze, t)));
+        needs.extend([write(Layer::Bronze, LANDING_FILES), read(Layer::Bronze, DATE_LOOKUP)]);
+        needs.extend([read(Layer::Bronze, QUARANTINE), write(Layer::Bronze, QUARANTINE)]);
+    }
+    for (layer, steps) in [(Layer::Silver, &silver::SOURCES[..]), (Layer::Gold, &gold::SOURCES[..])] {
+        if !layers.contains(&layer) {
+            continue;
+        }
+        for (table, sources) in steps {
+            needs.extend([read(layer, table), write(layer, table)]);
+            for source in sources.iter() {
+                let source_layer = table_def(source).map_or(layer, |d| d.layer);
+                needs.push(read(source_layer, source));
+            }
+        }
+        needs.extend([read(Layer::Bronze, QUARANTINE), write(Layer::Bronze, QUARANTINE)]);
+        needs.extend([read(Layer::Bronze, QUALITY_EVENTS), write(Layer::Bronze, QUALITY_EVENTS)]);
+    }
+    needs
 }
 
 /// Runs the step of `table` (of `layer`) on what is new, holding the table's lock.

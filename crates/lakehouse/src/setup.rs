@@ -4,6 +4,11 @@ use chrono::NaiveDate;
 use fitlake_landing::calendar::{calendar_frame, generate_calendar, parse_date_lookup};
 use serde::Serialize;
 
+use fitlake_config::Layer;
+use fitlake_governance::policy::Zone;
+use fitlake_governance::Privilege;
+
+use crate::access::Need;
 use crate::delta::Table;
 use crate::report::RunReport;
 use crate::steps::{all_tables, bronze, Context};
@@ -25,21 +30,30 @@ struct RegistryEntry {
     columns: Vec<(String, String, bool)>,
 }
 
+/// What setup needs: `CREATE TABLE` in the three schemas and `MODIFY` on `date_lookup`.
+pub fn setup_needs() -> Vec<Need> {
+    let mut needs: Vec<Need> = Layer::ALL.into_iter().map(Need::CreateTable).collect();
+    needs.push(Need::Table(Layer::Bronze, fitlake_bronze::DATE_LOOKUP, Privilege::Modify));
+    needs
+}
+
 /// Creates the zones, every table (idempotent) and loads `date_lookup`: the 2023 seed calendar,
 /// plus the generated days from `calendar.0` to `calendar.1` when given.
 pub async fn setup(ctx: &Context, calendar: Option<(NaiveDate, NaiveDate)>) -> Result<RunReport> {
     let started = std::time::Instant::now();
     let lakehouse = &ctx.lakehouse;
-    for root in [lakehouse.metastore_url(), lakehouse.managed_url(), lakehouse.unmanaged_url()] {
-        Folder::open(root)?.check_writable().await?;
+    ctx.access.require(&setup_needs())?;
+    for root in [lakehouse.metastore_url(), lakehouse.managed_url()] {
+        Folder::catalog_storage(root)?.check_writable().await?;
     }
+    // The zones' folders (creating a folder writes no file).
     for source in fitlake_landing::sources::ALL {
-        Folder::open(&lakehouse.landing_url(source))?;
+        Folder::zone(&ctx.access, Zone::Landing, &lakehouse.landing_url(source))?;
     }
-    Folder::open(&lakehouse.checkpoint_url(""))?;
+    Folder::zone(&ctx.access, Zone::Checkpoint, &lakehouse.checkpoint_url(""))?;
     let mut registry = Vec::new();
     for def in all_tables() {
-        Table::create(lakehouse, &def).await?;
+        Table::create(&ctx.access, &def).await?;
         registry.push(RegistryEntry {
             name: def.name.to_string(),
             layer: def.layer.to_string(),
@@ -56,7 +70,7 @@ pub async fn setup(ctx: &Context, calendar: Option<(NaiveDate, NaiveDate)>) -> R
         });
     }
     let registry = serde_json::to_vec_pretty(&registry).map_err(|e| Error::Internal(e.to_string()))?;
-    Folder::open(lakehouse.metastore_url())?.write("tables.json", registry).await?;
+    Folder::catalog_storage(lakehouse.metastore_url())?.write("tables.json", registry).await?;
 
     let (mut days, bad) = parse_date_lookup(SEED_DATE_LOOKUP, "6-date-lookup.json");
     if let Some(q) = bad.first() {

@@ -11,6 +11,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
+use fitlake_governance::policy::Zone;
+use fitlake_governance::Privilege;
+
+use crate::access::{Access, Need};
 use crate::{Error, Result};
 
 /// A folder in object storage.
@@ -19,6 +23,8 @@ pub struct Folder {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     url: Url,
+    /// For a zone folder: whose reads and writes are checked, and in which zone.
+    guard: Option<(Access, Zone)>,
 }
 
 /// A file in a [`Folder`].
@@ -37,17 +43,36 @@ fn storage_error(location: impl ToString, e: impl std::fmt::Display) -> Error {
 }
 
 impl Folder {
+    /// A folder of `zone` at `url`; every list, read and write asks the policy whether
+    /// `access`'s principal may (`READ FILES` / `WRITE FILES`).
+    pub fn zone(access: &Access, zone: Zone, url: &Url) -> Result<Self> {
+        Ok(Folder { guard: Some((access.clone(), zone)), ..Folder::open(url)? })
+    }
+
+    /// A folder of fitlake's own catalog storage (the metastore registry, probes of the storage
+    /// roots). No zone privilege applies: commands that write it first check `CREATE TABLE`.
+    pub fn catalog_storage(url: &Url) -> Result<Self> {
+        Folder::open(url)
+    }
+
+    fn allow(&self, privilege: Privilege) -> Result<()> {
+        match &self.guard {
+            Some((access, zone)) => access.check(&Need::Files(*zone, privilege)),
+            None => Ok(()),
+        }
+    }
+
     /// The folder at `url` (`file://`, or a cloud URL when that backend is built in).
-    pub fn open(url: &Url) -> Result<Self> {
+    fn open(url: &Url) -> Result<Self> {
         if let Some(path) = fitlake_config::local_path(url) {
             // The local store needs its root to exist before it can list or write.
             std::fs::create_dir_all(&path).map_err(|e| storage_error(path.display(), e))?;
             let store =
                 object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| storage_error(url, e))?;
-            return Ok(Self { store: Arc::new(store), prefix: Path::default(), url: url.clone() });
+            return Ok(Self { store: Arc::new(store), prefix: Path::default(), url: url.clone(), guard: None });
         }
         let (store, prefix) = object_store::parse_url(url).map_err(|e| storage_error(url, e))?;
-        Ok(Self { store: Arc::from(store), prefix, url: url.clone() })
+        Ok(Self { store: Arc::from(store), prefix, url: url.clone(), guard: None })
     }
 
     /// The folder's URL.
@@ -59,7 +84,7 @@ impl Folder {
     pub fn child(&self, name: &str) -> Result<Folder> {
         let url =
             self.url.join(&format!("{}/", name.trim_end_matches('/'))).map_err(|e| storage_error(&self.url, e))?;
-        Folder::open(&url)
+        Ok(Folder { guard: self.guard.clone(), ..Folder::open(&url)? })
     }
 
     fn path(&self, name: &str) -> Path {
@@ -68,6 +93,7 @@ impl Folder {
 
     /// Every visible file below the folder, sorted by name. A missing folder is empty.
     pub async fn list(&self) -> Result<Vec<FileEntry>> {
+        self.allow(Privilege::ReadFiles)?;
         let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
         let listed: Vec<object_store::ObjectMeta> = match self.store.list(prefix).try_collect().await {
             Ok(v) => v,
@@ -94,6 +120,7 @@ impl Folder {
 
     /// The bytes of a file.
     pub async fn read(&self, name: &str) -> Result<bytes::Bytes> {
+        self.allow(Privilege::ReadFiles)?;
         let path = self.path(name);
         let got = self.store.get(&path).await.map_err(|e| storage_error(format!("{}{name}", self.url), e))?;
         got.bytes().await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
@@ -101,6 +128,7 @@ impl Folder {
 
     /// The bytes of a file, or `None` when it does not exist.
     pub async fn read_if_exists(&self, name: &str) -> Result<Option<bytes::Bytes>> {
+        self.allow(Privilege::ReadFiles)?;
         match self.store.get(&self.path(name)).await {
             Ok(got) => Ok(Some(got.bytes().await.map_err(|e| storage_error(format!("{}{name}", self.url), e))?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -110,6 +138,7 @@ impl Folder {
 
     /// Writes a whole file at once: readers see the old file or the new one, never a part.
     pub async fn write(&self, name: &str, bytes: impl Into<PutPayload>) -> Result<()> {
+        self.allow(Privilege::WriteFiles)?;
         self.store
             .put(&self.path(name), bytes.into())
             .await
@@ -120,6 +149,7 @@ impl Folder {
     /// Writes a whole file only if no file of that name exists; `false` when one did (then the
     /// existing file is left as it was).
     pub async fn create(&self, name: &str, bytes: impl Into<PutPayload>) -> Result<bool> {
+        self.allow(Privilege::WriteFiles)?;
         let options = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
         match self.store.put_opts(&self.path(name), bytes.into(), options).await {
             Ok(_) => Ok(true),

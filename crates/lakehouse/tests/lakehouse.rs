@@ -1,6 +1,9 @@
 //! The IO layer on a temporary directory: zones, plan logs, Delta commits with progress.
 
 use fitlake_config::Lakehouse;
+use fitlake_governance::policy::Zone;
+use fitlake_governance::Policy;
+use fitlake_lakehouse::access::Access;
 use fitlake_lakehouse::delta::{Operation, Table};
 use fitlake_lakehouse::progress::{BatchPlan, PlanLog};
 use fitlake_lakehouse::steps::table_def;
@@ -11,11 +14,17 @@ fn lakehouse(dir: &tempfile::TempDir) -> Lakehouse {
     Lakehouse::from_root("lh", dir.path()).expect("lakehouse")
 }
 
+/// The pipeline's access under the shipped policy.
+fn pipeline(lh: &Lakehouse) -> Access {
+    Access::new(lh.clone(), Policy::shipped().expect("policy"), "pipeline").expect("access")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folders_hide_in_flight_files_and_plans_round_trip() {
     let dir = tempfile::tempdir().expect("dir");
     let lh = lakehouse(&dir);
-    let landing = Folder::open(&lh.landing_url("gym_logins_bz")).expect("folder");
+    let producer = Access::new(lh.clone(), Policy::shipped().expect("policy"), "producer").expect("access");
+    let landing = Folder::zone(&producer, Zone::Landing, &lh.landing_url("gym_logins_bz")).expect("folder");
     landing.write("b.csv", b"x".to_vec()).await.expect("write");
     landing.write("a.csv", b"yy".to_vec()).await.expect("write");
     landing.write(".tmp-c.csv", b"z".to_vec()).await.expect("write");
@@ -23,20 +32,35 @@ async fn folders_hide_in_flight_files_and_plans_round_trip() {
     let names: Vec<(String, u64)> = landing.list().await.expect("list").into_iter().map(|f| (f.name, f.size)).collect();
     assert_eq!(names, vec![("a.csv".to_string(), 2), ("b.csv".to_string(), 1)]);
 
-    let offsets = || Folder::open(&lh.checkpoint_url("bronze/x/offsets")).expect("folder");
-    let log = PlanLog::new(offsets(), Default::default());
-    assert!(log.load().await.expect("empty").is_empty());
-    let plan = BatchPlan { batch: 0, files: vec!["a.csv".into()] };
-    assert_eq!(log.write(&plan).await.expect("write plan"), plan);
-    assert_eq!(log.load().await.expect("load").get(&0), Some(&plan));
-    // A second runner planning the same batch gets the first runner's plan, not its own.
-    let rival = PlanLog::new(offsets(), Default::default());
-    let other = BatchPlan { batch: 0, files: vec!["a.csv".into(), "b.csv".into()] };
-    assert_eq!(rival.write(&other).await.expect("write rival plan"), plan);
+    // The pipeline may list and read landing files, not write them.
+    let read_only = Folder::zone(&pipeline(&lh), Zone::Landing, &lh.landing_url("gym_logins_bz")).expect("folder");
+    assert_eq!(read_only.list().await.expect("list").len(), 2);
+    let err = read_only.write("c.csv", b"no".to_vec()).await.expect_err("read-only");
+    assert!(err.to_string().contains("WRITE FILES"), "{err}");
+    assert!(
+        !lh_path(&lh).join("unmanaged/data_zone/raw/gym_logins_bz/c.csv").exists(),
+        "a refused write writes nothing"
+    );
 
-    offsets().write("1", b"{not json".to_vec()).await.expect("write");
-    let err = log.load().await.expect_err("corrupt plan");
-    assert!(err.to_string().contains("checkpoint"), "{err}");
+    // Batch plans live in bronze.landing_files, first writer wins.
+    let access = pipeline(&lh);
+    Table::create(&access, &table_def("landing_files").expect("def")).await.expect("create landing_files");
+    let log = PlanLog::new(&access, Default::default(), "gym_logins_bz");
+    assert!(log.load().await.expect("empty").is_empty());
+    let plan = BatchPlan { batch: 0, files: vec!["b.csv".into(), "a.csv".into()] };
+    assert_eq!(log.write(&plan).await.expect("write plan"), plan);
+    assert_eq!(log.load().await.expect("load").get(&0), Some(&plan), "file order is kept");
+    // A second runner planning the same batch gets the first runner's plan, not its own.
+    let rival = PlanLog::new(&access, Default::default(), "gym_logins_bz");
+    let other = BatchPlan { batch: 0, files: vec!["a.csv".into()] };
+    assert_eq!(rival.write(&other).await.expect("write rival plan"), plan);
+    // Plans of another bronze table are separate.
+    let other_table = PlanLog::new(&access, Default::default(), "registered_users_bz");
+    assert!(other_table.load().await.expect("load").is_empty());
+}
+
+fn lh_path(lh: &Lakehouse) -> std::path::PathBuf {
+    fitlake_config::local_path(lh.unmanaged_url()).expect("local").parent().expect("root").to_path_buf()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,9 +68,9 @@ async fn a_commit_carries_rows_removes_and_progress_together() {
     let dir = tempfile::tempdir().expect("dir");
     let lh = lakehouse(&dir);
     let def = table_def("users").expect("def");
-    let err = Table::open(&lh, &def).await.expect_err("not set up");
+    let err = Table::open(&pipeline(&lh), &def).await.expect_err("not set up");
     assert!(err.to_string().contains("fitlake setup"), "{err}");
-    let mut table = Table::create(&lh, &def).await.expect("create");
+    let mut table = Table::create(&pipeline(&lh), &def).await.expect("create");
     let rows = |ids: &[i64]| {
         DataFrame::new(
             ids.len(),

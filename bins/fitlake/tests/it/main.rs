@@ -1,6 +1,7 @@
 //! End-to-end tests of the `fitlake` binary on local Delta tables.
 
 mod expected;
+mod governance;
 mod harness;
 mod stream;
 

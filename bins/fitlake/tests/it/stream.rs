@@ -69,7 +69,7 @@ fn status_shows_what_each_step_has_not_consumed_yet() {
     lake.run_once();
     assert!(lake.caught_up());
     let text = String::from_utf8_lossy(&lake.fitlake(&["status"]).stdout).into_owned();
-    assert!(text.contains("fitlake-status: ok tables=15 behind=0"), "{text}");
+    assert!(text.contains("fitlake-status: ok tables=17 behind=0"), "{text}");
 }
 
 /// Generated landing data for the crash and concurrency tests (75 gym visits, one BPM file

@@ -14,21 +14,26 @@ use crate::progress::{app_id, BatchPlan, PlanLog};
 use crate::report::StepReport;
 use crate::storage::{FileEntry, Folder};
 use crate::{Error, Result};
+use fitlake_governance::policy::Zone;
 
 /// The bronze tables fed from landing folders, in the order a run ingests them.
 pub const LANDING_TABLES: [&str; 3] = [REGISTERED_USERS_BZ, GYM_LOGINS_BZ, KAFKA_MULTIPLEX_BZ];
 
 /// The plan log of a bronze table.
 pub fn plan_log(ctx: &Context, table: &str) -> Result<PlanLog> {
-    let folder = Folder::open(&ctx.lakehouse.checkpoint_url(&format!("bronze/{table}/offsets")))?;
-    Ok(PlanLog::new(folder, ctx.plans.clone()))
+    Ok(PlanLog::new(&ctx.access, ctx.plans.clone(), table))
+}
+
+/// The landing folder of a bronze table's source.
+pub fn landing_folder(ctx: &Context, table: &str) -> Result<Folder> {
+    Folder::zone(&ctx.access, Zone::Landing, &ctx.lakehouse.landing_url(table))
 }
 
 /// Ingests every new landing file of `table`'s source, in batches of at most
 /// `ctx.max_batch_bytes` (in streaming mode, one batch per micro-batch).
 pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
     let timer = StepTimer::start(ctx, &format!("bronze.{table}"));
-    let landing = Folder::open(&ctx.lakehouse.landing_url(table))?;
+    let landing = landing_folder(ctx, table)?;
     let log = plan_log(ctx, table)?;
     let app = app_id(table, "landing");
     let mut target = open(ctx, table).await?;
@@ -89,7 +94,7 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
                 Some(q) => q,
                 None => quarantine.insert(open(ctx, QUARANTINE).await?),
             };
-            write_quarantine(ctx, quarantine, table, &bad, plan.batch).await?;
+            write_quarantine(ctx, quarantine, table, "landing", &bad, plan.batch).await?;
         }
         report.rows_written += staged.rows();
         report.inserted += staged.rows();
@@ -151,7 +156,7 @@ impl LandingState {
 
 /// The landing files of `table`'s source and whether each is committed to it.
 pub async fn landing_state(ctx: &Context, table: &str) -> Result<LandingState> {
-    let landing = Folder::open(&ctx.lakehouse.landing_url(table))?;
+    let landing = landing_folder(ctx, table)?;
     let committed = open(ctx, table).await?.progress(&app_id(table, "landing")).await?.unwrap_or(-1);
     let plans = plan_log(ctx, table)?.load().await?;
     let done = planned_files(&plans, committed + 1);
@@ -168,21 +173,23 @@ fn parse(ctx: &Context, table: &str, text: &str, file: &str) -> Result<Parsed> {
     })
 }
 
-/// Appends quarantined records of `table`'s batch `batch`, exactly once: the quarantine
-/// table's own progress for `table` says whether the batch is already there, and records
+/// Appends quarantined records of `table`'s batch `batch` from `stage` (`landing`, `decode`,
+/// `expectations`), exactly once: the quarantine table's own progress for `table` and `stage`
+/// says whether the batch is already there, and records
 /// already quarantined (a step that crashed or lost a commit race after quarantining, then
 /// reran over a longer span of its source) are not added again.
 pub async fn write_quarantine(
     ctx: &Context,
     quarantine: &mut Table,
     table: &str,
+    stage: &str,
     records: &[Quarantined],
     batch: i64,
 ) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
-    let app = app_id(QUARANTINE, table);
+    let app = app_id(QUARANTINE, &format!("{table}/{stage}"));
     if quarantine.progress(&app).await?.is_some_and(|done| done >= batch) {
         return Ok(());
     }

@@ -61,7 +61,7 @@ async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Result<StepRe
     let current = target.read_all(true).await?;
     let user_bins = bins.table.read_all(false).await?;
     let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;
-    commit_plan(target, touched.height(), &plan, &[readings.txn(), bins.txn()]).await
+    commit_plan(ctx, target, touched.height(), &plan, &[readings.txn(), bins.txn()]).await
 }
 
 async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
@@ -74,7 +74,7 @@ async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let txns = [visits.txn(), sessions.txn(), users.txn()];
     if !visits.data_changed().await? && !sessions.data_changed().await? && !users.data_changed().await? {
         // The sources only recorded progress: nothing to recompute, only ours to record.
-        return commit_plan(target, 0, &MergePlan::default(), &txns).await;
+        return commit_plan(ctx, target, 0, &MergePlan::default(), &txns).await;
     }
     let gym_logs = visits.table.read_all(false).await?;
     let completed = sessions.table.read_all(false).await?;
@@ -82,5 +82,5 @@ async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let current = target.read_all(true).await?;
     let plan = fitlake_gold::gym_summary(&gym_logs, &completed, &all_users, &current)?;
     let read = gym_logs.height() + completed.height();
-    commit_plan(target, read, &plan, &txns).await
+    commit_plan(ctx, target, read, &plan, &txns).await
 }

@@ -5,15 +5,19 @@
 
 pub mod bronze;
 pub mod gold;
+pub mod quality;
 pub mod silver;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
 use fitlake_config::Lakehouse;
 use fitlake_frame::TableDef;
+use fitlake_quality::Expectations;
 use polars::prelude::*;
 
+use crate::access::Access;
 use crate::delta::{DataFile, Table};
 use crate::progress::{app_id, PlanCache};
 use crate::report::StepReport;
@@ -24,6 +28,10 @@ use crate::{Error, Result};
 pub struct Context {
     /// The lakehouse.
     pub lakehouse: Lakehouse,
+    /// Who the run is for; every table and zone access asks it.
+    pub access: Access,
+    /// The data-quality expectations the steps check before they commit.
+    pub expectations: Arc<Expectations>,
     /// The date ages are computed at.
     pub as_of: NaiveDate,
     /// The run's load time, epoch microseconds (stamped on bronze rows).
@@ -59,7 +67,7 @@ pub fn all_tables() -> Vec<TableDef> {
 
 /// Opens a table by name.
 pub async fn open(ctx: &Context, name: &str) -> Result<Table> {
-    Table::open(&ctx.lakehouse, &table_def(name)?).await
+    Table::open(&ctx.access, &table_def(name)?).await
 }
 
 /// An upstream Delta table of a step, with how far the step has consumed it.

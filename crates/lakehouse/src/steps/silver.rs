@@ -10,7 +10,7 @@ use fitlake_silver::{
 use polars::prelude::*;
 
 use super::bronze::write_quarantine;
-use super::{open, overlapping, range_of, Context, Source, StepTimer};
+use super::{open, overlapping, quality, range_of, Context, Source, StepTimer};
 use crate::delta::{Operation, Table};
 use crate::progress::app_id;
 use crate::report::StepReport;
@@ -19,6 +19,9 @@ use crate::{Error, Result};
 /// The silver tables in the order a run updates them.
 pub const TABLES: [&str; 8] =
     [USERS, GYM_LOGS, USER_PROFILE, WORKOUTS, HEART_RATE, USER_BINS, COMPLETED_WORKOUTS, WORKOUT_BPM];
+
+/// The silver tables whose steps only insert rows (where a `drop` expectation may drop rows).
+pub const INSERT_ONLY: [&str; 5] = [USERS, WORKOUTS, HEART_RATE, COMPLETED_WORKOUTS, WORKOUT_BPM];
 
 /// The upstream tables each silver step consumes (and records its progress through).
 pub const SOURCES: [(&str, &[&str]); 8] = [
@@ -55,32 +58,39 @@ pub async fn run(ctx: &Context, table: &str) -> Result<StepReport> {
     Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
 }
 
-/// Commits inserted rows with the sources' progress.
+/// Commits inserted rows with the sources' progress, after the table's expectations.
 async fn commit_inserts(
+    ctx: &Context,
     target: &mut Table,
     rows_read: usize,
     inserts: &DataFrame,
     sources: &[&Source],
 ) -> Result<StepReport> {
+    let checked = quality::check(ctx, target, inserts, true).await?;
     let txns: Vec<_> = sources.iter().map(|s| s.txn()).collect();
-    let version = target.commit_rows(inserts, &[], &txns, Operation::Append).await?;
+    let version = target.commit_rows(&checked.rows, &[], &txns, Operation::Append).await?;
+    quality::record(ctx, target.def.name, &checked.outcomes, version).await?;
     Ok(StepReport {
         rows_read: rows_read as u64,
-        rows_written: inserts.height() as u64,
-        inserted: inserts.height() as u64,
+        rows_written: checked.rows.height() as u64,
+        inserted: checked.rows.height() as u64,
+        quarantined: checked.dropped,
         version,
         ..Default::default()
     })
 }
 
-/// Commits a MERGE plan with the sources' progress.
+/// Commits a MERGE plan with the sources' progress, after the table's expectations.
 pub(crate) async fn commit_plan(
+    ctx: &Context,
     target: &mut Table,
     rows_read: usize,
     plan: &MergePlan,
     txns: &[(String, i64)],
 ) -> Result<StepReport> {
+    let checked = quality::check(ctx, target, &plan.rows_to_add, false).await?;
     let version = target.commit_rows(&plan.rows_to_add, &plan.files_to_remove, txns, Operation::Merge).await?;
+    quality::record(ctx, target.def.name, &checked.outcomes, version).await?;
     Ok(StepReport {
         rows_read: rows_read as u64,
         rows_written: plan.rows_to_add.height() as u64,
@@ -110,7 +120,7 @@ async fn users(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let new = source.new_rows(None).await?;
     let existing = target.read_all(false).await?;
     let inserts = fitlake_silver::users(&new, &existing)?;
-    commit_inserts(target, new.height(), &inserts, &[&source]).await
+    commit_inserts(ctx, target, new.height(), &inserts, &[&source]).await
 }
 
 async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepReport> {
@@ -125,7 +135,7 @@ async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     };
     let current = target.read(&candidates, None, true).await?;
     let plan = fitlake_silver::gym_logs(&new, &current)?;
-    commit_plan(target, new.height(), &plan, &[source.txn()]).await
+    commit_plan(ctx, target, new.height(), &plan, &[source.txn()]).await
 }
 
 /// New multiplex rows of one topic, decoded; undecodable values are quarantined once.
@@ -133,7 +143,7 @@ async fn decoded_topic(ctx: &Context, source: &Source, target: &str, topic: &str
     let rows = source.new_rows(Some(("topic", topic))).await?;
     let (decoded, bad) = fitlake_silver::decode_topic(&rows, topic, ctx.threads)?;
     let mut quarantine = open(ctx, QUARANTINE).await?;
-    write_quarantine(ctx, &mut quarantine, target, &bad, source.to()).await?;
+    write_quarantine(ctx, &mut quarantine, target, "decode", &bad, source.to()).await?;
     Ok((decoded, rows.height(), bad.len() as u64))
 }
 
@@ -145,8 +155,8 @@ async fn user_profile(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let (events, read, quarantined) = decoded_topic(ctx, &source, USER_PROFILE, topics::USER_INFO).await?;
     let current = target.read_all(true).await?;
     let (plan, _deleted_users) = fitlake_silver::user_profile(&events, &current)?;
-    let mut report = commit_plan(target, read, &plan, &[source.txn()]).await?;
-    report.quarantined = quarantined;
+    let mut report = commit_plan(ctx, target, read, &plan, &[source.txn()]).await?;
+    report.quarantined += quarantined;
     Ok(report)
 }
 
@@ -165,8 +175,8 @@ async fn timed_events(
     let (events, read, quarantined) = decoded_topic(ctx, &source, target.def.name, topic).await?;
     let existing = keys_in_range(target, "time", range_of(&events, "time")?).await?;
     let inserts = transform(&events, &existing)?;
-    let mut report = commit_inserts(target, read, &inserts, &[&source]).await?;
-    report.quarantined = quarantined;
+    let mut report = commit_inserts(ctx, target, read, &inserts, &[&source]).await?;
+    report.quarantined += quarantined;
     Ok(report)
 }
 
@@ -189,12 +199,12 @@ async fn user_bins(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     }
     if same_date && !source.data_changed().await? {
         // Only progress was recorded upstream: the bands are unchanged.
-        return commit_plan(target, 0, &MergePlan::default(), &[source.txn(), as_of]).await;
+        return commit_plan(ctx, target, 0, &MergePlan::default(), &[source.txn(), as_of]).await;
     }
     let profiles = source.table.read_all(false).await?;
     let current = target.read_all(true).await?;
     let plan = fitlake_silver::user_bins(&profiles, &current, ctx.as_of)?;
-    commit_plan(target, profiles.height(), &plan, &[source.txn(), as_of]).await
+    commit_plan(ctx, target, profiles.height(), &plan, &[source.txn(), as_of]).await
 }
 
 async fn completed_workouts(ctx: &Context, target: &mut Table) -> Result<StepReport> {
@@ -204,7 +214,7 @@ async fn completed_workouts(ctx: &Context, target: &mut Table) -> Result<StepRep
     }
     let new = source.new_rows(None).await?;
     let Some((lo, hi)) = range_of(&new, "time")? else {
-        return commit_inserts(target, 0, &DataFrame::empty(), &[&source]).await;
+        return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&source]).await;
     };
     // A stop pairs with a start at most 3 hours earlier: the events that can pair with the new
     // ones lie within 3 hours of them.
@@ -215,7 +225,7 @@ async fn completed_workouts(ctx: &Context, target: &mut Table) -> Result<StepRep
     // (one small row per session).
     let existing = target.read_all(false).await?;
     let inserts = fitlake_silver::completed_workouts(&events, &existing)?;
-    commit_inserts(target, new.height(), &inserts, &[&source]).await
+    commit_inserts(ctx, target, new.height(), &inserts, &[&source]).await
 }
 
 async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<StepReport> {
@@ -255,11 +265,11 @@ async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let (Some((start_lo, start_hi)), Some((_, end_hi))) =
         (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?)
     else {
-        return commit_inserts(target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
+        return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
     };
     let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
     let session_readings = readings.table.read(&reading_files, None, false).await?;
     let existing = keys_in_range(target, "start_time", Some((start_lo, start_hi))).await?;
     let inserts = fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings, &existing)?;
-    commit_inserts(target, session_readings.height(), &inserts, &[&sessions, &readings, &users]).await
+    commit_inserts(ctx, target, session_readings.height(), &inserts, &[&sessions, &readings, &users]).await
 }

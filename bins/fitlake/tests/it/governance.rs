@@ -1,0 +1,191 @@
+//! Access control enforced by every command, the governance plan, and data-quality actions.
+
+use std::process::Output;
+
+use polars::prelude::ChunkAgg;
+
+use crate::harness::{Lake, AS_OF};
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `fitlake ARGS` as `principal` and asserts the policy refused it, naming the principal,
+/// the privilege and the securable.
+fn refused(lake: &Lake, principal: &str, args: &[&str], privilege: &str, securable: &str) {
+    let out = lake.fitlake_env(args, &[("FITLAKE_PRINCIPAL", principal)]);
+    assert_eq!(out.status.code(), Some(3), "{principal} {args:?} must be refused:\n{}", stderr(&out));
+    let message = stderr(&out);
+    for part in [format!("principal `{principal}`"), privilege.to_string(), securable.to_string()] {
+        assert!(message.contains(&part), "{principal} {args:?}: {part:?} missing from: {message}");
+    }
+}
+
+#[test]
+fn each_principal_gets_what_the_policy_grants_and_nothing_more() {
+    let lake = Lake::new();
+    // Setup creates tables: the pipeline may, the others may not, and a refusal creates nothing.
+    refused(&lake, "analyst", &["setup"], "USE SCHEMA", "schema fitlake.bronze");
+    refused(&lake, "producer", &["setup"], "USE CATALOG", "catalog fitlake");
+    assert!(!lake.root.join("managed").exists(), "a refused setup wrote something");
+    lake.fitlake(&["setup"]);
+
+    // Landing: the producer writes, the pipeline only reads.
+    refused(&lake, "pipeline", &["produce", "--set", "1"], "WRITE FILES", "external location landing_zone");
+    refused(&lake, "analyst", &["produce", "--set", "1"], "WRITE FILES", "external location landing_zone");
+    let landing = lake.landing("kafka_multiplex_bz");
+    assert_eq!(std::fs::read_dir(&landing).map_or(0, |d| d.count()), 0, "a refused produce wrote files");
+    lake.fitlake_ok_as("producer", &["produce", "--set", "1"]);
+
+    // Only the pipeline runs the layers; a refused run commits nothing.
+    let before = lake.versions_and_counts();
+    refused(&lake, "producer", &["run", "--once", "--as-of", AS_OF], "USE CATALOG", "catalog fitlake");
+    refused(&lake, "analyst", &["run", "--once", "--as-of", AS_OF], "READ FILES", "external location landing_zone");
+    refused(&lake, "analyst", &["run", "--once", "--layer", "gold", "--as-of", AS_OF], "MODIFY", "table fitlake.gold.");
+    assert_eq!(lake.versions_and_counts(), before, "a refused run committed something");
+    lake.fitlake_ok_as("pipeline", &["run", "--once", "--as-of", AS_OF]);
+
+    // Analysts read gold, nothing else.
+    let out = lake.fitlake_ok_as("analyst", &["show", "gym_summary"]);
+    assert!(stdout(&out).contains("gold.gym_summary (8 rows)"), "{}", stdout(&out));
+    refused(&lake, "analyst", &["show", "users"], "USE SCHEMA", "schema fitlake.silver");
+    refused(&lake, "analyst", &["status"], "USE SCHEMA", "schema fitlake.bronze");
+    refused(&lake, "producer", &["show", "gym_summary"], "USE CATALOG", "catalog fitlake");
+
+    // A principal the policy does not know is a configuration error, not a refusal.
+    let out = lake.fitlake_env(&["status"], &[("FITLAKE_PRINCIPAL", "mallory")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not defined by the policy") && stderr(&out).contains("pipeline"));
+}
+
+#[test]
+fn a_policy_without_a_grant_refuses_before_anything_is_written() {
+    let lake = Lake::after_set_1();
+    lake.fitlake(&["produce", "--set", "2"]);
+    let policy = fitlake_governance::SHIPPED_POLICY.replace(
+        "on = \"schema fitlake.gold\"\nprivileges = [\"USE SCHEMA\", \"SELECT\", \"MODIFY\", \"CREATE TABLE\"]",
+        "on = \"schema fitlake.gold\"\nprivileges = [\"USE SCHEMA\", \"SELECT\"]",
+    );
+    assert_ne!(policy, fitlake_governance::SHIPPED_POLICY);
+    let path = lake.root.parent().expect("parent").join("no-gold-writes.toml");
+    std::fs::write(&path, policy).expect("write policy");
+    let before = lake.versions_and_counts();
+    let out =
+        lake.fitlake_env(&["run", "--once", "--as-of", AS_OF], &[("FITLAKE_POLICY", path.to_str().expect("utf-8"))]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("MODIFY on table fitlake.gold."), "{}", stderr(&out));
+    assert_eq!(lake.versions_and_counts(), before, "bronze and silver were written before gold was refused");
+
+    let broken = lake.root.parent().expect("parent").join("broken.toml");
+    std::fs::write(&broken, "catalog = 1").expect("write");
+    let out = lake.fitlake_env(&["status"], &[("FITLAKE_POLICY", broken.to_str().expect("utf-8"))]);
+    assert_eq!(out.status.code(), Some(2), "a broken policy is a configuration error: {}", stderr(&out));
+    assert!(stderr(&out).contains("broken.toml"), "the message names the file: {}", stderr(&out));
+}
+
+#[test]
+fn governance_plan_prints_sql_for_the_lakehouse_and_nothing_once_applied() {
+    let lake = Lake::new();
+    let root = "abfss://lake@fitlakeprod.dfs.core.windows.net/fitlake";
+    let plan_for = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitlake"))
+            .args(["--lakehouse", root, "governance", "plan"])
+            .args(extra)
+            .output()
+            .expect("run fitlake");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let plan = plan_for(&[]);
+    assert!(plan.contains(
+        "CREATE EXTERNAL LOCATION IF NOT EXISTS `landing_zone` URL 'abfss://lake@fitlakeprod.dfs.core.windows.net/fitlake/unmanaged/data_zone/'"
+    ));
+    assert!(plan.contains("GRANT READ FILES ON EXTERNAL LOCATION `checkpoint_zone` TO `pipeline`;"));
+    assert!(!plan.contains("GRANT WRITE FILES ON EXTERNAL LOCATION `checkpoint_zone`"), "checkpoints are read-only");
+    assert!(plan.contains("\"max_clusters_per_user\": 3"));
+
+    let applied =
+        fitlake_governance::plan::applied(&fitlake_governance::Policy::shipped().expect("policy")).expect("applied");
+    let current = lake.root.parent().expect("parent").join("current.json");
+    std::fs::write(&current, serde_json::to_string(&applied).expect("json")).expect("write");
+    let again = plan_for(&["--current", current.to_str().expect("utf-8")]);
+    assert_eq!(again, "-- nothing to change: the workspace already matches the policy\n");
+}
+
+fn expectations_file(lake: &Lake, name: &str, body: &str) -> String {
+    let path = lake.root.parent().expect("parent").join(name);
+    std::fs::write(&path, body).expect("write expectations");
+    path.to_str().expect("utf-8").to_string()
+}
+
+const HIGH_HEART_RATE: &str = r#"
+[[expectation]]
+table = "heart_rate"
+name = "below_120"
+check = "range"
+column = "heartrate"
+max = 120
+when = "valid"
+action = "ACTION"
+"#;
+
+#[test]
+fn expectations_warn_drop_and_fail_as_declared_and_are_logged() {
+    // The shipped expectations run on every commit and are logged.
+    let lake = Lake::after_set_1();
+    let report = stdout(&lake.fitlake(&["quality"]));
+    assert!(report.contains("valid_heartrate_in_range"), "{report}");
+    assert!(report.lines().last().is_some_and(|l| l.starts_with("fitlake-quality: ok events=")), "{report}");
+    let baseline = lake.counts()["heart_rate"];
+
+    // warn: rows kept, failures counted.
+    let warn = Lake::new();
+    let file = expectations_file(&warn, "warn.toml", &HIGH_HEART_RATE.replace("ACTION", "warn"));
+    let env = [("FITLAKE_EXPECTATIONS", file.as_str())];
+    for args in [&["setup"][..], &["produce", "--set", "1"], &["run", "--once", "--as-of", AS_OF]] {
+        assert!(warn.fitlake_env(args, &env).status.success());
+    }
+    assert_eq!(warn.counts()["heart_rate"], baseline, "warn keeps every row");
+    let events = warn.table("quality_events");
+    let failed: i64 = events.column("rows_failed").expect("col").i64().expect("i64").sum().unwrap_or(0);
+    assert!(failed > 0, "some readings are above 120 bpm in set 1");
+
+    // drop: the failing rows go to the quarantine with the expectation's name instead.
+    let drop = Lake::new();
+    let file = expectations_file(&drop, "drop.toml", &HIGH_HEART_RATE.replace("ACTION", "drop"));
+    let env = [("FITLAKE_EXPECTATIONS", file.as_str())];
+    for args in [&["setup"][..], &["produce", "--set", "1"], &["run", "--once", "--as-of", AS_OF]] {
+        assert!(drop.fitlake_env(args, &env).status.success());
+    }
+    assert_eq!(drop.counts()["heart_rate"], baseline - failed as u64, "exactly the failing rows are dropped");
+    let quarantine = drop.table("quarantine");
+    let reasons = quarantine.column("reason").expect("reason").str().expect("str").clone();
+    let dropped = reasons.iter().filter(|r| *r == Some("expectation below_120 failed")).count();
+    assert_eq!(dropped as i64, failed);
+
+    // fail: the step commits nothing and the run fails, naming the expectation; fixing the
+    // expectation and rerunning loses nothing.
+    let fail = Lake::new();
+    let file = expectations_file(&fail, "fail.toml", &HIGH_HEART_RATE.replace("ACTION", "fail"));
+    let env = [("FITLAKE_EXPECTATIONS", file.as_str())];
+    fail.fitlake(&["setup"]);
+    fail.fitlake(&["produce", "--set", "1"]);
+    let out = fail.fitlake_env(&["run", "--once", "--as-of", AS_OF], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("expectation \"below_120\" on heart_rate"), "{}", stderr(&out));
+    assert_eq!(fail.counts()["heart_rate"], 0, "a failed expectation commits nothing");
+    let logged = fail.table("quality_events");
+    assert!(logged.column("table_version").expect("col").null_count() > 0, "the failure is logged without a version");
+    fail.run_once();
+    assert_eq!(fail.counts()["heart_rate"], baseline, "the rerun with the shipped expectations loses nothing");
+
+    // A `drop` on a MERGE table is refused when the file is read.
+    let bad = expectations_file(&fail, "bad.toml", "[[expectation]]\ntable = \"gym_logs\"\nname = \"x\"\ncheck = \"not_null\"\ncolumn = \"gym\"\naction = \"drop\"\n");
+    let out = fail.fitlake_env(&["run", "--once", "--as-of", AS_OF], &[("FITLAKE_EXPECTATIONS", bad.as_str())]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("append-only"), "{}", stderr(&out));
+}

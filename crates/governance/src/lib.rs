@@ -1,0 +1,40 @@
+//! Governance as code, in the Unity Catalog model, with no IO.
+//!
+//! - [`model`]: securables (metastore, catalog, schema, table, external location, storage
+//!   credential), principals, privileges.
+//! - [`policy`]: the policy file (who owns and may do what, cluster policies), parsed and
+//!   checked against the platform's rules.
+//! - [`authorize`]: the access decision for a principal, a privilege and a securable or a
+//!   storage path, with Unity Catalog's inheritance.
+//! - [`plan`]: the Unity Catalog SQL and Databricks cluster policies that realise a policy, in
+//!   full or as the difference from today's grants.
+
+pub mod authorize;
+pub mod model;
+pub mod plan;
+pub mod policy;
+
+pub use authorize::Denied;
+pub use model::{Principal, PrincipalKind, Privilege, Securable};
+pub use policy::Policy;
+
+/// The policy shipped with fitlake (`governance/policy.toml`): the original platform's rules.
+pub const SHIPPED_POLICY: &str = include_str!("../../../governance/policy.toml");
+
+/// Errors of the governance crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The policy file is not valid TOML or does not have the expected shape.
+    #[error("policy file: {0}")]
+    Parse(String),
+    /// The policy is well-formed but breaks a rule; the message says which and how to fix it.
+    #[error("policy is invalid: {0}")]
+    Invalid(String),
+    /// A list of current grants could not be read.
+    #[error("current grants: {0}")]
+    Current(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

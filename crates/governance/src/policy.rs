@@ -1,0 +1,391 @@
+//! The policy file: the catalog and its schemas, storage credentials and external locations,
+//! principals, grants and cluster policies, checked against the platform's rules when loaded.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Principal, PrincipalKind, Privilege, Securable, SecurableKind};
+use crate::{Error, Result};
+
+/// A storage zone of the lakehouse, as the IO layer names what it touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Zone {
+    /// The landing (data) zone: raw source files.
+    Landing,
+    /// The checkpoint zone.
+    Checkpoint,
+    /// Managed table storage (the catalog's managed location).
+    Managed,
+    /// The metastore's storage root.
+    Metastore,
+}
+
+impl Zone {
+    /// The zone's name in messages and in the policy file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Zone::Landing => "landing",
+            Zone::Checkpoint => "checkpoint",
+            Zone::Managed => "managed",
+            Zone::Metastore => "metastore",
+        }
+    }
+}
+
+/// The catalog fitlake's tables live in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Catalog name.
+    pub name: String,
+    /// Owner (a principal).
+    pub owner: String,
+    /// The schemas in it (fitlake's layers).
+    pub schemas: Vec<String>,
+}
+
+/// A storage credential (the identity storage is reached with).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageCredential {
+    /// Credential name.
+    pub name: String,
+    /// Owner.
+    pub owner: String,
+    /// What it is (e.g. the access connector's managed identity).
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// An external location: a zone of the lakehouse reachable with a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalLocation {
+    /// Location name.
+    pub name: String,
+    /// The zone it covers.
+    pub zone: Zone,
+    /// The credential it uses.
+    pub credential: String,
+    /// Owner.
+    pub owner: String,
+    /// What it holds.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Privileges granted to a principal on one securable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantEntry {
+    /// Who gets them.
+    pub principal: String,
+    /// On what: `catalog NAME`, `schema CATALOG.SCHEMA`, `table CATALOG.SCHEMA.TABLE`,
+    /// `external location NAME`, `storage credential NAME`.
+    pub on: String,
+    /// The privileges.
+    pub privileges: Vec<Privilege>,
+}
+
+/// A Databricks cluster policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterPolicy {
+    /// Policy name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// Most clusters one user may have under it at once.
+    pub max_clusters_per_user: u32,
+    /// Principals allowed to use it (CAN_USE).
+    pub users: Vec<String>,
+    /// The policy definition: cluster attribute path -> rule (`fixed`, `forbidden`,
+    /// `allowlist`, `blocklist`, `regex`, `range`, `unlimited`), as Databricks defines it.
+    pub definition: BTreeMap<String, serde_json::Value>,
+}
+
+/// The cost and shape limits every cluster policy must set (rule 5 of the platform), each as
+/// a description and the attribute paths any one of which satisfies it.
+pub const REQUIRED_CLUSTER_LIMITS: [(&str, &[&str]); 7] = [
+    ("cluster type", &["cluster_type"]),
+    ("node size", &["node_type_id"]),
+    ("autoscaling bounds", &["autoscale.max_workers", "num_workers"]),
+    ("auto-termination", &["autotermination_minutes"]),
+    ("cost (DBUs per hour)", &["dbus_per_hour"]),
+    ("tags", &["custom_tags."]),
+    ("configuration", &["spark_conf.", "spark_version"]),
+];
+
+/// A whole policy file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The catalog.
+    pub catalog: Catalog,
+    /// Owner of the metastore.
+    pub metastore_owner: String,
+    /// Storage credentials.
+    #[serde(default)]
+    pub storage_credentials: Vec<StorageCredential>,
+    /// External locations.
+    #[serde(default)]
+    pub external_locations: Vec<ExternalLocation>,
+    /// Users, groups and service principals.
+    pub principals: Vec<Principal>,
+    /// Grants.
+    #[serde(default)]
+    pub grants: Vec<GrantEntry>,
+    /// Cluster policies.
+    #[serde(default)]
+    pub cluster_policies: Vec<ClusterPolicy>,
+}
+
+/// One granted privilege: principal, privilege, securable.
+pub type Grant = (String, Privilege, Securable);
+
+impl Policy {
+    /// Parses and checks a policy file.
+    pub fn parse(text: &str) -> Result<Policy> {
+        let policy: Policy = toml::from_str(text).map_err(|e| Error::Parse(e.to_string()))?;
+        policy.check()?;
+        Ok(policy)
+    }
+
+    /// The policy shipped with fitlake.
+    pub fn shipped() -> Result<Policy> {
+        Policy::parse(crate::SHIPPED_POLICY)
+    }
+
+    /// A principal by name.
+    pub fn principal(&self, name: &str) -> Option<&Principal> {
+        self.principals.iter().find(|p| p.name == name)
+    }
+
+    /// The external location covering `zone`, if any.
+    pub fn location_of(&self, zone: Zone) -> Option<&ExternalLocation> {
+        self.external_locations.iter().find(|l| l.zone == zone)
+    }
+
+    /// Parses a grant's `on` text into a securable.
+    pub fn securable(&self, on: &str) -> Result<Securable> {
+        let bad = |why: &str| Error::Invalid(format!("grant on {on:?}: {why}"));
+        let on = on.trim();
+        let lower = on.to_ascii_lowercase();
+        let rest = |prefix: &str| on[prefix.len()..].trim().trim_matches('`').to_string();
+        let securable = if lower == "metastore" {
+            Securable::Metastore
+        } else if lower.starts_with("catalog ") {
+            Securable::Catalog(rest("catalog "))
+        } else if lower.starts_with("schema ") {
+            match rest("schema ").split_once('.') {
+                Some((c, s)) => Securable::Schema(c.to_string(), s.to_string()),
+                None => return Err(bad("write schema CATALOG.SCHEMA")),
+            }
+        } else if lower.starts_with("table ") {
+            let name = rest("table ");
+            let parts: Vec<&str> = name.split('.').collect();
+            match parts.as_slice() {
+                [c, s, t] => Securable::Table(c.to_string(), s.to_string(), t.to_string()),
+                _ => return Err(bad("write table CATALOG.SCHEMA.TABLE")),
+            }
+        } else if lower.starts_with("external location ") {
+            Securable::ExternalLocation(rest("external location "))
+        } else if lower.starts_with("storage credential ") {
+            Securable::StorageCredential(rest("storage credential "))
+        } else {
+            return Err(bad("start with metastore, catalog, schema, table, external location or storage credential"));
+        };
+        Ok(securable)
+    }
+
+    /// True when `securable` exists in the policy (any table of a known schema exists).
+    pub fn knows(&self, securable: &Securable) -> bool {
+        let schema_known = |c: &str, s: &str| c == self.catalog.name && self.catalog.schemas.iter().any(|x| x == s);
+        match securable {
+            Securable::Metastore => true,
+            Securable::Catalog(c) => *c == self.catalog.name,
+            Securable::Schema(c, s) | Securable::Table(c, s, _) => schema_known(c, s),
+            Securable::ExternalLocation(n) => self.external_locations.iter().any(|l| l.name == *n),
+            Securable::StorageCredential(n) => self.storage_credentials.iter().any(|l| l.name == *n),
+        }
+    }
+
+    /// Every grant of the policy, one privilege at a time, sorted.
+    pub fn expanded_grants(&self) -> Result<BTreeSet<Grant>> {
+        let mut out = BTreeSet::new();
+        for g in &self.grants {
+            let securable = self.securable(&g.on)?;
+            for p in &g.privileges {
+                out.insert((g.principal.clone(), *p, securable.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The owner of a securable.
+    pub fn owner_of(&self, securable: &Securable) -> Option<&str> {
+        match securable {
+            Securable::Metastore => Some(&self.metastore_owner),
+            Securable::Catalog(_) | Securable::Schema(..) | Securable::Table(..) => Some(&self.catalog.owner),
+            Securable::ExternalLocation(n) => {
+                self.external_locations.iter().find(|l| l.name == *n).map(|l| l.owner.as_str())
+            }
+            Securable::StorageCredential(n) => {
+                self.storage_credentials.iter().find(|l| l.name == *n).map(|l| l.owner.as_str())
+            }
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let invalid = |msg: String| Err(Error::Invalid(msg));
+        let mut names = BTreeSet::new();
+        for p in &self.principals {
+            if !names.insert(p.name.as_str()) {
+                return invalid(format!("principal {:?} is defined twice", p.name));
+            }
+        }
+        for p in &self.principals {
+            if p.kind != PrincipalKind::Group && !p.members.is_empty() {
+                return invalid(format!("{:?} has members but is not a group", p.name));
+            }
+            for m in &p.members {
+                if self.principal(m).is_none() {
+                    return invalid(format!("group {:?} has member {m:?}, which is not a principal", p.name));
+                }
+            }
+        }
+        self.check_groups_acyclic()?;
+        let owners = std::iter::once(self.metastore_owner.as_str())
+            .chain(std::iter::once(self.catalog.owner.as_str()))
+            .chain(self.storage_credentials.iter().map(|c| c.owner.as_str()))
+            .chain(self.external_locations.iter().map(|l| l.owner.as_str()));
+        for owner in owners {
+            if self.principal(owner).is_none() {
+                return invalid(format!("owner {owner:?} is not a principal"));
+            }
+        }
+        for l in &self.external_locations {
+            if matches!(l.zone, Zone::Managed | Zone::Metastore) {
+                return invalid(format!(
+                    "external location {:?} covers the {} zone: nobody may reach table or metastore storage \
+                     directly (rule 1); remove it and grant table privileges instead",
+                    l.name,
+                    l.zone.name()
+                ));
+            }
+            if !self.storage_credentials.iter().any(|c| c.name == l.credential) {
+                return invalid(format!("external location {:?} uses unknown credential {:?}", l.name, l.credential));
+            }
+            if self.external_locations.iter().filter(|o| o.zone == l.zone).count() > 1 {
+                return invalid(format!("zone {} has more than one external location", l.zone.name()));
+            }
+        }
+        for (principal, privilege, securable) in self.expanded_grants()? {
+            if self.principal(&principal).is_none() {
+                return invalid(format!("grant to {principal:?}, which is not a principal"));
+            }
+            if !self.knows(&securable) {
+                return invalid(format!("grant of {privilege} on {securable}, which the policy does not define"));
+            }
+            if !privilege.applies_to(securable.kind()) {
+                return invalid(format!("{privilege} cannot be granted on {securable}"));
+            }
+        }
+        for cp in &self.cluster_policies {
+            check_cluster_policy(self, cp)?;
+        }
+        Ok(())
+    }
+
+    fn check_groups_acyclic(&self) -> Result<()> {
+        fn visit<'a>(policy: &'a Policy, name: &'a str, path: &mut Vec<&'a str>) -> Result<()> {
+            if path.contains(&name) {
+                return Err(Error::Invalid(format!("groups contain each other: {} -> {name}", path.join(" -> "))));
+            }
+            path.push(name);
+            if let Some(p) = policy.principal(name) {
+                for m in &p.members {
+                    visit(policy, m, path)?;
+                }
+            }
+            path.pop();
+            Ok(())
+        }
+        for p in &self.principals {
+            visit(self, &p.name, &mut Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// The groups `principal` belongs to, directly or through other groups.
+    pub fn groups_of(&self, principal: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let mut frontier = vec![principal.to_string()];
+        while let Some(name) = frontier.pop() {
+            for g in self.principals.iter().filter(|g| g.kind == PrincipalKind::Group) {
+                if g.members.contains(&name) && found.insert(g.name.clone()) {
+                    frontier.push(g.name.clone());
+                }
+            }
+        }
+        found
+    }
+}
+
+fn check_cluster_policy(policy: &Policy, cp: &ClusterPolicy) -> Result<()> {
+    let invalid = |msg: String| Err(Error::Invalid(format!("cluster policy {:?}: {msg}", cp.name)));
+    if cp.max_clusters_per_user == 0 {
+        return invalid("max_clusters_per_user must be at least 1".into());
+    }
+    for user in &cp.users {
+        if policy.principal(user).is_none() {
+            return invalid(format!("user {user:?} is not a principal"));
+        }
+    }
+    for (attribute, rule) in &cp.definition {
+        let Some(kind) = rule.get("type").and_then(|t| t.as_str()) else {
+            return invalid(format!("{attribute}: every rule needs a \"type\""));
+        };
+        let has = |field: &str| rule.get(field).is_some();
+        let ok = match kind {
+            "fixed" => has("value"),
+            "forbidden" | "unlimited" => true,
+            "allowlist" | "blocklist" => rule.get("values").and_then(|v| v.as_array()).is_some_and(|v| !v.is_empty()),
+            "regex" => rule.get("pattern").and_then(|v| v.as_str()).is_some(),
+            "range" => {
+                let min = rule.get("minValue").and_then(|v| v.as_f64());
+                let max = rule.get("maxValue").and_then(|v| v.as_f64());
+                (min.is_some() || max.is_some()) && min.zip(max).is_none_or(|(a, b)| a <= b)
+            }
+            other => return invalid(format!("{attribute}: unknown rule type {other:?}")),
+        };
+        if !ok {
+            return invalid(format!("{attribute}: a {kind} rule is missing its value(s) or has min above max"));
+        }
+    }
+    for (limit, attributes) in REQUIRED_CLUSTER_LIMITS {
+        let covered = cp
+            .definition
+            .keys()
+            .any(|k| attributes.iter().any(|a| if a.ends_with('.') { k.starts_with(a) } else { k == a }));
+        if !covered {
+            return invalid(format!("sets no {limit} limit (one of {}) required by rule 5", attributes.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// Where the securable kinds of a grant may come from, for messages.
+pub fn kind_name(kind: SecurableKind) -> &'static str {
+    match kind {
+        SecurableKind::Metastore => "metastore",
+        SecurableKind::Catalog => "catalog",
+        SecurableKind::Schema => "schema",
+        SecurableKind::Table => "table",
+        SecurableKind::ExternalLocation => "external location",
+        SecurableKind::StorageCredential => "storage credential",
+    }
+}

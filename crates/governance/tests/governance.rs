@@ -1,0 +1,179 @@
+//! The shipped policy's rules, each both ways; policy checks; the plan and its idempotence.
+
+use fitlake_governance::plan::{applied, plan, Current, ShownGrant, ZoneUrls};
+use fitlake_governance::policy::Zone;
+use fitlake_governance::{Policy, Privilege, Securable};
+
+fn shipped() -> Policy {
+    Policy::shipped().expect("the shipped policy is valid")
+}
+
+fn table(schema: &str, name: &str) -> Securable {
+    Securable::Table("fitlake".into(), schema.into(), name.into())
+}
+
+fn schema(name: &str) -> Securable {
+    Securable::Schema("fitlake".into(), name.into())
+}
+
+fn urls() -> ZoneUrls {
+    ZoneUrls {
+        landing: "abfss://lake@fitlakeprod.dfs.core.windows.net/unmanaged/data_zone/".into(),
+        checkpoint: "abfss://lake@fitlakeprod.dfs.core.windows.net/unmanaged/checkpoint_zone/".into(),
+        managed: "abfss://lake@fitlakeprod.dfs.core.windows.net/managed/".into(),
+    }
+}
+
+#[test]
+fn rule_1_nobody_reaches_table_or_metastore_storage_directly() {
+    let p = shipped();
+    for who in ["pipeline", "producer", "analyst", "platform_admins"] {
+        for zone in [Zone::Managed, Zone::Metastore] {
+            for privilege in [Privilege::ReadFiles, Privilege::WriteFiles] {
+                let denied = p.authorize_files(who, privilege, zone).expect_err("direct access must be refused");
+                assert!(denied.reason.contains("no external location"), "{denied}");
+            }
+        }
+    }
+    // The pipeline reaches the same data through the tables.
+    assert!(p.authorize("pipeline", Privilege::Select, &table("silver", "users")).is_ok());
+}
+
+#[test]
+fn rule_2_landing_is_read_only_for_the_pipeline_and_written_by_the_producer() {
+    let p = shipped();
+    assert!(p.authorize_files("pipeline", Privilege::ReadFiles, Zone::Landing).is_ok());
+    let denied = p.authorize_files("pipeline", Privilege::WriteFiles, Zone::Landing).expect_err("read-only");
+    assert_eq!(
+        denied.to_string(),
+        "access denied: principal `pipeline` may not use WRITE FILES on external location landing_zone (not granted)"
+    );
+    assert!(p.authorize_files("producer", Privilege::WriteFiles, Zone::Landing).is_ok());
+    assert!(p.authorize_files("analyst", Privilege::ReadFiles, Zone::Landing).is_err());
+}
+
+#[test]
+fn rule_3_the_pipeline_reads_and_writes_the_three_schemas_and_nobody_else_writes() {
+    let p = shipped();
+    for layer in ["bronze", "silver", "gold"] {
+        let t = table(layer, "any_table");
+        assert!(p.authorize("pipeline", Privilege::Select, &t).is_ok());
+        assert!(p.authorize("pipeline", Privilege::Modify, &t).is_ok());
+        assert!(p.authorize("pipeline", Privilege::CreateTable, &schema(layer)).is_ok());
+        for other in ["producer", "analyst"] {
+            let denied = p.authorize(other, Privilege::Modify, &t).expect_err("only the pipeline writes");
+            assert_eq!(denied.principal, other);
+        }
+    }
+}
+
+#[test]
+fn rule_4_checkpoints_are_read_only() {
+    let p = shipped();
+    assert!(p.authorize_files("pipeline", Privilege::ReadFiles, Zone::Checkpoint).is_ok());
+    assert!(p.authorize_files("pipeline", Privilege::WriteFiles, Zone::Checkpoint).is_err());
+    assert!(p.authorize_files("producer", Privilege::ReadFiles, Zone::Checkpoint).is_err());
+}
+
+#[test]
+fn analysts_read_gold_only_through_their_group() {
+    let p = shipped();
+    assert!(p.authorize("analyst", Privilege::Select, &table("gold", "gym_summary")).is_ok());
+    let denied = p.authorize("analyst", Privilege::Select, &table("silver", "users")).expect_err("silver");
+    assert_eq!(denied.privilege, Privilege::UseSchema, "{denied}");
+    assert_eq!(denied.securable, "schema fitlake.silver");
+    assert!(p.authorize("analyst", Privilege::Modify, &table("gold", "gym_summary")).is_err());
+    let stranger = p.authorize("mallory", Privilege::Select, &table("gold", "gym_summary")).expect_err("stranger");
+    assert!(stranger.to_string().contains("`mallory`") && stranger.reason.contains("not a principal"));
+}
+
+#[test]
+fn use_catalog_and_use_schema_are_needed_on_top_of_select() {
+    let text = shipped_text().replace(
+        "[[grants]]\nprincipal = \"analysts\"\non = \"catalog fitlake\"\nprivileges = [\"USE CATALOG\"]\n",
+        "",
+    );
+    assert_ne!(text, shipped_text(), "the analysts' USE CATALOG grant was found and removed");
+    let p = Policy::parse(&text).expect("still valid");
+    let denied = p.authorize("analyst", Privilege::Select, &table("gold", "gym_summary")).expect_err("no USE CATALOG");
+    assert_eq!(denied.privilege, Privilege::UseCatalog);
+}
+
+fn shipped_text() -> String {
+    fitlake_governance::SHIPPED_POLICY.to_string()
+}
+
+#[test]
+fn invalid_policies_are_refused_with_the_rule_they_break() {
+    let cases = [
+        (
+            shipped_text().replace("zone = \"checkpoint\"", "zone = \"managed\""),
+            "nobody may reach table or metastore storage directly",
+        ),
+        (shipped_text().replace("principal = \"producer\"", "principal = \"producr\""), "not a principal"),
+        (
+            shipped_text().replace(
+                "on = \"external location landing_zone\"\nprivileges = [\"READ FILES\"]",
+                "on = \"external location landing_zone\"\nprivileges = [\"SELECT\"]",
+            ),
+            "SELECT cannot be granted on external location landing_zone",
+        ),
+        (
+            shipped_text().replace("\"dbus_per_hour\" = { type = \"range\", maxValue = 4 }\n", ""),
+            "sets no cost (DBUs per hour) limit",
+        ),
+        (
+            shipped_text().replace(
+                "\"autoscale.max_workers\" = { type = \"range\", minValue = 1, maxValue = 4",
+                "\"autoscale.max_workers\" = { type = \"range\", minValue = 5, maxValue = 4",
+            ),
+            "has min above max",
+        ),
+        (shipped_text().replace("members = [\"analyst\"]", "members = [\"analysts\"]"), "groups contain each other"),
+        (shipped_text().replace("on = \"schema fitlake.gold\"", "on = \"schema fitlake.platinum\""), "does not define"),
+        (format!("surprise = 1\n{}", shipped_text()), "unknown field"),
+    ];
+    for (text, expected) in cases {
+        assert_ne!(text, shipped_text(), "the case for {expected:?} changed nothing");
+        let err = Policy::parse(&text).expect_err(expected).to_string();
+        assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    }
+}
+
+#[test]
+fn the_full_plan_creates_locations_catalog_schemas_grants_and_cluster_policies() {
+    let plan = plan(&shipped(), &urls(), None).expect("plan");
+    insta::assert_snapshot!("full_plan", plan.render());
+}
+
+#[test]
+fn planning_against_the_applied_state_is_empty_and_a_drift_is_repaired() {
+    let p = shipped();
+    let done = applied(&p).expect("applied");
+    let again = plan(&p, &urls(), Some(&done)).expect("plan");
+    assert!(again.is_empty(), "not idempotent:\n{}", again.render());
+    assert!(again.render().contains("nothing to change"));
+
+    // Drift: an analyst was given MODIFY on gold, the pipeline lost SELECT on silver, a grant on
+    // an object fitlake does not govern exists, and a cluster policy was loosened.
+    let mut drifted = done.clone();
+    drifted.grants.push(ShownGrant {
+        principal: "analysts".into(),
+        action_type: "MODIFY".into(),
+        object_type: "SCHEMA".into(),
+        object_key: "fitlake.gold".into(),
+    });
+    drifted.grants.push(ShownGrant {
+        principal: "someone".into(),
+        action_type: "SELECT".into(),
+        object_type: "TABLE".into(),
+        object_key: "other_catalog.s.t".into(),
+    });
+    drifted
+        .grants
+        .retain(|g| !(g.principal == "pipeline" && g.action_type == "SELECT" && g.object_key == "fitlake.silver"));
+    drifted.cluster_policies[0].max_clusters_per_user = 50;
+    let text = serde_json::to_string(&drifted).expect("json");
+    let repair = plan(&p, &urls(), Some(&Current::parse(&text).expect("parse current"))).expect("plan");
+    insta::assert_snapshot!("drift_repair_plan", repair.render());
+}

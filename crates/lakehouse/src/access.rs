@@ -1,0 +1,91 @@
+//! Who a command runs as, and the policy's word on each read or write it makes.
+//!
+//! Every [`crate::delta::Table`] and every zone [`crate::storage::Folder`] carries an
+//! [`Access`]; opening a table asks for `SELECT`, creating one for `CREATE TABLE`, committing to
+//! one for `MODIFY`, and listing, reading or writing zone files for `READ FILES` / `WRITE
+//! FILES` on the zone's external location. Commands also check everything they will need
+//! before they start ([`Access::require`]), so a refused command writes nothing.
+
+use std::sync::Arc;
+
+use fitlake_config::{Lakehouse, Layer};
+use fitlake_frame::TableDef;
+use fitlake_governance::policy::Zone;
+use fitlake_governance::{Policy, Privilege, Securable};
+
+use crate::{Error, Result};
+
+/// The principal a command runs as, the policy it is held to, and the lakehouse it works on.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The lakehouse.
+    pub lakehouse: Lakehouse,
+    policy: Arc<Policy>,
+    principal: String,
+}
+
+/// One access a command needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// A privilege on a table.
+    Table(Layer, &'static str, Privilege),
+    /// `CREATE TABLE` in a layer's schema.
+    CreateTable(Layer),
+    /// `READ FILES` or `WRITE FILES` on a zone.
+    Files(Zone, Privilege),
+}
+
+impl Access {
+    /// `principal` under `policy`; a principal the policy does not define is a configuration
+    /// error (a typo should not look like a refusal).
+    pub fn new(lakehouse: Lakehouse, policy: Policy, principal: &str) -> Result<Access> {
+        if policy.principal(principal).is_none() {
+            let known: Vec<&str> = policy.principals.iter().map(|p| p.name.as_str()).collect();
+            return Err(Error::Config(format!(
+                "--principal {principal:?} is not defined by the policy; its principals are {}",
+                known.join(", ")
+            )));
+        }
+        Ok(Access { lakehouse, policy: Arc::new(policy), principal: principal.to_string() })
+    }
+
+    /// The principal.
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn table_securable(&self, layer: Layer, name: &str) -> Securable {
+        Securable::Table(self.policy.catalog.name.clone(), layer.name().to_string(), name.to_string())
+    }
+
+    /// Asks for one access.
+    pub fn check(&self, need: &Need) -> Result<()> {
+        let decision = match need {
+            Need::Table(layer, name, privilege) => {
+                self.policy.authorize(&self.principal, *privilege, &self.table_securable(*layer, name))
+            }
+            Need::CreateTable(layer) => self.policy.authorize(
+                &self.principal,
+                Privilege::CreateTable,
+                &Securable::Schema(self.policy.catalog.name.clone(), layer.name().to_string()),
+            ),
+            Need::Files(zone, privilege) => self.policy.authorize_files(&self.principal, *privilege, *zone),
+        };
+        decision.map_err(Error::Denied)
+    }
+
+    /// Asks for every access a command needs, before it starts.
+    pub fn require(&self, needs: &[Need]) -> Result<()> {
+        needs.iter().try_for_each(|n| self.check(n))
+    }
+
+    /// Asks for `privilege` on a table.
+    pub fn check_table(&self, def: &TableDef, privilege: Privilege) -> Result<()> {
+        self.check(&Need::Table(def.layer, def.name, privilege))
+    }
+}
