@@ -3,6 +3,7 @@
 mod expected;
 mod governance;
 mod harness;
+mod pipeline;
 mod stream;
 
 use std::collections::BTreeMap;
