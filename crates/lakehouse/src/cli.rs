@@ -73,6 +73,22 @@ pub struct RunArgs {
     /// Threads for parsing (defaults to the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where registrations and gym logins come from: landing `files`, or the operational
+    /// database (`postgres`, tables `registrations` and `gym_logins`; give --dsn).
+    #[arg(long, value_enum, default_value = "files")]
+    pub source: SourceArg,
+    /// PostgreSQL connection string for --source postgres (`host=… port=… user=… dbname=…`).
+    #[arg(long, env = "FITLAKE_POSTGRES_DSN", hide_env_values = true)]
+    pub dsn: Option<String>,
+}
+
+/// Where registrations and gym logins come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceArg {
+    /// Landing files.
+    Files,
+    /// The operational PostgreSQL database.
+    Postgres,
 }
 
 #[derive(Debug, Parser)]
@@ -315,6 +331,17 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
         max_batch_bytes: run.max_batch_bytes,
         verbose: !global.quiet && !global.json,
         streaming: false,
+        postgres: match (run.source, &run.dsn) {
+            (SourceArg::Files, _) => None,
+            (SourceArg::Postgres, Some(dsn)) => Some(crate::postgres::PgSource { dsn: dsn.clone() }),
+            (SourceArg::Postgres, None) => {
+                return Err(Error::Config(
+                    "--source postgres needs --dsn (or FITLAKE_POSTGRES_DSN), e.g. --dsn 'host=127.0.0.1 port=5432 \
+                     user=fitlake dbname=gym'"
+                        .into(),
+                ))
+            }
+        },
         plans: Default::default(),
         table_locks: global.table_locks == "on",
     })
@@ -390,7 +417,16 @@ fn print_report(global: &Global, report: &RunReport) {
 }
 
 fn default_run_args() -> RunArgs {
-    RunArgs { once: true, stream: false, trigger: "5s".into(), as_of: None, max_batch_bytes: 1 << 30, threads: None }
+    RunArgs {
+        once: true,
+        stream: false,
+        trigger: "5s".into(),
+        as_of: None,
+        max_batch_bytes: 1 << 30,
+        threads: None,
+        source: SourceArg::Files,
+        dsn: None,
+    }
 }
 
 async fn fitlake(cli: FitlakeCli) -> Result<()> {

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod delta;
 pub mod fault;
 pub mod lock;
+pub mod postgres;
 pub mod produce;
 pub mod progress;
 pub mod report;

@@ -67,7 +67,10 @@ pub async fn run_step(ctx: &Context, layer: Layer, table: &str) -> Result<StepRe
     let mut retries = 0;
     loop {
         let result = match layer {
-            Layer::Bronze => bronze::ingest(ctx, table).await,
+            Layer::Bronze => match &ctx.postgres {
+                Some(source) if crate::postgres::feeds(table) => bronze::ingest_postgres(ctx, table, source).await,
+                _ => bronze::ingest(ctx, table).await,
+            },
             Layer::Silver => silver::run(ctx, table).await,
             Layer::Gold => gold::run(ctx, table).await,
         };

@@ -243,6 +243,11 @@ pub fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool
     }
 }
 
+/// A frame's rows as CSV text, for `contains` checks.
+pub fn rows_text(df: &DataFrame) -> String {
+    fitlake_frame::to_text(df)
+}
+
 /// Runs a future to completion on a fresh runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(f)

@@ -4,6 +4,7 @@ mod expected;
 mod governance;
 mod harness;
 mod pipeline;
+mod postgres;
 mod stream;
 
 use std::collections::BTreeMap;

@@ -10,6 +10,7 @@ use polars::prelude::*;
 use super::{open, Context, StepTimer};
 use crate::delta::{Operation, Table};
 use crate::fault;
+use crate::postgres::PgSource;
 use crate::progress::{app_id, BatchPlan, PlanLog};
 use crate::report::StepReport;
 use crate::storage::{FileEntry, Folder};
@@ -162,6 +163,50 @@ pub async fn landing_state(ctx: &Context, table: &str) -> Result<LandingState> {
     let done = planned_files(&plans, committed + 1);
     let (committed, pending) = landing.list().await?.into_iter().partition(|f| done.contains(f.name.as_str()));
     Ok(LandingState { committed, pending })
+}
+
+/// Ingests the new rows of `table`'s database source (see [`crate::postgres`]) in batches of at
+/// most [`crate::postgres::BATCH_ROWS`] (one per micro-batch in streaming mode); each commit
+/// records the last key it holds.
+pub async fn ingest_postgres(ctx: &Context, table: &str, source: &PgSource) -> Result<StepReport> {
+    let timer = StepTimer::start(ctx, &format!("bronze.{table} (postgres)"));
+    let app = app_id(table, "postgres");
+    let client = source.connect().await?;
+    let mut target = open(ctx, table).await?;
+    let mut quarantine: Option<Table> = None;
+    let mut report = StepReport::default();
+    loop {
+        let after = target.progress(&app).await?.unwrap_or(0);
+        let batch = source.fetch(&client, table, after, crate::postgres::BATCH_ROWS).await?;
+        let Some(&last) = batch.ids.last() else { break };
+        let name = batch.source_name();
+        let parsed = parse(ctx, table, &batch.csv, &name)?;
+        report.rows_read += batch.ids.len() as u64;
+        // A quarantined row is named by its key instead of a line number.
+        let bad: Vec<Quarantined> = parsed
+            .quarantined
+            .into_iter()
+            .map(|q| Quarantined { line: batch.id_of_line(q.line).unwrap_or_default().max(0) as u64, ..q })
+            .collect();
+        if !bad.is_empty() {
+            report.quarantined += bad.len() as u64;
+            let quarantine = match &mut quarantine {
+                Some(q) => q,
+                None => quarantine.insert(open(ctx, QUARANTINE).await?),
+            };
+            write_quarantine(ctx, quarantine, table, "postgres", &bad, last).await?;
+        }
+        let rows = fitlake_bronze::stamp(&parsed.rows, ctx.load_time_micros, Some(&name))?;
+        let mut staged = target.stage()?;
+        staged.write(&rows).await?;
+        report.rows_written += staged.rows();
+        report.inserted += staged.rows();
+        report.version = target.commit(staged, &[], &[(app.clone(), last)], Operation::Append).await?;
+        if ctx.streaming {
+            break;
+        }
+    }
+    Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
 }
 
 fn parse(ctx: &Context, table: &str, text: &str, file: &str) -> Result<Parsed> {

@@ -19,6 +19,7 @@ use polars::prelude::*;
 
 use crate::access::Access;
 use crate::delta::{DataFile, Table};
+use crate::postgres::PgSource;
 use crate::progress::{app_id, PlanCache};
 use crate::report::StepReport;
 use crate::{Error, Result};
@@ -45,6 +46,9 @@ pub struct Context {
     /// Streaming mode: a bronze step takes at most one batch (of `max_batch_bytes`) per
     /// micro-batch, like Spark's `maxBytesPerTrigger`, so downstream tables follow sooner.
     pub streaming: bool,
+    /// The operational database, when registrations and gym logins come from it instead of
+    /// landing files.
+    pub postgres: Option<PgSource>,
     /// Bronze batch plans this process has read (shared by its micro-batches).
     pub plans: PlanCache,
     /// Take each table's lock file before its step, so concurrent runners on a local lakehouse

@@ -1,0 +1,221 @@
+//! Registrations and gym logins from PostgreSQL: a throwaway cluster on a loopback port, the
+//! seed sets inserted as rows, exactly once across crashes, bad rows quarantined by key.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::harness::{assert_same_tables, testdata, Lake, AS_OF};
+use crate::reference_run;
+
+/// A PostgreSQL cluster in a temporary directory, stopped when dropped.
+struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn run(mut cmd: Command, what: &str) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl PgServer {
+    fn start() -> PgServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect(
+                "PostgreSQL server binaries (apt-get install postgresql; .ci/run and scripts/test.sh install them)",
+            );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let server = PgServer { dir, bin, port };
+        if server.as_root() {
+            // initdb refuses root: the cluster belongs to the postgres user.
+            let mut chown = Command::new("chown");
+            chown.args(["-R", "postgres:postgres"]).arg(server.dir.path());
+            run(chown, "chown");
+        }
+        let data = server.dir.path().join("data");
+        let mut initdb = server.command("initdb");
+        initdb.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
+        run(initdb, "initdb");
+        let mut start = server.command("pg_ctl");
+        start.arg("-D").arg(&data).arg("-l").arg(server.dir.path().join("log")).args(["-w", "-o"]).arg(format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            port,
+            server.dir.path().display()
+        ));
+        start.arg("start");
+        run(start, "pg_ctl start");
+        server.psql("postgres", "CREATE DATABASE gym");
+        server
+    }
+
+    fn as_root(&self) -> bool {
+        Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
+    }
+
+    /// A PostgreSQL program, run as the postgres user when we are root.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_root() {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn psql(&self, database: &str, sql: &str) {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.args(["-v", "ON_ERROR_STOP=1", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", database])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-c")
+            .arg(sql);
+        run(cmd, "psql");
+    }
+
+    fn sql(&self, sql: &str) {
+        self.psql("gym", sql);
+    }
+
+    fn dsn(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=gym", self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let mut stop = self.command("pg_ctl");
+        stop.arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "stop"]);
+        let _ = stop.output();
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE registrations (id bigserial PRIMARY KEY, user_id bigint, device_id bigint, mac_address text,
+                            registration_timestamp timestamptz);
+CREATE TABLE gym_logins (id bigserial PRIMARY KEY, mac_address text, gym bigint, login timestamptz,
+                         logout timestamptz);";
+
+/// An exact epoch-seconds literal as a timestamptz expression (no float on the way).
+fn time(text: &str) -> String {
+    if text.trim().is_empty() {
+        "NULL".into()
+    } else {
+        format!("('epoch'::timestamptz + ({}::numeric * 1000000)::bigint * interval '1 microsecond')", text.trim())
+    }
+}
+
+/// INSERTs for the rows of one seed set's CSV files (blank lines skipped, as the parser does).
+fn seed_inserts(set: usize) -> String {
+    let read = |name: String| std::fs::read_to_string(testdata().join("seed-sets").join(name)).expect("seed file");
+    let rows = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    let mut sql = String::new();
+    for f in rows(&read(format!("1-registered_users_{set}.csv"))) {
+        sql.push_str(&format!(
+            "INSERT INTO registrations (user_id, device_id, mac_address, registration_timestamp) VALUES ({}, {}, '{}', {});\n",
+            f[0],
+            f[1],
+            f[2],
+            time(&f[3])
+        ));
+    }
+    for f in rows(&read(format!("5-gym_logins_{set}.csv"))) {
+        let logout = f.get(3).map_or("NULL".to_string(), |t| time(t));
+        sql.push_str(&format!(
+            "INSERT INTO gym_logins (mac_address, gym, login, logout) VALUES ('{}', {}, {}, {logout});\n",
+            f[0],
+            f[1],
+            time(&f[2])
+        ));
+    }
+    sql
+}
+
+fn remove_landed_csvs(lake: &Lake) {
+    for source in ["registered_users_bz", "gym_logins_bz"] {
+        let folder = lake.landing(source);
+        for entry in std::fs::read_dir(&folder).expect("landing") {
+            std::fs::remove_file(entry.expect("entry").path()).expect("remove");
+        }
+    }
+}
+
+#[test]
+fn registrations_and_gym_logins_come_from_postgres_exactly_once() {
+    let pg = PgServer::start();
+    pg.sql(SCHEMA);
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let dsn = pg.dsn();
+    let run_args = ["run", "--once", "--as-of", AS_OF, "--source", "postgres", "--dsn", dsn.as_str()];
+    for set in [1, 2] {
+        pg.sql(&seed_inserts(set));
+        lake.fitlake(&["produce", "--set", &set.to_string()]);
+        remove_landed_csvs(&lake); // only the database can feed registrations and logins now
+        if set == 1 {
+            // Crashes between writing and committing, and right after committing, a batch.
+            for fault in ["after-write:registered_users_bz", "after-commit:gym_logins_bz"] {
+                let out = lake.fitlake_env(&run_args, &[("FITLAKE_FAULT", fault)]);
+                assert!(!out.status.success(), "fault {fault} did not stop the run");
+            }
+        }
+        lake.fitlake(&run_args);
+    }
+    let counts = lake.counts();
+    assert_eq!((counts["registered_users_bz"], counts["gym_logins_bz"]), (10, 16), "no row skipped or repeated");
+    // Silver and gold equal the run fed by files; bronze differs only in source_file.
+    let mut reference = reference_run();
+    let mut actual = lake.all_tables();
+    for bronze in ["registered_users_bz", "gym_logins_bz"] {
+        let strip = |df: &polars::prelude::DataFrame| df.drop("source_file").expect("source_file");
+        assert!(strip(&reference[bronze]).equals_missing(&strip(&actual[bronze])), "{bronze} differs");
+        reference.remove(bronze);
+        actual.remove(bronze);
+    }
+    assert_same_tables(&reference, &actual, "postgres-fed run");
+    let sources = lake.table("registered_users_bz");
+    let names = sources.column("source_file").expect("col").str().expect("str").clone();
+    assert!(names.iter().all(|n| n.is_some_and(|n| n.starts_with("postgres:registrations#"))));
+
+    // A bad row is quarantined with its key; the rest goes on.
+    pg.sql("INSERT INTO registrations (user_id, device_id, mac_address, registration_timestamp) VALUES (NULL, 9, 'aa:bb', now());");
+    lake.fitlake(&run_args);
+    let quarantine = crate::harness::rows_text(&lake.table("quarantine"));
+    assert!(quarantine.contains("postgres:registrations#11-11,11,"), "{quarantine}");
+    assert!(quarantine.contains("user_id"), "{quarantine}");
+}
+
+#[test]
+fn a_bad_database_address_fails_clearly_without_leaking_the_password() {
+    let lake = Lake::after_set_1();
+    let dsn = "host=127.0.0.1 port=1 user=fitlake password=hunter2 dbname=gym connect_timeout=2";
+    let out = lake.fitlake_env(&["run", "--once", "--as-of", AS_OF, "--source", "postgres", "--dsn", dsn], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("postgres (host=127.0.0.1 port=1") && stderr.contains("password=***"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    let out = lake.fitlake_env(&["run", "--once", "--source", "postgres"], &[]);
+    assert_eq!(out.status.code(), Some(2), "a missing --dsn is a configuration error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dsn"));
+}
