@@ -36,15 +36,14 @@ pub enum Need {
 }
 
 impl Access {
-    /// `principal` under `policy`; a principal the policy does not define is a configuration
-    /// error (a typo should not look like a refusal).
+    /// `principal` under `policy`. A principal the policy does not define is refused every
+    /// access, like any principal without a grant; the refusal says so and lists the
+    /// principals the policy knows, so a typo is easy to spot.
     pub fn new(lakehouse: Lakehouse, policy: Policy, principal: &str) -> Result<Access> {
-        if policy.principal(principal).is_none() {
-            let known: Vec<&str> = policy.principals.iter().map(|p| p.name.as_str()).collect();
-            return Err(Error::Config(format!(
-                "--principal {principal:?} is not defined by the policy; its principals are {}",
-                known.join(", ")
-            )));
+        if principal.trim().is_empty() {
+            return Err(Error::Config(
+                "--principal is empty; the shipped policy defines producer, pipeline and analyst".into(),
+            ));
         }
         Ok(Access { lakehouse, policy: Arc::new(policy), principal: principal.to_string() })
     }
@@ -76,7 +75,13 @@ impl Access {
             ),
             Need::Files(zone, privilege) => self.policy.authorize_files(&self.principal, *privilege, *zone),
         };
-        decision.map_err(Error::Denied)
+        decision.map_err(|mut denied| {
+            if self.policy.principal(&self.principal).is_none() {
+                let known: Vec<&str> = self.policy.principals.iter().map(|p| p.name.as_str()).collect();
+                denied.reason = format!("{}; the policy's principals are {}", denied.reason, known.join(", "));
+            }
+            Error::Denied(denied)
+        })
     }
 
     /// Asks for every access a command needs, before it starts.

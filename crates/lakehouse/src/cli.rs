@@ -342,6 +342,7 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
                 ))
             }
         },
+        events: Default::default(),
         plans: Default::default(),
         table_locks: global.table_locks == "on",
     })

@@ -93,9 +93,17 @@ pub async fn run_once(ctx: &Context, layers: &[Layer]) -> Result<RunReport> {
     let mut report = RunReport::default();
     for layer in Layer::ALL.into_iter().filter(|l| layers.contains(l)) {
         for table in layer_tables(layer) {
-            report.push(run_step(ctx, layer, table).await?);
+            match run_step(ctx, layer, table).await {
+                Ok(step) => report.push(step),
+                Err(e) => {
+                    // What the committed steps measured is still logged.
+                    crate::steps::quality::flush(ctx).await?;
+                    return Err(e);
+                }
+            }
         }
     }
+    crate::steps::quality::flush(ctx).await?;
     report.finish(started.elapsed());
     Ok(report)
 }

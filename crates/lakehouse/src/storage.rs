@@ -146,18 +146,6 @@ impl Folder {
             .map_err(|e| storage_error(format!("{}{name}", self.url), e))
     }
 
-    /// Writes a whole file only if no file of that name exists; `false` when one did (then the
-    /// existing file is left as it was).
-    pub async fn create(&self, name: &str, bytes: impl Into<PutPayload>) -> Result<bool> {
-        self.allow(Privilege::WriteFiles)?;
-        let options = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&self.path(name), bytes.into(), options).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(storage_error(format!("{}{name}", self.url), e)),
-        }
-    }
-
     /// Checks that the folder can be written, by writing and removing a probe file.
     pub async fn check_writable(&self) -> Result<()> {
         let probe = "_fitlake_write_probe";

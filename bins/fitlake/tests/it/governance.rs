@@ -56,10 +56,11 @@ fn each_principal_gets_what_the_policy_grants_and_nothing_more() {
     refused(&lake, "analyst", &["status"], "USE SCHEMA", "schema fitlake.bronze");
     refused(&lake, "producer", &["show", "gym_summary"], "USE CATALOG", "catalog fitlake");
 
-    // A principal the policy does not know is a configuration error, not a refusal.
+    // Any other principal is refused, and told which principals the policy knows.
+    refused(&lake, "mallory", &["status"], "SELECT", "table fitlake.bronze.registered_users_bz");
+    refused(&lake, "mallory", &["show", "gym_summary"], "SELECT", "table fitlake.gold.gym_summary");
     let out = lake.fitlake_env(&["status"], &[("FITLAKE_PRINCIPAL", "mallory")]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not defined by the policy") && stderr(&out).contains("pipeline"));
+    assert!(stderr(&out).contains("not a principal of the policy; the policy's principals are"), "{}", stderr(&out));
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct Context {
     /// The operational database, when registrations and gym logins come from it instead of
     /// landing files.
     pub postgres: Option<PgSource>,
+    /// Data-quality outcomes of this run, written when it ends.
+    pub events: quality::PendingEvents,
     /// Bronze batch plans this process has read (shared by its micro-batches).
     pub plans: PlanCache,
     /// Take each table's lock file before its step, so concurrent runners on a local lakehouse

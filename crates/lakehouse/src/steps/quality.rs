@@ -1,8 +1,10 @@
 //! Data-quality expectations around a step's commit: checked on the rows it is about to write
 //! (dropped rows to the quarantine, a failed `fail` expectation stops the step before it
-//! commits), and recorded per table and expectation in `bronze.quality_events`.
+//! commits), and recorded per table and expectation in `bronze.quality_events` when the run
+//! ends.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use fitlake_bronze::{QUALITY_EVENTS, QUARANTINE};
 use fitlake_landing::Quarantined;
@@ -86,37 +88,81 @@ fn quarantined(dropped: &DataFrame) -> Result<Vec<Quarantined>> {
     Ok(out)
 }
 
-/// Records the outcomes of one step run in `bronze.quality_events`; `version` is the table
-/// version the step committed (`None` when a `fail` expectation stopped it). Exactly once per
-/// committed version.
+/// The outcomes of the steps of one run, written to `bronze.quality_events` in one commit when
+/// the run ends (one small file per run rather than per step keeps the log cheap to open in a
+/// long stream).
+#[derive(Debug, Clone, Default)]
+pub struct PendingEvents(Arc<Mutex<Vec<StepOutcomes>>>);
+
+/// The outcomes of one step commit: table, outcomes, committed version.
+type StepOutcomes = (String, Vec<Outcome>, Option<i64>);
+
+impl PendingEvents {
+    fn take(&self) -> Vec<StepOutcomes> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+/// Notes the outcomes of one step commit; `version` is the table version the step committed
+/// (`None` when a `fail` expectation stopped it, which is written at once).
 pub async fn record(ctx: &Context, table: &str, outcomes: &[Outcome], version: Option<i64>) -> Result<()> {
     if outcomes.is_empty() {
         return Ok(());
     }
+    ctx.events.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((
+        table.to_string(),
+        outcomes.to_vec(),
+        version,
+    ));
+    if version.is_none() {
+        flush(ctx).await?;
+    }
+    Ok(())
+}
+
+/// Writes the noted outcomes in one commit, with a `txn` per table on the version its step
+/// committed, so a rerun never logs a commit twice.
+pub async fn flush(ctx: &Context) -> Result<()> {
+    let pending = ctx.events.take();
+    if pending.is_empty() {
+        return Ok(());
+    }
     let mut events = open(ctx, QUALITY_EVENTS).await?;
-    let app = app_id(QUALITY_EVENTS, table);
-    let txns = match version {
-        Some(v) if events.progress(&app).await?.is_some_and(|done| done >= v) => return Ok(()),
-        Some(v) => vec![(app, v)],
-        None => Vec::new(),
-    };
-    let n = outcomes.len();
+    let mut txns: Vec<(String, i64)> = Vec::new();
+    let mut rows: Vec<(String, Outcome, Option<i64>)> = Vec::new();
+    for (table, outcomes, version) in pending {
+        if let Some(v) = version {
+            let app = app_id(QUALITY_EVENTS, &table);
+            if events.progress(&app).await?.is_some_and(|done| done >= v) {
+                continue;
+            }
+            match txns.iter_mut().find(|(a, _)| *a == app) {
+                Some(t) => t.1 = t.1.max(v),
+                None => txns.push((app, v)),
+            }
+        }
+        rows.extend(outcomes.into_iter().map(|o| (table.clone(), o, version)));
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
     let run_time = Column::new("run_time".into(), vec![ctx.load_time_micros; n])
         .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?;
-    let count = |f: fn(&Outcome) -> u64| outcomes.iter().map(|o| f(o) as i64).collect::<Vec<_>>();
-    let rows = DataFrame::new(
+    let count = |f: fn(&Outcome) -> u64| rows.iter().map(|(_, o, _)| f(o) as i64).collect::<Vec<_>>();
+    let frame = DataFrame::new(
         n,
         vec![
             run_time,
-            Column::new("table".into(), vec![table; n]),
-            Column::new("expectation".into(), outcomes.iter().map(|o| o.expectation.as_str()).collect::<Vec<_>>()),
-            Column::new("action".into(), outcomes.iter().map(|o| o.action.name()).collect::<Vec<_>>()),
+            Column::new("table".into(), rows.iter().map(|(t, _, _)| t.as_str()).collect::<Vec<_>>()),
+            Column::new("expectation".into(), rows.iter().map(|(_, o, _)| o.expectation.as_str()).collect::<Vec<_>>()),
+            Column::new("action".into(), rows.iter().map(|(_, o, _)| o.action.name()).collect::<Vec<_>>()),
             Column::new("rows_checked".into(), count(|o| o.checked)),
             Column::new("rows_passed".into(), count(|o| o.passed)),
             Column::new("rows_failed".into(), count(|o| o.failed)),
-            Column::new("table_version".into(), vec![version; n]),
+            Column::new("table_version".into(), rows.iter().map(|(_, _, v)| *v).collect::<Vec<_>>()),
         ],
     )?;
-    events.commit_rows(&rows, &[], &txns, Operation::Append).await?;
+    events.commit_rows(&frame, &[], &txns, Operation::Append).await?;
     Ok(())
 }
