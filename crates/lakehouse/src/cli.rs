@@ -166,6 +166,20 @@ enum Command {
         #[command(subcommand)]
         command: GovernanceCommand,
     },
+    /// The HTTP API for device events: POST /v1/bpm, /v1/workouts, /v1/profile (JSON or
+    /// NDJSON); lands accepted events in the landing zone before answering 202. Runs as a
+    /// principal that may write the landing zone (e.g. --principal producer).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Most requests landed at once; more get 503 with Retry-After.
+        #[arg(long, default_value_t = 64)]
+        max_in_flight: usize,
+        /// Largest request body in bytes; larger get 413.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_body_bytes: usize,
+    },
     /// The data-quality event log: rows checked, passed and failed per table and expectation.
     Quality {
         /// Only this table.
@@ -518,6 +532,15 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
                 None => None,
             };
             print!("{}", plan(&policy, &urls, current.as_ref())?.render());
+        }
+        Command::Serve { listen, max_in_flight, max_body_bytes } => {
+            let access = access(global)?;
+            access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
+            let options = crate::serve::ServeOptions { listen, max_in_flight, max_body_bytes };
+            let stop = stop_on_signals()?;
+            crate::serve::serve(&access, &options, stop, |bound| println!("fitlake-serve: listening on {bound}"))
+                .await?;
+            println!("fitlake-serve: stopped");
         }
         Command::Quality { table, limit } => {
             let ctx = context(global, &default_run_args())?;

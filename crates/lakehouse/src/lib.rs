@@ -21,6 +21,7 @@ pub mod produce;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod setup;
 pub mod status;
 pub mod steps;

@@ -146,6 +146,27 @@ impl Folder {
             .map_err(|e| storage_error(format!("{}{name}", self.url), e))
     }
 
+    /// Writes a whole file and, on a local file system, flushes it and its folder to disk
+    /// before returning (object stores have it durable once the put returns).
+    pub async fn write_durable(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.allow(Privilege::WriteFiles)?;
+        let Some(dir) = fitlake_config::local_path(&self.url) else {
+            return self.write(name, bytes).await;
+        };
+        let (hidden, target) = (dir.join(format!(".{name}.tmp")), dir.join(name));
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&hidden)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&hidden, &target)?;
+            std::fs::File::open(target.parent().unwrap_or(&target))?.sync_all()
+        })
+        .await
+        .map_err(|e| storage_error(&self.url, e))?
+        .map_err(|e| storage_error(format!("{}{name}", self.url), e))
+    }
+
     /// Checks that the folder can be written, by writing and removing a probe file.
     pub async fn check_writable(&self) -> Result<()> {
         let probe = "_fitlake_write_probe";

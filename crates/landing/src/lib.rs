@@ -7,6 +7,7 @@
 
 pub mod calendar;
 pub mod csv;
+pub mod device_events;
 pub mod multiplex;
 pub mod quarantine;
 pub mod synthetic;

@@ -111,3 +111,25 @@ fn interleave_by_time_merges_streams_in_event_time_order() {
     // Equal timestamps keep their input order: the workout event came first.
     assert!(merged[1].contains("workout") && merged[2].contains("bpm"));
 }
+
+#[test]
+fn device_events_become_envelopes_and_bad_records_get_reasons() {
+    use fitlake_landing::device_events::envelopes;
+    let body = "{\"device_id\": 7, \"time\": 1678886400.123456789, \"heartrate\": 71.5}\n\n{\"device_id\": 7, \"time\": \"x\", \"heartrate\": 70}\n[1]\n{\"time\": 1678886401, \"heartrate\": 70}\n";
+    let out = envelopes("bpm", body, 100, 1_678_886_402_000);
+    assert_eq!(out.accepted, 1);
+    assert_eq!(out.rejected.len(), 3, "{:?}", out.rejected);
+    assert_eq!(out.rejected[1], (2, "a record must be a JSON object".to_string()));
+    insta::assert_snapshot!("device_event_envelopes", format!("{}{:?}", out.ndjson, out.rejected));
+    // The envelopes parse as a landing multiplex file.
+    let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(&out.ndjson, "http.json", 1).expect("parse");
+    assert_eq!((parsed.rows.height(), parsed.quarantined.len()), (1, 0));
+    let array = envelopes(
+        "workout",
+        "[{\"user_id\": 3, \"workout_id\": 1, \"timestamp\": 1678886400, \"action\": \"start\", \"session_id\": 1}]",
+        0,
+        0,
+    );
+    assert_eq!((array.accepted, array.rejected.len()), (1, 0));
+    assert!(array.ndjson.starts_with("{\"key\":\"3\""), "{}", array.ndjson);
+}

@@ -5,6 +5,7 @@ mod governance;
 mod harness;
 mod pipeline;
 mod postgres;
+mod serve;
 mod stream;
 
 use std::collections::BTreeMap;
