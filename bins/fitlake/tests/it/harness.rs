@@ -59,14 +59,7 @@ impl Lake {
 
     /// Runs `fitlake` and asserts it succeeded.
     pub fn fitlake(&self, args: &[&str]) -> Output {
-        let out = self.fitlake_env(args, &[]);
-        assert!(
-            out.status.success(),
-            "fitlake {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        succeeded(self.fitlake_env(args, &[]), &format!("fitlake {args:?}"))
     }
 
     /// Starts `BIN --lakehouse ROOT ARGS…` (a fitlake binary) in the background, its output
@@ -102,14 +95,10 @@ impl Lake {
 
     /// Runs `fitlake` as `principal` and asserts it succeeded.
     pub fn fitlake_ok_as(&self, principal: &str, args: &[&str]) -> Output {
-        let out = self.fitlake_env(args, &[("FITLAKE_PRINCIPAL", principal)]);
-        assert!(
-            out.status.success(),
-            "fitlake {args:?} as {principal} failed:\nstdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        succeeded(
+            self.fitlake_env(args, &[("FITLAKE_PRINCIPAL", principal)]),
+            &format!("fitlake {args:?} as {principal}"),
+        )
     }
 
     /// `run --once` at the fixed as-of date.
@@ -180,6 +169,17 @@ impl Lake {
             .map(|d| (d.name.to_string(), self.table(d.name)))
             .collect()
     }
+}
+
+/// Asserts a finished command (`what`) succeeded, showing its output when it did not.
+pub fn succeeded(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// A fitlake process running in the background; killed if still running when dropped.

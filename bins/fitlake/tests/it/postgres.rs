@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use crate::harness::{assert_same_tables, testdata, Lake, AS_OF};
+use crate::harness::{assert_same_tables, succeeded, testdata, Lake, AS_OF};
 use crate::reference_run;
 
 /// A PostgreSQL cluster in a temporary directory, stopped when dropped.
@@ -15,14 +15,7 @@ struct PgServer {
 }
 
 fn run(mut cmd: Command, what: &str) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    succeeded(cmd.output().unwrap_or_else(|e| panic!("{what}: {e}")), what)
 }
 
 impl PgServer {
