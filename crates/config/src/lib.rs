@@ -141,11 +141,6 @@ impl Lakehouse {
         self.unmanaged.join("checkpoint_zone/").unwrap_or_else(|_| self.unmanaged.clone())
     }
 
-    /// The checkpoint zone: progress logs of incremental steps whose source is not a Delta table.
-    pub fn checkpoint_url(&self, step: &str) -> Url {
-        self.unmanaged.join(&format!("checkpoint_zone/{step}/")).unwrap_or_else(|_| self.unmanaged.clone())
-    }
-
     /// True when every root is on the local file system.
     pub fn is_local(&self) -> bool {
         [&self.metastore, &self.managed, &self.unmanaged].iter().all(|u| u.scheme() == "file")

@@ -50,7 +50,7 @@ pub async fn setup(ctx: &Context, calendar: Option<(NaiveDate, NaiveDate)>) -> R
     for source in fitlake_landing::sources::ALL {
         Folder::zone(&ctx.access, Zone::Landing, &lakehouse.landing_url(source))?;
     }
-    Folder::zone(&ctx.access, Zone::Checkpoint, &lakehouse.checkpoint_url(""))?;
+    Folder::zone(&ctx.access, Zone::Checkpoint, &lakehouse.checkpoint_zone_url())?;
     let mut registry = Vec::new();
     for def in all_tables() {
         Table::create(&ctx.access, &def).await?;

@@ -8,7 +8,7 @@ use fitlake_landing::{Parsed, Quarantined};
 use polars::prelude::*;
 
 use super::{open, Context, StepTimer};
-use crate::delta::{Operation, Table};
+use crate::delta::{Operation, Staged, Table};
 use crate::fault;
 use crate::postgres::PgSource;
 use crate::progress::{app_id, BatchPlan, PlanLog};
@@ -89,22 +89,41 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
             staged.write(&rows).await?;
             bad.extend(parsed.quarantined);
         }
-        report.quarantined += bad.len() as u64;
-        if !bad.is_empty() {
-            let quarantine = match &mut quarantine {
-                Some(q) => q,
-                None => quarantine.insert(open(ctx, QUARANTINE).await?),
-            };
-            write_quarantine(ctx, quarantine, table, "landing", &bad, plan.batch).await?;
-        }
-        report.rows_written += staged.rows();
-        report.inserted += staged.rows();
-        report.version = target.commit(staged, &[], &[(app.clone(), plan.batch)], Operation::Append).await?;
+        let progress = (app.clone(), plan.batch);
+        commit_batch(ctx, &mut target, &mut quarantine, "landing", staged, &bad, progress, &mut report).await?;
         if ctx.streaming {
             break;
         }
     }
     Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
+}
+
+/// Commits one bronze batch: its quarantined records first (exactly once, see
+/// [`write_quarantine`]; the quarantine table is opened on the first bad record), then its
+/// staged rows with the step's progress, counting both in `report`.
+#[allow(clippy::too_many_arguments)]
+async fn commit_batch(
+    ctx: &Context,
+    target: &mut Table,
+    quarantine: &mut Option<Table>,
+    stage: &str,
+    staged: Staged,
+    bad: &[Quarantined],
+    progress: (String, i64),
+    report: &mut StepReport,
+) -> Result<()> {
+    report.quarantined += bad.len() as u64;
+    if !bad.is_empty() {
+        let quarantine = match quarantine {
+            Some(q) => q,
+            None => quarantine.insert(open(ctx, QUARANTINE).await?),
+        };
+        write_quarantine(ctx, quarantine, target.def.name, stage, bad, progress.1).await?;
+    }
+    report.rows_written += staged.rows();
+    report.inserted += staged.rows();
+    report.version = target.commit(staged, &[], &[progress], Operation::Append).await?;
+    Ok(())
 }
 
 /// The landing files named in the plans of batches before `before`.
@@ -188,20 +207,11 @@ pub async fn ingest_postgres(ctx: &Context, table: &str, source: &PgSource) -> R
             .into_iter()
             .map(|q| Quarantined { line: batch.id_of_line(q.line).unwrap_or_default().max(0) as u64, ..q })
             .collect();
-        if !bad.is_empty() {
-            report.quarantined += bad.len() as u64;
-            let quarantine = match &mut quarantine {
-                Some(q) => q,
-                None => quarantine.insert(open(ctx, QUARANTINE).await?),
-            };
-            write_quarantine(ctx, quarantine, table, "postgres", &bad, last).await?;
-        }
         let rows = fitlake_bronze::stamp(&parsed.rows, ctx.load_time_micros, Some(&name))?;
         let mut staged = target.stage()?;
         staged.write(&rows).await?;
-        report.rows_written += staged.rows();
-        report.inserted += staged.rows();
-        report.version = target.commit(staged, &[], &[(app.clone(), last)], Operation::Append).await?;
+        commit_batch(ctx, &mut target, &mut quarantine, "postgres", staged, &bad, (app.clone(), last), &mut report)
+            .await?;
         if ctx.streaming {
             break;
         }
