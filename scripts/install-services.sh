@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the tests need besides Rust, when it is missing: the PostgreSQL server (Debian's
-# package; the tests start and stop throwaway clusters themselves, on loopback ports).
-# Needs root (apt-get) only when something is missing.
+# Installs the servers the tests run against, when missing; the tests start and stop their own
+# throwaway instances on loopback ports:
+# - PostgreSQL (Debian's package `postgresql`);
+# - Azurite, the Azure Storage emulator (npm package `azurite`, pinned, under $FITLAKE_SERVICES);
+# Needs root (apt-get) only when PostgreSQL is missing. Prints the variables the tests read.
 set -euo pipefail
+services="${FITLAKE_SERVICES:-/var/tmp/fitlake-services}"
+azurite_version=3.35.0
+mkdir -p "$services"
+
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  echo "install-services: installing PostgreSQL (Debian package postgresql)"
+  echo "install-services: installing PostgreSQL (Debian package postgresql)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq postgresql >/dev/null
@@ -12,4 +18,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   (service postgresql stop || true) >/dev/null 2>&1
 fi
 command -v runuser >/dev/null || { echo "install-services: runuser (util-linux) is missing" >&2; exit 1; }
-echo "install-services: PostgreSQL $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+echo "install-services: PostgreSQL $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)" >&2
+
+azurite="$services/azurite-$azurite_version/node_modules/.bin/azurite-blob"
+if [ ! -x "$azurite" ]; then
+  command -v npm >/dev/null || { echo "install-services: npm (Node.js) is needed for Azurite" >&2; exit 1; }
+  echo "install-services: installing azurite@$azurite_version (npm)" >&2
+  npm install --silent --no-audit --no-fund --prefix "$services/azurite-$azurite_version" "azurite@$azurite_version" >&2
+fi
+echo "install-services: Azurite $azurite_version" >&2
+echo "export FITLAKE_AZURITE=$azurite"

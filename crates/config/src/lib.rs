@@ -106,6 +106,30 @@ impl Lakehouse {
         })
     }
 
+    /// This lakehouse with the roots given in `metastore`, `managed` and `unmanaged` moved
+    /// there (each a local path or URL, as for [`Lakehouse::from_root`]).
+    pub fn with_roots(
+        mut self,
+        metastore: Option<&str>,
+        managed: Option<&str>,
+        unmanaged: Option<&str>,
+        base_dir: &Path,
+    ) -> Result<Self> {
+        for (value, root) in
+            [(metastore, &mut self.metastore), (managed, &mut self.managed), (unmanaged, &mut self.unmanaged)]
+        {
+            if let Some(value) = value {
+                *root = parse_location(value, base_dir)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Every root: metastore, managed, unmanaged.
+    pub fn roots(&self) -> [&Url; 3] {
+        [&self.metastore, &self.managed, &self.unmanaged]
+    }
+
     /// Catalog metadata root (`metastore-root/`).
     pub fn metastore_url(&self) -> &Url {
         &self.metastore
@@ -165,7 +189,7 @@ fn parse_location(value: &str, base_dir: &Path) -> Result<Url> {
     }
     let mut url = if let Some((scheme, _)) = value.split_once("://") {
         match scheme {
-            "file" | "abfss" | "abfs" | "az" | "azure" | "memory" => {}
+            "file" | "abfss" | "abfs" => {}
             other => {
                 return Err(invalid(&format!(
                     "unsupported scheme {other:?}; use a local path, file://, or abfss://container@account.dfs.core.windows.net/path"

@@ -13,6 +13,7 @@ use fitlake_frame::TableDef;
 use fitlake_governance::policy::Zone;
 use fitlake_governance::{Policy, Privilege, Securable};
 
+use crate::azure::Stores;
 use crate::{Error, Result};
 
 /// The principal a command runs as, the policy it is held to, and the lakehouse it works on.
@@ -20,6 +21,8 @@ use crate::{Error, Result};
 pub struct Access {
     /// The lakehouse.
     pub lakehouse: Lakehouse,
+    /// How its storage is reached (credentials, one client per container).
+    pub stores: Stores,
     policy: Arc<Policy>,
     principal: String,
 }
@@ -45,7 +48,12 @@ impl Access {
                 "--principal is empty; the shipped policy defines producer, pipeline and analyst".into(),
             ));
         }
-        Ok(Access { lakehouse, policy: Arc::new(policy), principal: principal.to_string() })
+        Ok(Access { lakehouse, stores: Stores::from_env(), policy: Arc::new(policy), principal: principal.to_string() })
+    }
+
+    /// The same access, reaching storage through `stores`.
+    pub fn with_stores(self, stores: Stores) -> Access {
+        Access { stores, ..self }
     }
 
     /// The principal.

@@ -26,9 +26,19 @@ use crate::{Error, Result};
 /// Options every command shares.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Root of the lakehouse: a local directory (or file:// URL).
+    /// Root of the lakehouse: a local directory, file:// URL, or
+    /// abfss://container@account.dfs.core.windows.net/path (credentials: see the README).
     #[arg(long, env = "FITLAKE_LAKEHOUSE", default_value = "./lakehouse", global = true)]
     pub lakehouse: String,
+    /// Catalog metadata root, when not `<lakehouse>/metastore-root/` (a local path or abfss:// URL).
+    #[arg(long, env = "FITLAKE_METASTORE_ROOT", global = true)]
+    pub metastore_root: Option<String>,
+    /// Root of the managed Delta tables, when not `<lakehouse>/managed/`.
+    #[arg(long, env = "FITLAKE_MANAGED_ROOT", global = true)]
+    pub managed_root: Option<String>,
+    /// Root of the landing and checkpoint zones, when not `<lakehouse>/unmanaged/`.
+    #[arg(long, env = "FITLAKE_UNMANAGED_ROOT", global = true)]
+    pub unmanaged_root: Option<String>,
     /// Print the report as JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -249,7 +259,7 @@ fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fitlake: error: {e}");
+            eprintln!("fitlake: error: {}", crate::azure::redact(&crate::azure::with_causes(&e)));
             match e {
                 Error::Config(_) => ExitCode::from(2),
                 Error::Denied(_) => ExitCode::from(3),
@@ -308,18 +318,27 @@ pub fn main_layer(layer: Layer) -> ExitCode {
 
 fn lakehouse(global: &Global) -> Result<Lakehouse> {
     let cwd = std::env::current_dir().map_err(|e| Error::Config(format!("cannot read the current directory: {e}")))?;
-    let lakehouse = Lakehouse::from_root(&global.lakehouse, &cwd)?;
-    if !lakehouse.is_local() {
-        return Err(Error::Config(format!(
-            "--lakehouse {}: only local storage is supported by this build so far; give a local directory",
-            global.lakehouse
-        )));
+    let lakehouse = Lakehouse::from_root(&global.lakehouse, &cwd)?.with_roots(
+        global.metastore_root.as_deref(),
+        global.managed_root.as_deref(),
+        global.unmanaged_root.as_deref(),
+        &cwd,
+    )?;
+    for root in lakehouse.roots() {
+        if let Some(location) = crate::azure::AzureLocation::parse(root) {
+            location?;
+        }
     }
     Ok(lakehouse)
 }
 
 fn access(global: &Global) -> Result<Access> {
-    Access::new(lakehouse(global)?, policy(global)?, &global.principal)
+    let access = Access::new(lakehouse(global)?, policy(global)?, &global.principal)?;
+    if !access.lakehouse.is_local() {
+        // Fail fast on unusable credential settings, before any work.
+        access.stores.azure_auth()?;
+    }
+    Ok(access)
 }
 
 fn context(global: &Global, run: &RunArgs) -> Result<Context> {
@@ -518,10 +537,8 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
         }
         Command::Governance { command: GovernanceCommand::Plan { current } } => {
             let policy = policy(global)?;
-            let cwd = std::env::current_dir()
-                .map_err(|e| Error::Config(format!("cannot read the current directory: {e}")))?;
-            // The plan only prints: any lakehouse URL (abfss:// included) is fine here.
-            let lakehouse = Lakehouse::from_root(&global.lakehouse, &cwd)?;
+            // The plan only prints: storage is not touched.
+            let lakehouse = lakehouse(global)?;
             let urls = ZoneUrls {
                 landing: lakehouse.data_zone_url().to_string(),
                 checkpoint: lakehouse.checkpoint_zone_url().to_string(),

@@ -79,7 +79,7 @@ impl Table {
             std::fs::create_dir_all(&path)
                 .map_err(|e| Error::Storage { location: path.display().to_string(), message: e.to_string() })?;
         }
-        let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta_error(def))?;
+        let table = access.stores.delta_table(&url).await.map_err(delta_error(def))?;
         if table.version().is_some() {
             return Ok(Table { def: def.clone(), delta: table, access: access.clone() });
         }
@@ -108,7 +108,7 @@ impl Table {
         if fitlake_config::local_path(&url).is_some_and(|p| !p.join("_delta_log").is_dir()) {
             return Err(not_set_up());
         }
-        let table = match DeltaTable::try_from_url(url.clone()).await {
+        let table = match access.stores.delta_table(&url).await {
             Ok(table) => table,
             Err(DeltaTableError::InvalidTableLocation(_) | DeltaTableError::NotATable(_)) => return Err(not_set_up()),
             Err(e) => return Err(delta_error(def)(e)),

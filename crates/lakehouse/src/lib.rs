@@ -12,6 +12,7 @@
 //! - [`cli`]: the command line shared by `fitlake` and the per-layer binaries.
 
 pub mod access;
+pub mod azure;
 pub mod cli;
 pub mod delta;
 pub mod fault;

@@ -9,6 +9,7 @@ use fitlake_governance::policy::Zone;
 use fitlake_governance::Privilege;
 
 use crate::access::Need;
+use crate::azure::{AzureLocation, ContainerState};
 use crate::delta::Table;
 use crate::report::RunReport;
 use crate::steps::{all_tables, bronze, Context};
@@ -43,8 +44,15 @@ pub async fn setup(ctx: &Context, calendar: Option<(NaiveDate, NaiveDate)>) -> R
     let started = std::time::Instant::now();
     let lakehouse = &ctx.lakehouse;
     ctx.access.require(&setup_needs())?;
+    for root in lakehouse.roots() {
+        if ctx.access.stores.ensure_container(root).await? == ContainerState::Created && ctx.verbose {
+            if let Some(Ok(location)) = AzureLocation::parse(root) {
+                eprintln!("fitlake: created the {location}");
+            }
+        }
+    }
     for root in [lakehouse.metastore_url(), lakehouse.managed_url()] {
-        Folder::catalog_storage(root)?.check_writable().await?;
+        Folder::catalog_storage(&ctx.access, root)?.check_writable().await?;
     }
     // The zones' folders (creating a folder writes no file).
     for source in fitlake_landing::sources::ALL {
@@ -70,7 +78,7 @@ pub async fn setup(ctx: &Context, calendar: Option<(NaiveDate, NaiveDate)>) -> R
         });
     }
     let registry = serde_json::to_vec_pretty(&registry).map_err(|e| Error::Internal(e.to_string()))?;
-    Folder::catalog_storage(lakehouse.metastore_url())?.write("tables.json", registry).await?;
+    Folder::catalog_storage(&ctx.access, lakehouse.metastore_url())?.write("tables.json", registry).await?;
 
     let (mut days, bad) = parse_date_lookup(SEED_DATE_LOOKUP, "6-date-lookup.json");
     if let Some(q) = bad.first() {

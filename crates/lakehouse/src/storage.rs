@@ -15,6 +15,7 @@ use fitlake_governance::policy::Zone;
 use fitlake_governance::Privilege;
 
 use crate::access::{Access, Need};
+use crate::azure::Stores;
 use crate::{Error, Result};
 
 /// A folder in object storage.
@@ -25,6 +26,8 @@ pub struct Folder {
     url: Url,
     /// For a zone folder: whose reads and writes are checked, and in which zone.
     guard: Option<(Access, Zone)>,
+    /// How storage is reached (for subfolders).
+    stores: Stores,
 }
 
 /// A file in a [`Folder`].
@@ -38,21 +41,21 @@ pub struct FileEntry {
     pub modified_micros: i64,
 }
 
-fn storage_error(location: impl ToString, e: impl std::fmt::Display) -> Error {
-    Error::Storage { location: location.to_string(), message: e.to_string() }
+fn storage_error(location: impl ToString, e: impl std::error::Error) -> Error {
+    Error::Storage { location: location.to_string(), message: crate::azure::with_causes(&e) }
 }
 
 impl Folder {
     /// A folder of `zone` at `url`; every list, read and write asks the policy whether
     /// `access`'s principal may (`READ FILES` / `WRITE FILES`).
     pub fn zone(access: &Access, zone: Zone, url: &Url) -> Result<Self> {
-        Ok(Folder { guard: Some((access.clone(), zone)), ..Folder::open(url)? })
+        Ok(Folder { guard: Some((access.clone(), zone)), ..Folder::open(&access.stores, url)? })
     }
 
     /// A folder of fitlake's own catalog storage (the metastore registry, probes of the storage
     /// roots). No zone privilege applies: commands that write it first check `CREATE TABLE`.
-    pub fn catalog_storage(url: &Url) -> Result<Self> {
-        Folder::open(url)
+    pub fn catalog_storage(access: &Access, url: &Url) -> Result<Self> {
+        Folder::open(&access.stores, url)
     }
 
     fn allow(&self, privilege: Privilege) -> Result<()> {
@@ -62,17 +65,18 @@ impl Folder {
         }
     }
 
-    /// The folder at `url` (`file://`, or a cloud URL when that backend is built in).
-    fn open(url: &Url) -> Result<Self> {
+    /// The folder at `url` (`file://` or `abfss://`).
+    fn open(stores: &Stores, url: &Url) -> Result<Self> {
         if let Some(path) = fitlake_config::local_path(url) {
             // The local store needs its root to exist before it can list or write.
             std::fs::create_dir_all(&path).map_err(|e| storage_error(path.display(), e))?;
             let store =
                 object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| storage_error(url, e))?;
-            return Ok(Self { store: Arc::new(store), prefix: Path::default(), url: url.clone(), guard: None });
+            let store = Arc::new(store);
+            return Ok(Self { store, prefix: Path::default(), url: url.clone(), guard: None, stores: stores.clone() });
         }
-        let (store, prefix) = object_store::parse_url(url).map_err(|e| storage_error(url, e))?;
-        Ok(Self { store: Arc::from(store), prefix, url: url.clone(), guard: None })
+        let (store, prefix) = stores.object_store(url)?;
+        Ok(Self { store, prefix, url: url.clone(), guard: None, stores: stores.clone() })
     }
 
     /// The folder's URL.
@@ -84,7 +88,7 @@ impl Folder {
     pub fn child(&self, name: &str) -> Result<Folder> {
         let url =
             self.url.join(&format!("{}/", name.trim_end_matches('/'))).map_err(|e| storage_error(&self.url, e))?;
-        Ok(Folder { guard: self.guard.clone(), ..Folder::open(&url)? })
+        Ok(Folder { guard: self.guard.clone(), ..Folder::open(&self.stores, &url)? })
     }
 
     fn path(&self, name: &str) -> Path {

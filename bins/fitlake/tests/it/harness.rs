@@ -15,11 +15,26 @@ use polars::prelude::*;
 /// The as-of date every test runs at, so ages (and snapshots) do not move with the clock.
 pub const AS_OF: &str = "2023-03-15";
 
-/// A lakehouse in a temporary directory.
+/// A lakehouse in a temporary directory, or in remote storage with a temporary directory for
+/// the runners' output.
 pub struct Lake {
     _dir: tempfile::TempDir,
-    /// Its root.
+    /// Its root directory (on a remote lakehouse: only where runner output goes).
     pub root: PathBuf,
+    /// Where it is: the local root, or a remote lakehouse and its storage settings.
+    remote: Option<Remote>,
+}
+
+/// A lakehouse in remote storage.
+pub struct Remote {
+    /// The `--lakehouse` value.
+    pub location: String,
+    /// Environment variables every command gets (storage endpoint, credentials, roots).
+    pub env: Vec<(String, String)>,
+    /// The same lakehouse and storage, for reading tables back in this process.
+    pub lakehouse: Lakehouse,
+    /// How this process reaches its storage.
+    pub stores: fitlake_lakehouse::azure::Stores,
 }
 
 impl Lake {
@@ -27,7 +42,20 @@ impl Lake {
     pub fn new() -> Lake {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("lakehouse");
-        Lake { _dir: dir, root }
+        Lake { _dir: dir, root, remote: None }
+    }
+
+    /// A lakehouse in remote storage.
+    pub fn remote(remote: Remote) -> Lake {
+        Lake { remote: Some(remote), ..Lake::new() }
+    }
+
+    fn location(&self) -> &std::ffi::OsStr {
+        self.remote.as_ref().map_or(self.root.as_os_str(), |r| std::ffi::OsStr::new(&r.location))
+    }
+
+    fn remote_env(&self) -> &[(String, String)] {
+        self.remote.as_ref().map_or(&[], |r| &r.env)
     }
 
     /// A set-up lakehouse with seed set 1 produced and run once.
@@ -42,11 +70,12 @@ impl Lake {
     /// Runs `fitlake --lakehouse ROOT ARGS…` with extra environment variables.
     pub fn fitlake_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fitlake"));
-        cmd.arg("--lakehouse").arg(&self.root).args(args);
+        cmd.arg("--lakehouse").arg(self.location()).args(args);
         for var in ["FITLAKE_FAULT", "FITLAKE_PRINCIPAL", "FITLAKE_POLICY", "FITLAKE_EXPECTATIONS", "FITLAKE_LAKEHOUSE"]
         {
             cmd.env_remove(var);
         }
+        cmd.envs(self.remote_env().iter().map(|(k, v)| (k, v)));
         if args.first() == Some(&"produce") {
             // Landing files are written by the producer (the pipeline may only read them).
             cmd.env("FITLAKE_PRINCIPAL", "producer");
@@ -70,7 +99,8 @@ impl Lake {
         let parent = self.root.parent().expect("lakehouse has a parent");
         let (out, err) = (parent.join(format!("runner-{n}.out")), parent.join(format!("runner-{n}.err")));
         let mut cmd = Command::new(bin);
-        cmd.arg("--lakehouse").arg(&self.root).args(args).env_remove("FITLAKE_FAULT");
+        cmd.arg("--lakehouse").arg(self.location()).args(args).env_remove("FITLAKE_FAULT");
+        cmd.envs(self.remote_env().iter().map(|(k, v)| (k, v)));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -114,9 +144,14 @@ impl Lake {
     /// The pipeline's access to this lakehouse under the shipped policy (how the tests read
     /// tables back).
     fn access(&self) -> Access {
+        let policy = Policy::shipped().expect("policy");
+        if let Some(remote) = &self.remote {
+            let access = Access::new(remote.lakehouse.clone(), policy, "pipeline").expect("access");
+            return access.with_stores(remote.stores.clone());
+        }
         let lakehouse =
             Lakehouse::from_root(self.root.to_str().expect("utf-8 path"), Path::new("/")).expect("lakehouse");
-        Access::new(lakehouse, Policy::shipped().expect("policy"), "pipeline").expect("access")
+        Access::new(lakehouse, policy, "pipeline").expect("access")
     }
 
     /// Every table's version and row count.
@@ -169,6 +204,11 @@ impl Lake {
             .map(|d| (d.name.to_string(), self.table(d.name)))
             .collect()
     }
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port()
 }
 
 /// Asserts a finished command (`what`) succeeded, showing its output when it did not.

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `fitlake` binary on local Delta tables.
 
+mod azure;
 mod expected;
 mod governance;
 mod harness;

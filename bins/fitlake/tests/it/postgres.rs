@@ -31,7 +31,7 @@ impl PgServer {
                 "PostgreSQL server binaries (apt-get install postgresql; .ci/run and scripts/test.sh install them)",
             );
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let port = crate::harness::free_port();
         let server = PgServer { dir, bin, port };
         if server.as_root() {
             // initdb refuses root: the cluster belongs to the postgres user.

@@ -32,7 +32,7 @@ fn write(path: &Path, text: &str) {
 fn http_events_are_validated_landed_and_reach_bronze_exactly_once() {
     let lake = Lake::new();
     lake.fitlake(&["setup"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = crate::harness::free_port();
     let listen = format!("127.0.0.1:{port}");
     let server = lake.spawn(
         env!("CARGO_BIN_EXE_fitlake"),
@@ -69,7 +69,7 @@ fn http_events_are_validated_landed_and_reach_bronze_exactly_once() {
     let big = dir.path().join("big.ndjson");
     write(&big, &"{\"device_id\": 3, \"time\": 1678886400, \"heartrate\": 70}\n".repeat(30_000));
     assert_eq!(post(&url("/v1/bpm"), &big, &[]).0, 413);
-    let slow_server_port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let slow_server_port = crate::harness::free_port();
     let slow_listen = format!("127.0.0.1:{slow_server_port}");
     let slow_server = lake.spawn(
         env!("CARGO_BIN_EXE_fitlake"),

@@ -1,0 +1,177 @@
+//! The lakehouse on Azure Data Lake Storage, tested against Azurite (the Azure Storage
+//! emulator) started on a loopback port for each test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fitlake_config::Lakehouse;
+use fitlake_lakehouse::azure::{AzureAuth, Stores};
+
+use crate::harness::{assert_same_tables, free_port, Lake, Remote};
+use crate::original_counts;
+
+/// An Azurite blob service with in-memory storage; stopped when dropped.
+pub struct Azurite {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    /// Starts Azurite (`$FITLAKE_AZURITE`, set by scripts/test.sh, or `azurite-blob` on the
+    /// PATH) and waits until it listens.
+    pub fn start() -> Azurite {
+        let bin = std::env::var_os("FITLAKE_AZURITE").map(PathBuf::from).unwrap_or_else(|| "azurite-blob".into());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let log = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"));
+        let child = Command::new(&bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck"])
+            .current_dir(dir.path())
+            .stdout(log("azurite.out"))
+            .stderr(log("azurite.err"))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start Azurite ({}): {e}; run scripts/install-services.sh (scripts/test.sh does)",
+                    bin.display()
+                )
+            });
+        let azurite = Azurite { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "Azurite did not listen on {port}: {}", azurite.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        azurite
+    }
+
+    /// The blob endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment that points fitlake at this emulator.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()), ("AZURITE_BLOB_STORAGE_URL".into(), self.endpoint())]
+    }
+
+    fn log(&self) -> String {
+        ["azurite.out", "azurite.err"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const ACCOUNT: &str = "devstoreaccount1";
+
+/// A lakehouse whose managed tables and catalog live in container `lakehouse` and whose landing
+/// and checkpoint zones live in container `unmanaged` (the original's separate roots).
+fn lake_on(azurite: &Azurite) -> Lake {
+    let location = format!("abfss://lakehouse@{ACCOUNT}.dfs.core.windows.net/fitlake");
+    let unmanaged = format!("abfss://unmanaged@{ACCOUNT}.dfs.core.windows.net/zones");
+    let mut env = azurite.env();
+    env.push(("FITLAKE_UNMANAGED_ROOT".into(), unmanaged.clone()));
+    let lakehouse = Lakehouse::from_root(&location, std::path::Path::new("/"))
+        .and_then(|l| l.with_roots(None, None, Some(&unmanaged), std::path::Path::new("/")))
+        .expect("lakehouse");
+    let endpoint = url::Url::parse(&azurite.endpoint()).expect("endpoint");
+    let stores = Stores::with_azure(AzureAuth::Emulator { endpoint, key: None });
+    Lake::remote(Remote { location, env, lakehouse, stores })
+}
+
+#[test]
+fn the_batch_test_passes_with_every_zone_on_azurite() {
+    let azurite = Azurite::start();
+    // object_store finds the emulator through this variable; no other test of this process
+    // reads it (the other Azure tests only run the binary, with their own environment).
+    std::env::set_var("AZURITE_BLOB_STORAGE_URL", azurite.endpoint());
+    let lake = lake_on(&azurite);
+    let local = Lake::new();
+
+    let setup = lake.fitlake(&["setup"]);
+    let said = String::from_utf8_lossy(&setup.stderr).to_string();
+    for container in ["lakehouse", "unmanaged"] {
+        assert!(said.contains(&format!("created the container {container} of storage account {ACCOUNT}")), "{said}");
+    }
+    let again = lake.fitlake(&["setup"]);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("created"), "setup is idempotent");
+    assert_eq!(lake.counts()["date_lookup"], 365);
+    local.fitlake(&["setup"]);
+
+    for (set, counts) in
+        [(1, vec![5, 8, 7, 16, 5, 8, 5, 16, 5, 8, 8]), (2, vec![10, 16, 13, 32, 10, 16, 10, 32, 10, 16, 16])]
+    {
+        let set = set.to_string();
+        for lake in [&lake, &local] {
+            lake.fitlake(&["produce", "--set", &set]);
+            lake.run_once();
+        }
+        assert_eq!(original_counts(&lake), counts, "set {set}");
+        assert_same_tables(&local.all_tables(), &lake.all_tables(), &format!("Azurite vs local disk, set {set}"));
+    }
+    // Everything is in the emulator: nothing was written next to the runner's output.
+    assert!(!lake.root.exists(), "{} holds files", lake.root.display());
+    let status = lake.fitlake(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(status.contains("fitlake-status: ok") && status.contains(" behind=0"), "{status}");
+}
+
+#[test]
+fn setup_says_clearly_when_the_credential_may_not_create_the_container() {
+    let azurite = Azurite::start();
+    let wrong_key = "d3Jvbmcta2V5LXRoYXQtaXMtYmFzZTY0LWFuZC1zZWNyZXQ="; // base64, not the account's
+    let mut env = azurite.env();
+    env.push(("AZURE_STORAGE_ACCOUNT_KEY".into(), wrong_key.into()));
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let lake = Lake::new();
+    let location = format!("abfss://locked@{ACCOUNT}.dfs.core.windows.net/fitlake");
+    let out = Command::new(env!("CARGO_BIN_EXE_fitlake"))
+        .args(["--lakehouse", &location, "setup"])
+        .envs(vars.iter().copied())
+        .current_dir(lake.root.parent().expect("temp dir"))
+        .output()
+        .expect("run fitlake");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("container locked of storage account {ACCOUNT}")), "{stderr}");
+    assert!(
+        stderr.contains("may not create it (HTTP 403") && stderr.contains("az storage container create"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(wrong_key), "the key leaked: {stderr}");
+}
+
+#[test]
+fn unusable_azure_settings_fail_fast_without_showing_secrets() {
+    let lake = Lake::new();
+    let fitlake = |location: &str, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fitlake"));
+        cmd.args(["--lakehouse", location, "status"]).env_remove("AZURE_STORAGE_USE_EMULATOR");
+        cmd.envs(env.iter().copied()).current_dir(lake.root.parent().expect("temp dir")).output().expect("run")
+    };
+    let no_container = fitlake("abfss://acct.dfs.core.windows.net/x", &[]);
+    assert_eq!(no_container.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_container.stderr).contains("abfss://container@account.dfs.core.windows.net"));
+
+    let secret = "this is not base64 but secret";
+    let bad_key = fitlake("abfss://c@acct.dfs.core.windows.net/x", &[("AZURE_STORAGE_ACCOUNT_KEY", secret)]);
+    let stderr = String::from_utf8_lossy(&bad_key.stderr);
+    assert_eq!(bad_key.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("AZURE_STORAGE_ACCOUNT_KEY is not base64") && !stderr.contains(secret), "{stderr}");
+
+    let bad_scheme = fitlake("s3://bucket/x", &[]);
+    assert_eq!(bad_scheme.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_scheme.stderr).contains("unsupported scheme"));
+}
