@@ -3,6 +3,7 @@
 # throwaway instances on loopback ports:
 # - PostgreSQL (Debian's package `postgresql`);
 # - Azurite, the Azure Storage emulator (npm package `azurite`, pinned, under $FITLAKE_SERVICES);
+# - tansu, a Kafka-protocol broker (crate `tansu`, pinned; a long build, so only when missing).
 # Needs root (apt-get) only when PostgreSQL is missing. Prints the variables the tests read.
 set -euo pipefail
 services="${FITLAKE_SERVICES:-/var/tmp/fitlake-services}"
@@ -28,3 +29,17 @@ if [ ! -x "$azurite" ]; then
 fi
 echo "install-services: Azurite $azurite_version" >&2
 echo "export FITLAKE_AZURITE=$azurite"
+
+tansu_version=0.6.0
+tansu="$services/tansu-$tansu_version/bin/tansu"
+if [ ! -x "$tansu" ]; then
+  if command -v tansu >/dev/null && tansu --version 2>/dev/null | grep -q " $tansu_version"; then
+    tansu="$(command -v tansu)"
+  else
+    echo "install-services: building tansu $tansu_version (cargo install; several minutes)" >&2
+    cargo install --quiet --locked tansu --version "$tansu_version" --features dynostore \
+      --root "$services/tansu-$tansu_version" >&2
+  fi
+fi
+echo "install-services: $("$tansu" --version 2>/dev/null | head -1) ($tansu)" >&2
+echo "export FITLAKE_TANSU=$tansu"

@@ -359,9 +359,11 @@ impl Stores {
     pub fn object_store(&self, url: &Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
         let location = match AzureLocation::parse(url) {
             Some(location) => location?,
-            None => return Err(Error::Config(format!(
+            None => {
+                return Err(Error::Config(format!(
                 "{url}: unsupported storage; use a local path or abfss://container@account.dfs.core.windows.net/path"
-            ))),
+            )))
+            }
         };
         let prefix = Path::from_url_path(&location.path).map_err(|e| Error::Config(format!("{url}: {e}")))?;
         let key = format!("{}/{}", location.account, location.container);

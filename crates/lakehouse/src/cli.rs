@@ -17,7 +17,8 @@ use fitlake_quality::Expectations;
 use polars::prelude::*;
 
 use crate::access::{Access, Need};
-use crate::produce::Layout;
+use crate::kafka::KafkaSource;
+use crate::produce::{Layout, MultiplexSink};
 use crate::report::RunReport;
 use crate::steps::{all_tables, table_def, Context};
 use crate::stream::StreamOptions;
@@ -83,22 +84,47 @@ pub struct RunArgs {
     /// Threads for parsing (defaults to the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Where registrations and gym logins come from: landing `files`, or the operational
-    /// database (`postgres`, tables `registrations` and `gym_logins`; give --dsn).
-    #[arg(long, value_enum, default_value = "files")]
-    pub source: SourceArg,
+    /// Where bronze reads from (comma-separated): landing `files`; the operational database
+    /// `postgres` for registrations and gym logins (give --dsn); `kafka` topics for the
+    /// multiplex (give --brokers). Sources not named come from landing files.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "files")]
+    pub source: Vec<SourceArg>,
     /// PostgreSQL connection string for --source postgres (`host=… port=… user=… dbname=…`).
     #[arg(long, env = "FITLAKE_POSTGRES_DSN", hide_env_values = true)]
     pub dsn: Option<String>,
+    /// Kafka bootstrap brokers for --source kafka (`host:port[,host:port…]`).
+    #[arg(long, env = "FITLAKE_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
 }
 
-/// Where registrations and gym logins come from.
+/// A source bronze can read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SourceArg {
     /// Landing files.
     Files,
-    /// The operational PostgreSQL database.
+    /// The operational PostgreSQL database (registrations, gym logins).
     Postgres,
+    /// Kafka topics (the multiplex: user_info, workout, bpm).
+    Kafka,
+}
+
+/// Where `fitlake produce` sends the multiplex records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProduceTo {
+    /// Files in the landing zone.
+    Landing,
+    /// Kafka topics.
+    Kafka,
+}
+
+/// The Kafka cluster of `--brokers`, which `what` needs.
+fn kafka_source(brokers: Option<&str>, what: &str) -> Result<KafkaSource> {
+    match brokers {
+        Some(brokers) => KafkaSource::parse(brokers),
+        None => Err(Error::Config(format!(
+            "{what} needs --brokers (or FITLAKE_KAFKA_BROKERS), e.g. --brokers 127.0.0.1:9092"
+        ))),
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -152,6 +178,16 @@ enum Command {
         /// time across all devices, like a live stream) instead of files of whole visits.
         #[arg(long, requires = "generate")]
         time_ordered: bool,
+        /// Where the multiplex records go: landing files, or the Kafka topics at --brokers
+        /// (registrations and gym logins always go to landing files).
+        #[arg(long, value_enum, default_value = "landing")]
+        to: ProduceTo,
+        /// Kafka bootstrap brokers for --to kafka (`host:port[,host:port…]`).
+        #[arg(long, env = "FITLAKE_KAFKA_BROKERS")]
+        brokers: Option<String>,
+        /// Partitions of each topic --to kafka creates (existing topics are kept as they are).
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
     },
     /// Run the pipeline.
     Run {
@@ -364,10 +400,14 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
         max_batch_bytes: run.max_batch_bytes,
         verbose: !global.quiet && !global.json,
         streaming: false,
-        postgres: match (run.source, &run.dsn) {
-            (SourceArg::Files, _) => None,
-            (SourceArg::Postgres, Some(dsn)) => Some(crate::postgres::PgSource { dsn: dsn.clone() }),
-            (SourceArg::Postgres, None) => {
+        kafka: match run.source.contains(&SourceArg::Kafka) {
+            true => Some(kafka_source(run.brokers.as_deref(), "--source kafka")?),
+            false => None,
+        },
+        postgres: match (run.source.contains(&SourceArg::Postgres), &run.dsn) {
+            (false, _) => None,
+            (true, Some(dsn)) => Some(crate::postgres::PgSource { dsn: dsn.clone() }),
+            (true, None) => {
                 return Err(Error::Config(
                     "--source postgres needs --dsn (or FITLAKE_POSTGRES_DSN), e.g. --dsn 'host=127.0.0.1 port=5432 \
                      user=fitlake dbname=gym'"
@@ -458,8 +498,9 @@ fn default_run_args() -> RunArgs {
         as_of: None,
         max_batch_bytes: 1 << 30,
         threads: None,
-        source: SourceArg::Files,
+        source: vec![SourceArg::Files],
         dsn: None,
+        brokers: None,
     }
 }
 
@@ -482,17 +523,36 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             let report = crate::setup::setup(&ctx, calendar).await?;
             print_report(global, &report);
         }
-        Command::Produce { set, generate, users, days, seed, start, readings_per_file, time_ordered } => {
+        Command::Produce {
+            set,
+            generate,
+            users,
+            days,
+            seed,
+            start,
+            readings_per_file,
+            time_ordered,
+            to,
+            brokers,
+            partitions,
+        } => {
             let access = access(global)?;
             access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
+            let sink = match to {
+                ProduceTo::Landing => MultiplexSink::Landing,
+                ProduceTo::Kafka => {
+                    MultiplexSink::kafka(kafka_source(brokers.as_deref(), "--to kafka")?, partitions).await?
+                }
+            };
             let written = if let Some(set) = set {
-                crate::produce::produce_seed_set(&access, set).await?
+                crate::produce::produce_seed_set(&access, set, &sink).await?
             } else if generate {
                 let start: NaiveDate = parse_date("--start", &start)?;
                 let options = Synthetic { users: users.unwrap_or(0), days: days.unwrap_or(0), seed, start };
                 let layout = if time_ordered { Layout::TimeOrdered } else { Layout::ByVisit };
                 let (files, readings) =
-                    crate::produce::produce_synthetic(&access, options, readings_per_file.max(1), layout).await?;
+                    crate::produce::produce_synthetic(&access, &sink, options, readings_per_file.max(1), layout)
+                        .await?;
                 if !global.quiet {
                     eprintln!("fitlake: generated {readings} BPM readings");
                 }
@@ -502,7 +562,11 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             };
             if !global.quiet {
                 for f in &written {
-                    println!("landed {f}");
+                    if f.starts_with("kafka:") {
+                        println!("published {f}");
+                    } else {
+                        println!("landed {f}");
+                    }
                 }
             }
             println!("fitlake-produce: ok files={}", written.len());

@@ -16,6 +16,7 @@ pub mod azure;
 pub mod cli;
 pub mod delta;
 pub mod fault;
+pub mod kafka;
 pub mod lock;
 pub mod postgres;
 pub mod produce;

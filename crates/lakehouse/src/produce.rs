@@ -10,6 +10,7 @@ use fitlake_landing::sources::{GYM_LOGINS, KAFKA_MULTIPLEX, REGISTERED_USERS};
 use fitlake_landing::synthetic::{generate, interleave_by_time, seed_visits, write_bpm_envelopes, Synthetic};
 
 use crate::access::Access;
+use crate::kafka::KafkaSource;
 use crate::storage::Folder;
 use crate::{Error, Result};
 
@@ -70,7 +71,7 @@ fn no_such_set(set: usize) -> Error {
 
 /// Writes seed set `set` (and its generated BPM readings) into the landing zone as `access`'s
 /// principal (`WRITE FILES` on landing); returns the files written.
-pub async fn produce_seed_set(access: &Access, set: usize) -> Result<Vec<String>> {
+pub async fn produce_seed_set(access: &Access, set: usize, sink: &MultiplexSink) -> Result<Vec<String>> {
     let seed = SEED_SETS.get(set.wrapping_sub(1)).ok_or_else(|| no_such_set(set))?;
     let bpm = seed_bpm(set)?;
     let files = [
@@ -82,12 +83,47 @@ pub async fn produce_seed_set(access: &Access, set: usize) -> Result<Vec<String>
     ];
     let mut written = Vec::new();
     for (source, name, text) in files {
-        Folder::zone(access, Zone::Landing, &access.lakehouse.landing_url(source))?
-            .write(name, text.into_bytes())
-            .await?;
-        written.push(format!("{source}/{name}"));
+        written.push(put(access, sink, source, name, text).await?);
     }
     Ok(written)
+}
+
+/// Where produced multiplex records go.
+pub enum MultiplexSink {
+    /// Files in the landing zone.
+    Landing,
+    /// The topics of a Kafka cluster (created when missing).
+    Kafka(KafkaSource, rskafka::client::Client),
+}
+
+impl MultiplexSink {
+    /// The topics of the cluster at `source`, creating missing ones with `partitions`
+    /// partitions.
+    pub async fn kafka(source: KafkaSource, partitions: i32) -> Result<MultiplexSink> {
+        if partitions < 1 {
+            return Err(Error::Config("--partitions must be at least 1".into()));
+        }
+        let client = source.connect().await?;
+        source.create_topics(&client, partitions).await?;
+        Ok(MultiplexSink::Kafka(source, client))
+    }
+}
+
+/// Writes `text` for `source` as landing file `name`, or publishes it when it is multiplex text
+/// and `sink` is Kafka; returns what was done, for the report.
+async fn put(access: &Access, sink: &MultiplexSink, source: &str, name: &str, text: String) -> Result<String> {
+    match sink {
+        MultiplexSink::Kafka(kafka, client) if source == KAFKA_MULTIPLEX => {
+            let records = kafka.publish(client, &text).await?;
+            Ok(format!("kafka: {records} records from {name}"))
+        }
+        _ => {
+            Folder::zone(access, Zone::Landing, &access.lakehouse.landing_url(source))?
+                .write(name, text.into_bytes())
+                .await?;
+            Ok(format!("{source}/{name}"))
+        }
+    }
 }
 
 /// How generated multiplex records are split into landing files.
@@ -105,6 +141,7 @@ pub enum Layout {
 /// files written and the number of BPM readings.
 pub async fn produce_synthetic(
     access: &Access,
+    sink: &MultiplexSink,
     options: Synthetic,
     readings_per_file: u64,
     layout: Layout,
@@ -116,7 +153,6 @@ pub async fn produce_synthetic(
         (REGISTERED_USERS, format!("{tag}-registered_users.csv"), set.registered_users_csv),
         (GYM_LOGINS, format!("{tag}-gym_logins.csv"), set.gym_logins_csv),
     ];
-    let multiplex = Folder::zone(access, Zone::Landing, &access.lakehouse.landing_url(KAFKA_MULTIPLEX))?;
     let mut readings = 0u64;
     let mut offset = 0i64;
     let mut parts: Vec<String> = Vec::new();
@@ -149,16 +185,12 @@ pub async fn produce_synthetic(
         }
     }
     for (source, name, text) in small {
-        Folder::zone(access, Zone::Landing, &access.lakehouse.landing_url(source))?
-            .write(&name, text.into_bytes())
-            .await?;
-        written.push(format!("{source}/{name}"));
+        written.push(put(access, sink, source, &name, text).await?);
     }
     for (part, text) in parts.into_iter().enumerate() {
         let mut name = String::new();
         let _ = write!(name, "{tag}-bpm-{part:05}.json");
-        multiplex.write(&name, text.into_bytes()).await?;
-        written.push(format!("{KAFKA_MULTIPLEX}/{name}"));
+        written.push(put(access, sink, KAFKA_MULTIPLEX, &name, text).await?);
     }
     Ok((written, readings))
 }

@@ -67,8 +67,9 @@ pub async fn run_step(ctx: &Context, layer: Layer, table: &str) -> Result<StepRe
     let mut retries = 0;
     loop {
         let result = match layer {
-            Layer::Bronze => match &ctx.postgres {
-                Some(source) if crate::postgres::feeds(table) => bronze::ingest_postgres(ctx, table, source).await,
+            Layer::Bronze => match (&ctx.postgres, &ctx.kafka) {
+                (Some(source), _) if crate::postgres::feeds(table) => bronze::ingest_postgres(ctx, table, source).await,
+                (_, Some(source)) if crate::kafka::feeds(table) => bronze::ingest_kafka(ctx, table, source).await,
                 _ => bronze::ingest(ctx, table).await,
             },
             Layer::Silver => silver::run(ctx, table).await,

@@ -4,6 +4,7 @@ mod azure;
 mod expected;
 mod governance;
 mod harness;
+mod kafka;
 mod pipeline;
 mod postgres;
 mod serve;

@@ -10,6 +10,7 @@ use polars::prelude::*;
 use super::{open, Context, StepTimer};
 use crate::delta::{Operation, Staged, Table};
 use crate::fault;
+use crate::kafka::{self, KafkaSource, PartitionRecords};
 use crate::postgres::PgSource;
 use crate::progress::{app_id, BatchPlan, PlanLog};
 use crate::report::StepReport;
@@ -89,8 +90,8 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
             staged.write(&rows).await?;
             bad.extend(parsed.quarantined);
         }
-        let progress = (app.clone(), plan.batch);
-        commit_batch(ctx, &mut target, &mut quarantine, "landing", staged, &bad, progress, &mut report).await?;
+        let progress = [(app.clone(), plan.batch)];
+        commit_batch(ctx, &mut target, &mut quarantine, "landing", staged, &bad, &progress, &mut report).await?;
         if ctx.streaming {
             break;
         }
@@ -100,7 +101,8 @@ pub async fn ingest(ctx: &Context, table: &str) -> Result<StepReport> {
 
 /// Commits one bronze batch: its quarantined records first (exactly once, see
 /// [`write_quarantine`]; the quarantine table is opened on the first bad record), then its
-/// staged rows with the step's progress, counting both in `report`.
+/// staged rows with the step's progress (the batch number first, then any source positions),
+/// counting both in `report`.
 #[allow(clippy::too_many_arguments)]
 async fn commit_batch(
     ctx: &Context,
@@ -109,20 +111,21 @@ async fn commit_batch(
     stage: &str,
     staged: Staged,
     bad: &[Quarantined],
-    progress: (String, i64),
+    progress: &[(String, i64)],
     report: &mut StepReport,
 ) -> Result<()> {
+    let batch = progress.first().map_or(0, |p| p.1);
     report.quarantined += bad.len() as u64;
     if !bad.is_empty() {
         let quarantine = match quarantine {
             Some(q) => q,
             None => quarantine.insert(open(ctx, QUARANTINE).await?),
         };
-        write_quarantine(ctx, quarantine, target.def.name, stage, bad, progress.1).await?;
+        write_quarantine(ctx, quarantine, target.def.name, stage, bad, batch).await?;
     }
     report.rows_written += staged.rows();
     report.inserted += staged.rows();
-    report.version = target.commit(staged, &[], &[progress], Operation::Append).await?;
+    report.version = target.commit(staged, &[], progress, Operation::Append).await?;
     Ok(())
 }
 
@@ -210,8 +213,63 @@ pub async fn ingest_postgres(ctx: &Context, table: &str, source: &PgSource) -> R
         let rows = fitlake_bronze::stamp(&parsed.rows, ctx.load_time_micros, Some(&name))?;
         let mut staged = target.stage()?;
         staged.write(&rows).await?;
-        commit_batch(ctx, &mut target, &mut quarantine, "postgres", staged, &bad, (app.clone(), last), &mut report)
+        commit_batch(ctx, &mut target, &mut quarantine, "postgres", staged, &bad, &[(app.clone(), last)], &mut report)
             .await?;
+        if ctx.streaming {
+            break;
+        }
+    }
+    Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
+}
+
+/// Ingests the records of the Kafka topics (see [`crate::kafka`]) up to the end offsets of
+/// the step's start, in batches of about `ctx.max_batch_bytes` (one per micro-batch in
+/// streaming mode); each commit records the next offset of every partition it read.
+pub async fn ingest_kafka(ctx: &Context, table: &str, source: &KafkaSource) -> Result<StepReport> {
+    let timer = StepTimer::start(ctx, &format!("bronze.{table} (kafka)"));
+    let app = app_id(table, "kafka");
+    let client = source.connect().await?;
+    let ends = source.end_offsets(&client).await?;
+    let mut target = open(ctx, table).await?;
+    let mut quarantine: Option<Table> = None;
+    let mut date_lookup: Option<DataFrame> = None;
+    let mut report = StepReport::default();
+    loop {
+        let batch = target.progress(&app).await?.unwrap_or(0) + 1;
+        let mut committed = BTreeMap::new();
+        for tp in ends.keys() {
+            if let Some(next) = target.progress(&kafka::offset_app_id(table, tp)).await? {
+                committed.insert(tp.clone(), next);
+            }
+        }
+        let fetched = source.fetch(&client, &committed, &ends, ctx.max_batch_bytes).await?;
+        if fetched.is_empty() {
+            break;
+        }
+        let lookup = match &date_lookup {
+            Some(lookup) => lookup,
+            None => date_lookup.insert(open(ctx, DATE_LOOKUP).await?.read_all(false).await?),
+        };
+        let mut staged = target.stage()?;
+        let mut bad: Vec<Quarantined> = Vec::new();
+        let mut progress = vec![(app.clone(), batch)];
+        for (tp, records) in &fetched {
+            let name = PartitionRecords::source_name(tp);
+            let parsed = parse(ctx, table, &records.text, &name)?;
+            report.rows_read += records.offsets.len() as u64;
+            // A quarantined record is named by its offset instead of a line number.
+            bad.extend(
+                parsed.quarantined.into_iter().map(|q| Quarantined {
+                    line: records.offset_of_line(q.line).unwrap_or_default().max(0) as u64,
+                    ..q
+                }),
+            );
+            staged
+                .write(&fitlake_bronze::kafka_multiplex_bz(&parsed.rows, lookup, ctx.load_time_micros, &name)?)
+                .await?;
+            progress.push((kafka::offset_app_id(table, tp), records.next_offset));
+        }
+        commit_batch(ctx, &mut target, &mut quarantine, "kafka", staged, &bad, &progress, &mut report).await?;
         if ctx.streaming {
             break;
         }
@@ -228,11 +286,11 @@ fn parse(ctx: &Context, table: &str, text: &str, file: &str) -> Result<Parsed> {
     })
 }
 
-/// Appends quarantined records of `table`'s batch `batch` from `stage` (`landing`, `decode`,
-/// `expectations`), exactly once: the quarantine table's own progress for `table` and `stage`
-/// says whether the batch is already there, and records
-/// already quarantined (a step that crashed or lost a commit race after quarantining, then
-/// reran over a longer span of its source) are not added again.
+/// Appends quarantined records of `table`'s batch `batch` from `stage` (`landing`, `postgres`,
+/// `kafka`, `decode`, `expectations`), exactly once: records already quarantined (by a step
+/// that crashed or lost a commit race after quarantining, then reran, possibly over a longer
+/// span of its source) are not added again, and the commit carries the batch under the
+/// quarantine's own `txn` for `table` and `stage`, so two runners cannot both add them.
 pub async fn write_quarantine(
     ctx: &Context,
     quarantine: &mut Table,
@@ -245,9 +303,6 @@ pub async fn write_quarantine(
         return Ok(());
     }
     let app = app_id(QUARANTINE, &format!("{table}/{stage}"));
-    if quarantine.progress(&app).await?.is_some_and(|done| done >= batch) {
-        return Ok(());
-    }
     const RECORD: [&str; 5] = ["table", "source_file", "line", "raw", "reason"];
     let already = quarantine.read_all(false).await?;
     let fresh = fitlake_frame::anti_join(&quarantine_frame(table, records)?, &already, &RECORD)?;

@@ -49,6 +49,8 @@ pub struct Context {
     /// The operational database, when registrations and gym logins come from it instead of
     /// landing files.
     pub postgres: Option<PgSource>,
+    /// The Kafka cluster, when the multiplex comes from its topics instead of landing files.
+    pub kafka: Option<crate::kafka::KafkaSource>,
     /// Data-quality outcomes of this run, written when it ends.
     pub events: quality::PendingEvents,
     /// Bronze batch plans this process has read (shared by its micro-batches).

@@ -1,0 +1,222 @@
+//! Kafka as the multiplex source, tested against a tansu broker (a Kafka-protocol broker)
+//! started on a loopback port for each test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fitlake_lakehouse::kafka::KafkaSource;
+use polars::prelude::*;
+
+use crate::harness::{assert_same_tables, block_on, free_port, testdata, wait_until, Lake, AS_OF};
+use crate::original_counts;
+
+const FITLAKE_BRONZE: &str = env!("CARGO_BIN_EXE_fitlake-bronze");
+
+/// A tansu broker with in-memory storage; stopped when dropped.
+pub struct Broker {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts tansu (`$FITLAKE_TANSU`, set by scripts/test.sh, or `tansu` on the PATH) and
+    /// waits until it listens.
+    pub fn start() -> Broker {
+        let bin = std::env::var_os("FITLAKE_TANSU").map(PathBuf::from).unwrap_or_else(|| "tansu".into());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"));
+        let child = Command::new(&bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(dir.path())
+            .stdout(log("tansu.out"))
+            .stderr(log("tansu.err"))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start tansu ({}): {e}; run scripts/install-services.sh (scripts/test.sh does)",
+                    bin.display()
+                )
+            });
+        let broker = Broker { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(broker.dir.path().join("tansu.err")).unwrap_or_default();
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}: {log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        broker
+    }
+
+    /// `host:port`, as `--brokers` takes it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// How many records each partition of the pipeline's topics holds now.
+    fn records_per_partition(&self) -> BTreeMap<(String, i32), i64> {
+        block_on(async {
+            let source = KafkaSource::parse(&self.address()).expect("brokers");
+            let client = source.connect().await.expect("connect");
+            source.end_offsets(&client).await.expect("end offsets")
+        })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Produces seed set `set`: registrations and gym logins as landing files, the multiplex to
+/// the broker's topics.
+fn produce_to_kafka(lake: &Lake, broker: &Broker, args: &[&str]) {
+    let mut all = vec!["produce", "--to", "kafka", "--brokers"];
+    let address = broker.address();
+    all.push(&address);
+    all.extend_from_slice(args);
+    lake.fitlake(&all);
+}
+
+/// `kafka_multiplex_bz`'s rows: (topic, partition, offset) of each, and whether any repeats.
+fn consumed(lake: &Lake) -> (usize, BTreeMap<(String, i32), i64>) {
+    let rows = lake.table("kafka_multiplex_bz");
+    let topic = rows.column("topic").expect("topic").str().expect("str").clone();
+    let partition = rows.column("partition").expect("partition").i64().expect("i64").clone();
+    let offset = rows.column("offset").expect("offset").i64().expect("i64").clone();
+    let mut seen = BTreeSet::new();
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for ((t, p), o) in topic.iter().zip(partition.iter()).zip(offset.iter()) {
+        let (t, p, o) = (t.expect("topic").to_string(), p.expect("partition") as i32, o.expect("offset"));
+        assert!(seen.insert((t.clone(), p, o)), "record {t}/{p}@{o} is in bronze twice");
+        let end = next.entry((t, p)).or_default();
+        *end = (*end).max(o + 1);
+    }
+    (rows.height(), next)
+}
+
+/// The multiplex rows without what differs between Kafka and landing files (partition,
+/// offset, source, load time), sorted.
+fn multiplex_content(lake: &Lake) -> DataFrame {
+    lake.table("kafka_multiplex_bz")
+        .lazy()
+        .select([col("key"), col("value"), col("topic"), col("timestamp"), col("date"), col("week_part")])
+        .sort(["topic", "key", "timestamp", "value"], SortMultipleOptions::default())
+        .collect()
+        .expect("select")
+}
+
+#[test]
+fn the_batch_test_counts_hold_with_kafka_as_the_multiplex_source() {
+    let broker = Broker::start();
+    let (kafka, files) = (Lake::new(), Lake::new());
+    for lake in [&kafka, &files] {
+        lake.fitlake(&["setup"]);
+    }
+    let run = ["run", "--once", "--as-of", AS_OF, "--source", "kafka", "--brokers"];
+    for (set, counts) in
+        [("1", vec![5, 8, 7, 16, 5, 8, 5, 16, 5, 8, 8]), ("2", vec![10, 16, 13, 32, 10, 16, 10, 32, 10, 16, 16])]
+    {
+        produce_to_kafka(&kafka, &broker, &["--set", set, "--partitions", "3"]);
+        let out = kafka.fitlake(&[&run[..], &[broker.address().as_str()]].concat());
+        let out = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.contains("bronze.kafka_multiplex_bz (kafka)"), "{out}");
+        assert!(kafka.landing("kafka_multiplex_bz").read_dir().map_or(true, |mut d| d.next().is_none()));
+        files.fitlake(&["produce", "--set", set]);
+        files.run_once();
+
+        assert_eq!(original_counts(&kafka), counts, "set {set}");
+        let (rows, next) = consumed(&kafka);
+        assert_eq!(next, broker.records_per_partition(), "every record of every partition, once");
+        assert_eq!(rows as i64, next.values().sum::<i64>());
+        assert!(next.keys().filter(|(t, _)| t == "bpm").count() == 3, "{next:?}");
+        // Everything downstream of bronze is the same as from landing files.
+        let mut from_files = files.all_tables();
+        let mut from_kafka = kafka.all_tables();
+        for tables in [&mut from_files, &mut from_kafka] {
+            tables.remove("kafka_multiplex_bz");
+        }
+        assert_same_tables(&from_files, &from_kafka, &format!("Kafka vs landing files, set {set}"));
+        assert_eq!(multiplex_content(&files), multiplex_content(&kafka), "set {set}");
+    }
+}
+
+#[test]
+fn a_killed_consumer_neither_skips_nor_repeats_and_later_topics_are_picked_up() {
+    let broker = Broker::start();
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    // Only user_info exists at first: its records, published from the seed file.
+    block_on(async {
+        let source = KafkaSource::parse(&broker.address()).expect("brokers");
+        let client = source.connect().await.expect("connect");
+        let controller = client.controller_client().expect("controller");
+        controller.create_topic("user_info", 1, 1, 10_000).await.expect("create user_info");
+        let text = std::fs::read_to_string(testdata().join("seed-sets/2-user_info_1.json")).expect("seed file");
+        assert_eq!(source.publish(&client, &text).await.expect("publish"), 7);
+    });
+    let bronze = |env: &[(&str, &str)]| {
+        let address = broker.address();
+        let args =
+            ["--once", "--as-of", AS_OF, "--source", "kafka", "--brokers", &address, "--max-batch-bytes", "20000"];
+        let mut cmd = Command::new(FITLAKE_BRONZE);
+        cmd.arg("--lakehouse").arg(&lake.root).args(args).env_remove("FITLAKE_FAULT");
+        cmd.envs(env.iter().copied()).output().expect("run fitlake-bronze")
+    };
+    assert!(bronze(&[]).status.success());
+    assert_eq!(consumed(&lake).0, 7);
+
+    // Then workout and bpm appear, with 2 partitions each, and a lot more data.
+    produce_to_kafka(&lake, &broker, &["--generate", "--users", "6", "--days", "2", "--partitions", "2"]);
+    // Crashes after writing a batch's files, and after committing a batch: each rerun goes on
+    // from the offsets committed with the rows.
+    for fault in ["after-write:kafka_multiplex_bz", "after-commit:kafka_multiplex_bz"] {
+        let before = consumed(&lake).0;
+        let out = bronze(&[("FITLAKE_FAULT", fault)]);
+        assert!(!out.status.success(), "the fault {fault} must stop the run");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("injected fault"), "{fault}");
+        let after = consumed(&lake).0;
+        match fault {
+            "after-write:kafka_multiplex_bz" => assert_eq!(after, before, "nothing committed"),
+            _ => assert!(after > before, "one batch committed"),
+        }
+    }
+    let out = bronze(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (rows, next) = consumed(&lake);
+    let in_kafka = broker.records_per_partition();
+    assert_eq!(next, in_kafka, "every record of every partition, once");
+    assert_eq!(rows as i64, in_kafka.values().sum::<i64>());
+    assert_eq!(in_kafka.keys().filter(|(t, _)| t != "user_info").count(), 4, "{in_kafka:?}");
+    assert!(rows > 10_000, "the generated data spans many batches: {rows}");
+}
+
+#[test]
+fn a_streaming_consumer_follows_the_topics() {
+    let broker = Broker::start();
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let address = broker.address();
+    let runner = lake.spawn(
+        FITLAKE_BRONZE,
+        &["--stream", "--trigger", "300ms", "--as-of", AS_OF, "--source", "kafka", "--brokers", &address],
+        &[],
+    );
+    for set in ["1", "2"] {
+        produce_to_kafka(&lake, &broker, &["--set", set]);
+        let in_kafka: i64 = broker.records_per_partition().values().sum();
+        wait_until(&format!("set {set} is in bronze"), Duration::from_secs(120), || {
+            consumed(&lake).0 as i64 == in_kafka
+        });
+    }
+    let ended = runner.terminate();
+    assert!(ended.status.success(), "{}", ended.stderr);
+    assert_eq!(consumed(&lake).1, broker.records_per_partition());
+}
