@@ -1,76 +1,35 @@
 //! The lakehouse on Azure Data Lake Storage, tested against Azurite (the Azure Storage
 //! emulator) started on a loopback port for each test.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use fitlake_config::Lakehouse;
 use fitlake_lakehouse::azure::{AzureAuth, Stores};
 
-use crate::harness::{assert_same_tables, free_port, Lake, Remote};
+use crate::harness::{assert_same_tables, Lake, Remote, Service};
 use crate::original_counts;
 
 /// An Azurite blob service with in-memory storage; stopped when dropped.
-pub struct Azurite {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+pub struct Azurite(Service);
 
 impl Azurite {
-    /// Starts Azurite (`$FITLAKE_AZURITE`, set by scripts/test.sh, or `azurite-blob` on the
-    /// PATH) and waits until it listens.
+    /// Starts Azurite (`$FITLAKE_AZURITE` or `azurite-blob` on the PATH).
     pub fn start() -> Azurite {
-        let bin = std::env::var_os("FITLAKE_AZURITE").map(PathBuf::from).unwrap_or_else(|| "azurite-blob".into());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let log = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"));
-        let child = Command::new(&bin)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-            .args(["--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck"])
-            .current_dir(dir.path())
-            .stdout(log("azurite.out"))
-            .stderr(log("azurite.err"))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start Azurite ({}): {e}; run scripts/install-services.sh (scripts/test.sh does)",
-                    bin.display()
-                )
-            });
-        let azurite = Azurite { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "Azurite did not listen on {port}: {}", azurite.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        azurite
+        Azurite(Service::start("FITLAKE_AZURITE", "azurite-blob", |port| {
+            let args = ["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--inMemoryPersistence"];
+            let quiet = ["--disableTelemetry", "--skipApiVersionCheck"];
+            args.iter().chain(&quiet).map(|a| a.to_string()).collect()
+        }))
     }
 
     /// The blob endpoint.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.0.port)
     }
 
     /// The environment that points fitlake at this emulator.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()), ("AZURITE_BLOB_STORAGE_URL".into(), self.endpoint())]
-    }
-
-    fn log(&self) -> String {
-        ["azurite.out", "azurite.err"]
-            .iter()
-            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -166,7 +125,7 @@ fn unusable_azure_settings_fail_fast_without_showing_secrets() {
     assert!(String::from_utf8_lossy(&no_container.stderr).contains("abfss://container@account.dfs.core.windows.net"));
 
     let secret = "this is not base64 but secret";
-    let bad_key = fitlake("abfss://c@acct.dfs.core.windows.net/x", &[("AZURE_STORAGE_ACCOUNT_KEY", secret)]);
+    let bad_key = fitlake("abfss://lake@acct.dfs.core.windows.net/x", &[("AZURE_STORAGE_ACCOUNT_KEY", secret)]);
     let stderr = String::from_utf8_lossy(&bad_key.stderr);
     assert_eq!(bad_key.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("AZURE_STORAGE_ACCOUNT_KEY is not base64") && !stderr.contains(secret), "{stderr}");

@@ -206,6 +206,58 @@ impl Lake {
     }
 }
 
+/// A server a test runs against, listening on a loopback port, its output in a temporary
+/// directory; stopped when dropped.
+pub struct Service {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Starts `$<bin_var>` (set by scripts/test.sh through scripts/install-services.sh), or
+    /// `default_bin` on the PATH, with the arguments `args` gives for a free port, and waits
+    /// until it listens.
+    pub fn start(bin_var: &str, default_bin: &str, args: impl FnOnce(u16) -> Vec<String>) -> Service {
+        let bin = std::env::var_os(bin_var).map(PathBuf::from).unwrap_or_else(|| default_bin.into());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let log = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"));
+        let child = Command::new(&bin)
+            .args(args(port))
+            .current_dir(dir.path())
+            .stdout(log("service.out"))
+            .stderr(log("service.err"))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {}: {e}; run scripts/install-services.sh (scripts/test.sh does)", bin.display())
+            });
+        let service = Service { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "{} did not listen on {port}: {}", bin.display(), service.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        service
+    }
+
+    fn log(&self) -> String {
+        ["service.out", "service.err"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port()

@@ -2,60 +2,33 @@
 //! started on a loopback port for each test.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use fitlake_lakehouse::kafka::KafkaSource;
 use polars::prelude::*;
 
-use crate::harness::{assert_same_tables, block_on, free_port, testdata, wait_until, Lake, AS_OF};
+use crate::harness::{assert_same_tables, block_on, testdata, wait_until, Lake, Service, AS_OF};
 use crate::original_counts;
 
 const FITLAKE_BRONZE: &str = env!("CARGO_BIN_EXE_fitlake-bronze");
 
 /// A tansu broker with in-memory storage; stopped when dropped.
-pub struct Broker {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+pub struct Broker(Service);
 
 impl Broker {
-    /// Starts tansu (`$FITLAKE_TANSU`, set by scripts/test.sh, or `tansu` on the PATH) and
-    /// waits until it listens.
+    /// Starts tansu (`$FITLAKE_TANSU` or `tansu` on the PATH).
     pub fn start() -> Broker {
-        let bin = std::env::var_os("FITLAKE_TANSU").map(PathBuf::from).unwrap_or_else(|| "tansu".into());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"));
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .current_dir(dir.path())
-            .stdout(log("tansu.out"))
-            .stderr(log("tansu.err"))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start tansu ({}): {e}; run scripts/install-services.sh (scripts/test.sh does)",
-                    bin.display()
-                )
-            });
-        let broker = Broker { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = std::fs::read_to_string(broker.dir.path().join("tansu.err")).unwrap_or_default();
-            assert!(Instant::now() < deadline, "tansu did not listen on {port}: {log}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        broker
+        Broker(Service::start("FITLAKE_TANSU", "tansu", |port| {
+            let url = format!("tcp://127.0.0.1:{port}");
+            let args = ["broker", "--listener-url", &url, "--advertised-listener-url", &url];
+            args.iter().chain(&["--storage-engine", "memory://tansu/"]).map(|a| a.to_string()).collect()
+        }))
     }
 
     /// `host:port`, as `--brokers` takes it.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.0.port)
     }
 
     /// How many records each partition of the pipeline's topics holds now.
@@ -68,15 +41,8 @@ impl Broker {
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Produces seed set `set`: registrations and gym logins as landing files, the multiplex to
-/// the broker's topics.
+/// `fitlake produce --to kafka ARGS…`: registrations and gym logins as landing files, the
+/// multiplex to the broker's topics.
 fn produce_to_kafka(lake: &Lake, broker: &Broker, args: &[&str]) {
     let mut all = vec!["produce", "--to", "kafka", "--brokers"];
     let address = broker.address();

@@ -286,13 +286,3 @@ fn late_readings_correct_the_gold_summary() {
     assert_eq!(field(&after, 7), "30.25", "min_bpm takes the late reading");
     assert_eq!(lake.counts()["workout_bpm_summary"], 8, "no session is added or lost");
 }
-
-#[test]
-fn remote_storage_is_refused_with_a_clear_message_for_now() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitlake"))
-        .args(["--lakehouse", "abfss://lake@account.dfs.core.windows.net/fitlake", "status"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("only local storage"));
-}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Kafka ingestion benchmark: publish generated data to a tansu broker on a loopback port, then
+# time `fitlake-bronze --once --source kafka` into fresh lakehouses (3 runs). Numbers go to
+# docs/BENCHMARKS.md.
+# Usage: scripts/bench_kafka.sh [USERS] [DAYS] [PARTITIONS] [WORKDIR]
+#        (defaults: 200 users, 1 day, 3 partitions per topic)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+users="${1:-200}"; days="${2:-1}"; partitions="${3:-3}"; work="${4:-/tmp/fitlake-bench-kafka}"
+eval "$(scripts/install-services.sh)"
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --locked -p fitlake
+bin="$target/release"
+rm -rf "$work"; mkdir -p "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+brokers="127.0.0.1:$port"
+"$FITLAKE_TANSU" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
+  --storage-engine memory://tansu/ > "$work/tansu.log" 2>&1 &
+tansu_pid=$!
+trap 'kill $tansu_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+
+"$bin/fitlake" --lakehouse "$work/producer" setup --quiet > /dev/null
+start=$(date +%s.%N)
+"$bin/fitlake" --lakehouse "$work/producer" --principal producer --quiet produce --generate --users "$users" \
+  --days "$days" --seed 7 --to kafka --brokers "$brokers" --partitions "$partitions" > /dev/null
+publish=$(python3 -c "import time; print(time.time() - $start)")
+echo "published (generation included) in $publish s"
+
+for run in 1 2 3; do
+  rm -rf "$work/lh"
+  "$bin/fitlake" --lakehouse "$work/lh" setup --quiet > /dev/null
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$bin/fitlake-bronze" --lakehouse "$work/lh" --once \
+    --as-of 2023-03-15 --source kafka --brokers "$brokers" --json > "$work/run-$run.json"
+  read -r secs kb < "$work/time.txt"
+  python3 - "$run" "$secs" "$kb" "$work/run-$run.json" <<'PY'
+import json, sys
+run, secs, kb, path = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+steps = {s["table"]: s for s in json.load(open(path))["steps"]}
+kafka = next(s for t, s in steps.items() if "(kafka)" in t)
+print(f"run {run}: {kafka['rows_read']:,} records in {kafka['seconds']:.2f} s (step) = "
+      f"{kafka['rows_read'] / kafka['seconds']:,.0f} records/s into bronze; process wall {secs:.2f} s, "
+      f"peak RSS {kb / 1024:.0f} MiB")
+PY
+done
