@@ -165,24 +165,34 @@ fn a_killed_consumer_neither_skips_nor_repeats_and_later_topics_are_picked_up() 
 }
 
 #[test]
-fn a_streaming_consumer_follows_the_topics() {
+fn a_streaming_consumer_follows_the_topics_and_survives_kill_9() {
     let broker = Broker::start();
     let lake = Lake::new();
     lake.fitlake(&["setup"]);
     let address = broker.address();
-    let runner = lake.spawn(
-        FITLAKE_BRONZE,
-        &["--stream", "--trigger", "300ms", "--as-of", AS_OF, "--source", "kafka", "--brokers", &address],
-        &[],
-    );
-    for set in ["1", "2"] {
-        produce_to_kafka(&lake, &broker, &["--set", set]);
+    // Small batches, so the generated data takes many micro-batches and a kill lands mid-way.
+    let args = ["--stream", "--trigger", "100ms", "--as-of", AS_OF, "--source", "kafka", "--brokers", &address];
+    let stream = || lake.spawn(FITLAKE_BRONZE, &[&args[..], &["--max-batch-bytes", "50000", "--quiet"]].concat(), &[]);
+    let all_in_bronze = |what: &str| {
         let in_kafka: i64 = broker.records_per_partition().values().sum();
-        wait_until(&format!("set {set} is in bronze"), Duration::from_secs(120), || {
-            consumed(&lake).0 as i64 == in_kafka
-        });
-    }
+        wait_until(what, Duration::from_secs(180), || consumed(&lake).0 as i64 == in_kafka);
+    };
+    let runner = stream();
+    produce_to_kafka(&lake, &broker, &["--set", "1", "--partitions", "2"]);
+    all_in_bronze("set 1 is in bronze");
+
+    // kill -9 while it works through about 60,000 new records, then a new stream goes on.
+    produce_to_kafka(&lake, &broker, &["--generate", "--users", "6", "--days", "2"]);
+    let before = consumed(&lake).0;
+    wait_until("the stream is part way", Duration::from_secs(60), || consumed(&lake).0 > before);
+    let killed = runner.kill_hard();
+    assert!(!killed.status.success());
+    let in_kafka: i64 = broker.records_per_partition().values().sum();
+    assert!((consumed(&lake).0 as i64) < in_kafka, "the kill must land before the end");
+    let runner = stream();
+    all_in_bronze("everything is in bronze after the restart");
     let ended = runner.terminate();
     assert!(ended.status.success(), "{}", ended.stderr);
+    // consumed() fails on any record seen twice; every offset of every partition is there.
     assert_eq!(consumed(&lake).1, broker.records_per_partition());
 }
