@@ -17,8 +17,6 @@ use fitlake_landing::topics;
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::{Error, Result};
 
@@ -234,38 +232,21 @@ pub fn partition_of(key: Option<&[u8]>, count: usize) -> i32 {
     (hash % count.max(1) as u64) as i32
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    key: Option<&'a RawValue>,
-    #[serde(borrow)]
-    value: &'a RawValue,
-    topic: String,
-    #[serde(borrow)]
-    timestamp: &'a RawValue,
-}
-
-/// A multiplex envelope as the Kafka record it describes: topic and record.
+/// A multiplex envelope (validated like a landed one) as the Kafka record it describes:
+/// topic and record.
 fn envelope_record(line: &str) -> std::result::Result<(String, Record), String> {
-    let envelope: Envelope = serde_json::from_str(line).map_err(|e| format!("envelope: {e}"))?;
-    let text = |raw: &RawValue| -> std::result::Result<Vec<u8>, String> {
-        match serde_json::from_str::<String>(raw.get()) {
-            Ok(s) => Ok(s.into_bytes()),
-            Err(_) => Ok(raw.get().as_bytes().to_vec()),
-        }
-    };
-    let key = match envelope.key {
-        Some(k) if k.get() != "null" => Some(text(k)?),
-        _ => None,
-    };
-    let micros = fitlake_landing::time::kafka_timestamp_to_micros(envelope.timestamp.get())
-        .ok_or_else(|| format!("timestamp {} is not epoch seconds or milliseconds", envelope.timestamp.get()))?;
-    if micros % 1000 != 0 {
-        return Err(format!("timestamp {} is finer than Kafka's milliseconds", envelope.timestamp.get()));
+    let envelope = fitlake_landing::multiplex::parse_envelope(line)?;
+    if envelope.timestamp % 1000 != 0 {
+        return Err(format!("timestamp {} µs is finer than Kafka's milliseconds", envelope.timestamp));
     }
-    let timestamp = chrono::DateTime::from_timestamp_micros(micros).ok_or("timestamp out of range")?;
-    let record = Record { key, value: Some(text(envelope.value)?), headers: BTreeMap::new(), timestamp };
-    Ok((envelope.topic, record))
+    let timestamp = chrono::DateTime::from_timestamp_micros(envelope.timestamp).ok_or("timestamp out of range")?;
+    let record = Record {
+        key: envelope.key.map(|k| k.into_owned().into_bytes()),
+        value: Some(envelope.value.into_owned().into_bytes()),
+        headers: BTreeMap::new(),
+        timestamp,
+    };
+    Ok((envelope.topic.into_owned(), record))
 }
 
 /// Appends a record as a multiplex envelope line; returns the bytes of its key and value.
@@ -300,11 +281,16 @@ mod tests {
         render_envelope(&mut out, "bpm", 0, 1000000, &record);
         assert_eq!(out, format!("{line}\n"));
         // Seed files carry epoch seconds; Kafka keeps milliseconds, which the parser reads back.
-        let seconds = r#"{"key":"1","value":"{}","topic":"workout","partition":0,"offset":5,"timestamp":1678451168}"#;
-        assert_eq!(envelope_record(seconds).expect("record").1.timestamp.timestamp(), 1678451168);
-        let finer =
-            r#"{"key":"1","value":"{}","topic":"workout","partition":0,"offset":5,"timestamp":1678451168.0001}"#;
-        assert!(envelope_record(finer).expect_err("finer than ms").contains("milliseconds"));
+        let workout = r#"{\"user_id\": 1, \"workout_id\": 2, \"timestamp\": 1678451168, \"action\": \"start\", \"session_id\": 3}"#;
+        let envelope = |ts: &str| {
+            format!(r#"{{"key":"1","value":"{workout}","topic":"workout","partition":0,"offset":5,"timestamp":{ts}}}"#)
+        };
+        assert_eq!(envelope_record(&envelope("1678451168")).expect("record").1.timestamp.timestamp(), 1678451168);
+        let finer = envelope_record(&envelope("1678451168.0001")).expect_err("finer than ms");
+        assert!(finer.contains("milliseconds"), "{finer}");
+        // Payloads are validated like landed ones before they are published.
+        let bad = envelope("1678451168").replace("start", "jump");
+        assert!(envelope_record(&bad).expect_err("bad action").contains("neither start nor stop"));
     }
 
     #[test]

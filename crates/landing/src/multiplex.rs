@@ -31,14 +31,20 @@ struct Envelope<'a> {
     timestamp: &'a RawValue,
 }
 
-/// One good envelope, borrowing from the file text where no unescaping is needed.
-struct Record<'a> {
-    key: Option<Cow<'a, str>>,
-    value: Cow<'a, str>,
-    topic: Cow<'a, str>,
-    partition: i64,
-    offset: i64,
-    timestamp: i64,
+/// One valid envelope, borrowing from the text where no unescaping is needed.
+pub struct Record<'a> {
+    /// The record key's text, if any.
+    pub key: Option<Cow<'a, str>>,
+    /// The payload's JSON text.
+    pub value: Cow<'a, str>,
+    /// The topic.
+    pub topic: Cow<'a, str>,
+    /// The partition the envelope names.
+    pub partition: i64,
+    /// The offset the envelope names.
+    pub offset: i64,
+    /// The Kafka timestamp, epoch microseconds.
+    pub timestamp: i64,
 }
 
 /// The text of a JSON string (borrowed when it has no escapes) or, for any other JSON value,
@@ -58,7 +64,9 @@ fn text_of(raw: &RawValue) -> std::result::Result<Option<Cow<'_, str>>, String> 
     }
 }
 
-fn parse_envelope(line: &str) -> std::result::Result<Record<'_>, String> {
+/// One envelope line, its payload validated against its topic's schema; the error is the
+/// quarantine reason.
+pub fn parse_envelope(line: &str) -> std::result::Result<Record<'_>, String> {
     let envelope: Envelope = serde_json::from_str(line).map_err(|e| format!("envelope: {e}"))?;
     let value =
         text_of(envelope.value).map_err(|e| format!("value: {e}"))?.ok_or_else(|| "value is null".to_string())?;
