@@ -3,7 +3,8 @@
 //!
 //! Credentials come from the environment, the first that is set winning:
 //! 1. `AZURE_STORAGE_USE_EMULATOR=true`: the Azurite emulator at `AZURITE_BLOB_STORAGE_URL`
-//!    (default `http://127.0.0.1:10000`) with its well-known account key;
+//!    (default `http://127.0.0.1:10000`) with its well-known account key, or the key or SAS
+//!    token below when one is set;
 //! 2. `AZURE_STORAGE_ACCOUNT_KEY`: the storage account's shared key;
 //! 3. `AZURE_STORAGE_SAS_TOKEN`: a shared access signature;
 //! 4. otherwise Microsoft Entra ID tokens from `azure_identity`, trying in order the service
@@ -61,12 +62,14 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub enum AzureAuth {
     /// The Azurite emulator, reached at `endpoint`, with its well-known account key unless
-    /// `key` is given.
+    /// `key` or `sas` is given.
     Emulator {
         /// The emulator's blob endpoint, e.g. `http://127.0.0.1:10000`.
         endpoint: Url,
         /// An account key other than the well-known one.
         key: Option<Secret>,
+        /// A shared access signature instead of a key.
+        sas: Option<Secret>,
     },
     /// The storage account's shared key.
     AccountKey(Secret),
@@ -94,6 +97,19 @@ impl AzureAuth {
             }
             key => key.map(|k| Secret(k.trim().to_string())),
         };
+        let sas = match var("AZURE_STORAGE_SAS_TOKEN") {
+            Some(sas) => {
+                let sas = sas.trim().trim_start_matches('?').to_string();
+                if !sas.split('&').any(|p| p.starts_with("sig=")) {
+                    return Err(Error::Config(
+                        "AZURE_STORAGE_SAS_TOKEN has no sig= parameter; give the whole SAS query string (sv=…&sig=…)"
+                            .into(),
+                    ));
+                }
+                Some(Secret(sas))
+            }
+            None => None,
+        };
         if var("AZURE_STORAGE_USE_EMULATOR").is_some_and(|v| truthy(&v)) {
             let text = var("AZURITE_BLOB_STORAGE_URL").unwrap_or_else(|| "http://127.0.0.1:10000".into());
             let endpoint = Url::parse(&text).map_err(|e| {
@@ -101,27 +117,38 @@ impl AzureAuth {
                     "AZURITE_BLOB_STORAGE_URL {text:?} is not a URL ({e}); e.g. http://127.0.0.1:10000"
                 ))
             })?;
-            return Ok(AzureAuth::Emulator { endpoint, key: account_key });
+            return Ok(AzureAuth::Emulator { endpoint, key: account_key, sas });
         }
         if let Some(key) = account_key {
             return Ok(AzureAuth::AccountKey(key));
         }
-        if let Some(sas) = var("AZURE_STORAGE_SAS_TOKEN") {
-            let sas = sas.trim().trim_start_matches('?').to_string();
-            if !sas.split('&').any(|p| p.starts_with("sig=")) {
-                return Err(Error::Config(
-                    "AZURE_STORAGE_SAS_TOKEN has no sig= parameter; give the whole SAS query string (sv=…&sig=…)"
-                        .into(),
-                ));
-            }
-            return Ok(AzureAuth::Sas(Secret(sas)));
+        if let Some(sas) = sas {
+            return Ok(AzureAuth::Sas(sas));
         }
         Ok(AzureAuth::Identity(Arc::new(IdentityChain::from_env(var)?)))
+    }
+
+    /// The shared key requests are signed with, if any.
+    fn shared_key(&self) -> Option<&str> {
+        match self {
+            AzureAuth::AccountKey(key) | AzureAuth::Emulator { key: Some(key), .. } => Some(key.expose()),
+            AzureAuth::Emulator { key: None, sas: None, .. } => Some(EMULATOR_ACCOUNT_KEY),
+            _ => None,
+        }
+    }
+
+    /// The shared access signature requests carry, if any.
+    fn sas(&self) -> Option<&str> {
+        match self {
+            AzureAuth::Sas(sas) | AzureAuth::Emulator { key: None, sas: Some(sas), .. } => Some(sas.expose()),
+            _ => None,
+        }
     }
 
     /// What the credential is, for messages (never its value).
     pub fn describe(&self) -> &'static str {
         match self {
+            AzureAuth::Emulator { sas: Some(_), key: None, .. } => "the SAS token in AZURE_STORAGE_SAS_TOKEN",
             AzureAuth::Emulator { .. } => "the Azurite emulator's account key",
             AzureAuth::AccountKey(_) => "the account key in AZURE_STORAGE_ACCOUNT_KEY",
             AzureAuth::Sas(_) => "the SAS token in AZURE_STORAGE_SAS_TOKEN",
@@ -338,7 +365,10 @@ impl Stores {
     /// Stores reaching Azure with the credential the process environment gives (checked when
     /// an Azure location is first used, or by [`Stores::azure_auth`]).
     pub fn from_env() -> Stores {
-        Stores::new(AzureAuth::from_env(|name| std::env::var(name).ok()).map_err(|e| e.to_string()))
+        Stores::new(AzureAuth::from_env(|name| std::env::var(name).ok()).map_err(|e| match e {
+            Error::Config(message) => message,
+            other => other.to_string(),
+        }))
     }
 
     /// Stores reaching Azure with `auth`.
@@ -352,7 +382,7 @@ impl Stores {
 
     /// The Azure credential, or the configuration error that stops it.
     pub fn azure_auth(&self) -> Result<&AzureAuth> {
-        self.inner.auth.as_ref().map_err(|e| Error::Config(e.trim_start_matches("configuration error: ").to_string()))
+        self.inner.auth.as_ref().map_err(|message| Error::Config(message.clone()))
     }
 
     /// The store holding a remote `url` (rooted at its container) and the path of `url` in it.
@@ -380,8 +410,11 @@ impl Stores {
         let builder = match auth {
             // object_store takes the emulator's address from AZURITE_BLOB_STORAGE_URL, as
             // AzureAuth::from_env does.
-            AzureAuth::Emulator { key: None, .. } => builder.with_use_emulator(true),
             AzureAuth::Emulator { key: Some(key), .. } => builder.with_use_emulator(true).with_access_key(key.expose()),
+            AzureAuth::Emulator { sas: Some(sas), .. } => {
+                builder.with_use_emulator(true).with_config(AzureConfigKey::SasKey, sas.expose())
+            }
+            AzureAuth::Emulator { .. } => builder.with_use_emulator(true),
             AzureAuth::AccountKey(key) => builder.with_access_key(key.expose()),
             AzureAuth::Sas(sas) => builder.with_config(AzureConfigKey::SasKey, sas.expose()),
             AzureAuth::Identity(chain) => builder.with_credentials(chain.clone()),
@@ -472,37 +505,32 @@ async fn container_request(
 ) -> Result<reqwest::Response> {
     let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     let mut url = container_url.clone();
-    url.set_query(Some("restype=container"));
-    let mut request = client
-        .request(method.clone(), url.clone())
-        .header("x-ms-date", &date)
-        .header("x-ms-version", API_VERSION)
-        .header("content-length", "0");
-    request = match auth {
-        AzureAuth::Emulator { .. } | AzureAuth::AccountKey(_) => {
-            let key = match auth {
-                AzureAuth::AccountKey(key) | AzureAuth::Emulator { key: Some(key), .. } => key.expose(),
-                _ => EMULATOR_ACCOUNT_KEY,
-            };
+    url.set_query(Some(&match auth.sas() {
+        Some(sas) => format!("restype=container&{sas}"),
+        None => "restype=container".to_string(),
+    }));
+    let authorization = match (auth.shared_key(), auth) {
+        (Some(key), _) => {
             let signature = shared_key_signature(key, method.as_str(), &date, &location.account, url.path())?;
-            request.header("authorization", format!("SharedKey {}:{signature}", location.account))
+            Some(format!("SharedKey {}:{signature}", location.account))
         }
-        AzureAuth::Sas(sas) => {
-            url.set_query(Some(&format!("restype=container&{}", sas.expose())));
-            client
-                .request(method, url)
-                .header("x-ms-date", &date)
-                .header("x-ms-version", API_VERSION)
-                .header("content-length", "0")
-        }
-        AzureAuth::Identity(chain) => {
+        (None, AzureAuth::Identity(chain)) => {
             let token = chain
                 .token(chrono::Utc::now().timestamp())
                 .await
                 .map_err(|message| Error::Storage { location: container_url.to_string(), message })?;
-            request.header("authorization", format!("Bearer {token}"))
+            Some(format!("Bearer {token}"))
         }
+        (None, _) => None,
     };
+    let mut request = client
+        .request(method, url)
+        .header("x-ms-date", &date)
+        .header("x-ms-version", API_VERSION)
+        .header("content-length", "0");
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
     request.send().await.map_err(|e| Error::Storage {
         location: container_url.to_string(),
         message: redact(&with_causes(&e.without_url())),
@@ -654,7 +682,7 @@ mod tests {
             ("AZURE_STORAGE_ACCOUNT_KEY", "a2V5"),
         ]));
         assert!(
-            matches!(emulator, Ok(AzureAuth::Emulator { endpoint, key: Some(key) }) if endpoint.port() == Some(1234) && key.expose() == "a2V5")
+            matches!(emulator, Ok(AzureAuth::Emulator { endpoint, key: Some(key), sas: None }) if endpoint.port() == Some(1234) && key.expose() == "a2V5")
         );
         assert!(matches!(
             AzureAuth::from_env(env(&[("AZURE_STORAGE_ACCOUNT_KEY", "a2V5"), ("AZURE_STORAGE_SAS_TOKEN", "sig=x")])),

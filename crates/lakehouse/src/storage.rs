@@ -171,10 +171,10 @@ impl Folder {
         .map_err(|e| storage_error(format!("{}{name}", self.url), e))
     }
 
-    /// Checks that the folder can be written, by writing and removing a probe file.
+    /// Checks that the folder can be written, by writing the hidden marker file
+    /// `_fitlake_write_probe` (left in place: deleting needs a right the pipeline does not
+    /// otherwise use, and Azurite refuses the batch delete object_store sends with a SAS).
     pub async fn check_writable(&self) -> Result<()> {
-        let probe = "_fitlake_write_probe";
-        self.write(probe, bytes::Bytes::from_static(b"ok")).await?;
-        self.store.delete(&self.path(probe)).await.map_err(|e| storage_error(&self.url, e))
+        self.write("_fitlake_write_probe", bytes::Bytes::from_static(b"ok")).await
     }
 }
