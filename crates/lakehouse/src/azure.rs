@@ -533,23 +533,8 @@ async fn container_request(
     }
     request.send().await.map_err(|e| Error::Storage {
         location: container_url.to_string(),
-        message: redact(&with_causes(&e.without_url())),
+        message: redact(&crate::with_causes(&e.without_url())),
     })
-}
-
-/// An error's message followed by those of its causes it does not already quote
-/// (`error sending request: … Connection refused`).
-pub fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let said = e.to_string();
-        if !text.contains(&said) {
-            text = format!("{text}: {said}");
-        }
-        cause = e.source();
-    }
-    text
 }
 
 /// The Shared Key signature of a container request without body or conditional headers.

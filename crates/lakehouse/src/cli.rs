@@ -295,7 +295,7 @@ fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fitlake: error: {}", crate::azure::redact(&crate::azure::with_causes(&e)));
+            eprintln!("fitlake: error: {}", crate::azure::redact(&crate::with_causes(&e)));
             match e {
                 Error::Config(_) => ExitCode::from(2),
                 Error::Denied(_) => ExitCode::from(3),

@@ -42,7 +42,7 @@ pub struct FileEntry {
 }
 
 fn storage_error(location: impl ToString, e: impl std::error::Error) -> Error {
-    Error::Storage { location: location.to_string(), message: crate::azure::with_causes(&e) }
+    Error::Storage { location: location.to_string(), message: crate::with_causes(&e) }
 }
 
 impl Folder {

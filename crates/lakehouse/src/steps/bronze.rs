@@ -204,12 +204,7 @@ pub async fn ingest_postgres(ctx: &Context, table: &str, source: &PgSource) -> R
         let name = batch.source_name();
         let parsed = parse(ctx, table, &batch.csv, &name)?;
         report.rows_read += batch.ids.len() as u64;
-        // A quarantined row is named by its key instead of a line number.
-        let bad: Vec<Quarantined> = parsed
-            .quarantined
-            .into_iter()
-            .map(|q| Quarantined { line: batch.id_of_line(q.line).unwrap_or_default().max(0) as u64, ..q })
-            .collect();
+        let bad: Vec<Quarantined> = named_by_key(parsed.quarantined, |line| batch.id_of_line(line)).collect();
         let rows = fitlake_bronze::stamp(&parsed.rows, ctx.load_time_micros, Some(&name))?;
         let mut staged = target.stage()?;
         staged.write(&rows).await?;
@@ -257,13 +252,7 @@ pub async fn ingest_kafka(ctx: &Context, table: &str, source: &KafkaSource) -> R
             let name = PartitionRecords::source_name(tp);
             let parsed = parse(ctx, table, &records.text, &name)?;
             report.rows_read += records.offsets.len() as u64;
-            // A quarantined record is named by its offset instead of a line number.
-            bad.extend(
-                parsed.quarantined.into_iter().map(|q| Quarantined {
-                    line: records.offset_of_line(q.line).unwrap_or_default().max(0) as u64,
-                    ..q
-                }),
-            );
+            bad.extend(named_by_key(parsed.quarantined, |line| records.offset_of_line(line)));
             staged
                 .write(&fitlake_bronze::kafka_multiplex_bz(&parsed.rows, lookup, ctx.load_time_micros, &name)?)
                 .await?;
@@ -275,6 +264,17 @@ pub async fn ingest_kafka(ctx: &Context, table: &str, source: &KafkaSource) -> R
         }
     }
     Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..report }))
+}
+
+/// Quarantine records of rows rendered from a keyed source (PostgreSQL ids, Kafka offsets),
+/// named by their row's key (`key_of_line`) instead of the rendered text's line number.
+fn named_by_key(
+    quarantined: Vec<Quarantined>,
+    key_of_line: impl Fn(u64) -> Option<i64>,
+) -> impl Iterator<Item = Quarantined> {
+    quarantined
+        .into_iter()
+        .map(move |q| Quarantined { line: key_of_line(q.line).unwrap_or_default().max(0) as u64, ..q })
 }
 
 fn parse(ctx: &Context, table: &str, text: &str, file: &str) -> Result<Parsed> {
