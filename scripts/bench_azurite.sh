@@ -6,17 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users="${1:-100}"; days="${2:-2}"; work="${3:-/tmp/fitlake-bench-azurite}"
-eval "$(scripts/install-services.sh)"
-target="${CARGO_TARGET_DIR:-target}"
-cargo build --release --locked -p fitlake
-bin="$target/release/fitlake"
-rm -rf "$work"; mkdir -p "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$work" && exec "$FITLAKE_AZURITE" --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence \
-  --disableTelemetry --skipApiVersionCheck > "$work/azurite.log" 2>&1) &
-azurite_pid=$!
-trap 'kill $azurite_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+source scripts/lib/bench-service.sh
+bench_prepare "$work"
+bin="$release_dir/fitlake"
+start_service azurite "$FITLAKE_AZURITE" --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence \
+  --disableTelemetry --skipApiVersionCheck
 export AZURE_STORAGE_USE_EMULATOR=true AZURITE_BLOB_STORAGE_URL="http://127.0.0.1:$port"
 
 for run in 1 2 3; do

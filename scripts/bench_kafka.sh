@@ -7,18 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users="${1:-200}"; days="${2:-1}"; partitions="${3:-3}"; work="${4:-/tmp/fitlake-bench-kafka}"
-eval "$(scripts/install-services.sh)"
-target="${CARGO_TARGET_DIR:-target}"
-cargo build --release --locked -p fitlake
-bin="$target/release"
-rm -rf "$work"; mkdir -p "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+source scripts/lib/bench-service.sh
+bench_prepare "$work"
+bin="$release_dir"
 brokers="127.0.0.1:$port"
-"$FITLAKE_TANSU" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
-  --storage-engine memory://tansu/ > "$work/tansu.log" 2>&1 &
-tansu_pid=$!
-trap 'kill $tansu_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+start_service tansu "$FITLAKE_TANSU" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
+  --storage-engine memory://tansu/
 
 "$bin/fitlake" --lakehouse "$work/producer" setup --quiet > /dev/null
 start=$(date +%s.%N)
