@@ -4,5 +4,6 @@
 # when missing (scripts/install-services.sh); the tests start and stop their own instances.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/toolchain.sh
 eval "$(scripts/install-services.sh)"
 exec cargo test --workspace --locked "$@"

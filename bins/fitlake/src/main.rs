@@ -1,7 +1,12 @@
-//! `fitlake`: setup, produce, run, show and status of a fitness lakehouse.
+//! `fitlake`: setup, produce, run, show, status, quality, governance and serve of a fitness
+//! lakehouse. Also a multi-call binary: run under the name `fitlake-bronze`, `fitlake-silver`
+//! or `fitlake-gold` (a link or a copy), it is that layer's job.
 
 mod alloc;
 
 fn main() -> std::process::ExitCode {
-    fitlake_lakehouse::cli::main_fitlake()
+    match fitlake::cli::layer_of_program() {
+        Some(layer) => fitlake::cli::main_layer(layer),
+        None => fitlake::cli::main_fitlake(),
+    }
 }

@@ -10,6 +10,9 @@ use fitlake_frame::table::{self as t, TableDef};
 use fitlake_landing::calendar::CalendarDay;
 use polars::prelude::*;
 
+/// Polars, as the transforms' frames are of it (use this one to build their inputs).
+pub use polars;
+
 /// Errors of the bronze layer: bugs or schema mismatches (bad records are quarantined earlier).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -143,6 +146,13 @@ fn load_time_expr(load_time_micros: i64) -> Expr {
 
 /// Stamps parsed landing rows (registrations, gym logins or quarantined records) with their
 /// load time and, when given, source file.
+/// ```
+/// # use fitlake_bronze::polars::prelude::*;
+/// let rows = df!("user_id" => [1i64])?;
+/// let stamped = fitlake_bronze::stamp(&rows, 1_678_000_000_000_000, Some("1-registered_users_1.csv"))?;
+/// assert_eq!(stamped.get_column_names(), ["user_id", "load_time", "source_file"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn stamp(rows: &DataFrame, load_time_micros: i64, source_file: Option<&str>) -> Result<DataFrame> {
     let mut extra = vec![load_time_expr(load_time_micros)];
     if let Some(file) = source_file {
@@ -154,6 +164,16 @@ pub fn stamp(rows: &DataFrame, load_time_micros: i64, source_file: Option<&str>)
 /// `kafka_multiplex_bz` rows: parsed envelopes with `date` (UTC) and `week_part` from
 /// `date_lookup`. A date missing from the lookup gets its week partition from the calendar
 /// rules of [`CalendarDay`], so real data past the loaded calendar is never left unpartitioned.
+/// ```
+/// # use fitlake_bronze::polars::prelude::*;
+/// let text = r#"{"key":"1","value":"{\"device_id\": 1, \"time\": 1678521600.5, \"heartrate\": 70.0}","topic":"bpm","partition":0,"offset":1,"timestamp":1678521600500}"#;
+/// let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(text, "3-bpm_1.json", 1)?;
+/// let no_calendar = fitlake_landing::calendar::calendar_frame(&[])?;
+/// let rows = fitlake_bronze::kafka_multiplex_bz(&parsed.rows, &no_calendar, 0, "3-bpm_1.json")?;
+/// // 2023-03-11 is in week 10 of 2023 (Sunday-start weeks), from the calendar rules.
+/// assert_eq!(rows.column("week_part")?.str()?.get(0), Some("2023-10"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn kafka_multiplex_bz(
     envelopes: &DataFrame,
     date_lookup: &DataFrame,
@@ -198,3 +218,8 @@ fn complete_lookup(dates: &DataFrame, date_lookup: &DataFrame) -> Result<DataFra
 
 /// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// The README's examples, compiled and run as doctests (`cargo test --doc`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -97,15 +97,6 @@ impl Lakehouse {
         })
     }
 
-    /// A lakehouse whose three roots are configured separately, as on the original platform.
-    pub fn from_roots(metastore: &str, managed: &str, unmanaged: &str, base_dir: &Path) -> Result<Self> {
-        Ok(Self {
-            metastore: parse_location(metastore, base_dir)?,
-            managed: parse_location(managed, base_dir)?,
-            unmanaged: parse_location(unmanaged, base_dir)?,
-        })
-    }
-
     /// This lakehouse with the roots given in `metastore`, `managed` and `unmanaged` moved
     /// there (each a local path or URL, as for [`Lakehouse::from_root`]).
     pub fn with_roots(
@@ -255,3 +246,8 @@ pub fn parse_duration(option: &'static str, value: &str) -> Result<Duration> {
     }
     Ok(Duration::from_secs_f64(secs))
 }
+
+/// The README's examples, compiled and run as doctests (`cargo test --doc`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -4,11 +4,9 @@
 //! `Timestamp(Microsecond, "UTC")`. Frames in fitlake hold times as naive UTC datetimes;
 //! the UTC label is added on the way to Arrow and dropped on the way back.
 
-use std::sync::Arc;
-
 use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use polars::prelude::{Column, CompatLevel, DataFrame, IntoColumn, PlSmallStr, Series};
 use polars_arrow::ffi as pl_ffi;
@@ -139,15 +137,4 @@ fn import_array(array: &ArrayRef) -> Result<Box<dyn polars_arrow::array::Array>>
     // SAFETY: as above; the array matches the schema it was exported with.
     let imported = unsafe { pl_ffi::import_array_from_c(c_array, field.dtype().clone()) }?;
     Ok(imported)
-}
-
-/// An Arrow schema with the time-zone labels removed, as frames see it.
-pub fn frame_schema(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_data_type(strip_time_zone(f.data_type())))
-            .collect::<Vec<_>>(),
-    ))
 }

@@ -14,6 +14,9 @@ pub use interop::{from_record_batches, to_record_batches};
 pub use merge::{anti_join, by_names, plan_merge, plan_sync, MergePlan, FILE_COLUMN};
 pub use table::TableDef;
 
+/// Polars, as the transforms' frames are of it (use this one to build their inputs).
+pub use polars;
+
 /// Errors of the frame crate. Every variant is a bug or a schema mismatch, never bad input data.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,3 +59,8 @@ pub fn to_text(df: &polars::prelude::DataFrame) -> String {
     }
     out
 }
+
+/// The README's examples, compiled and run as doctests (`cargo test --doc`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -42,6 +42,23 @@ impl MergePlan {
 /// - `upserts`: rows that must be in the table afterwards, at most one per key (already
 ///   resolved: a row that must not overwrite its target is simply not here).
 /// - `deletes`: keys whose rows must be gone afterwards.
+///
+/// ```
+/// use fitlake_frame::polars::prelude::*;
+/// use fitlake_frame::{plan_merge, FILE_COLUMN};
+///
+/// let target = df!("id" => [1i64, 2, 3], "v" => ["a", "b", "c"], FILE_COLUMN => ["f1", "f1", "f2"])?;
+/// let upserts = df!("id" => [2i64, 4], "v" => ["B", "d"])?;
+/// let deletes = df!("id" => [3i64])?;
+/// let plan = plan_merge(&target, &upserts, Some(&deletes), &["id"])?;
+/// assert_eq!((plan.inserted, plan.updated, plan.deleted), (1, 1, 1));
+/// // f1 is rewritten (row 1 kept, row 2 updated), f2 dropped; row 3 is gone.
+/// let mut removed = plan.files_to_remove.clone();
+/// removed.sort();
+/// assert_eq!(removed, ["f1", "f2"]);
+/// assert_eq!(plan.rows_to_add.height(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn plan_merge(
     target: &DataFrame,
     upserts: &DataFrame,
@@ -88,6 +105,13 @@ pub fn plan_merge(
 }
 
 /// The rows of `source` whose key is not in `target_keys`: an insert-only MERGE's new rows.
+///
+/// ```
+/// # use fitlake_frame::polars::prelude::*;
+/// let new = fitlake_frame::anti_join(&df!("id" => [1i64, 2])?, &df!("id" => [2i64])?, &["id"])?;
+/// assert_eq!(new.column("id")?.i64()?.to_vec(), [Some(1)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn anti_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str]) -> Result<DataFrame> {
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     Ok(source

@@ -51,6 +51,83 @@ impl TableDef {
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.layer, self.name)
     }
+
+    /// The Polars type of each column, as a frame of the table's rows has it (times as naive
+    /// `datetime[μs]`: fitlake stores UTC only).
+    pub fn polars_schema(&self) -> polars::prelude::Schema {
+        self.schema.fields().iter().map(|f| (f.name().as_str().into(), polars_type(f.data_type()))).collect()
+    }
+
+    /// Checks that `df` holds the table's rows: every column of the schema, with its Polars
+    /// type, and no null in a required column. Extra columns are allowed (a transform's input
+    /// may carry the file column of a MERGE). The error names the first column that is
+    /// missing, mistyped or null.
+    ///
+    /// ```
+    /// use fitlake_config::Layer;
+    /// use fitlake_frame::table::{int64, string, TableDef};
+    /// use polars::prelude::*;
+    ///
+    /// let def = TableDef::new(Layer::Silver, "users", "One row per user.", vec![int64("user_id"), string("mac_address")]);
+    /// assert!(def.validate(&df!("user_id" => [1i64], "mac_address" => ["m"])?).is_ok());
+    /// let err = def.validate(&df!("user_id" => ["1"], "mac_address" => ["m"])?).unwrap_err();
+    /// assert_eq!(err.to_string(), "silver.users: column user_id is str, expected i64");
+    /// let err = def.validate(&df!("user_id" => [1i64])?).unwrap_err();
+    /// assert_eq!(err.to_string(), "silver.users: column mac_address (str) is missing");
+    /// # Ok::<(), PolarsError>(())
+    /// ```
+    pub fn validate(&self, df: &polars::prelude::DataFrame) -> Result<(), SchemaMismatch> {
+        let mismatch = |problem: String| SchemaMismatch { table: self.qualified_name(), problem };
+        for field in self.schema.fields() {
+            let want = polars_type(field.data_type());
+            let Ok(column) = df.column(field.name()) else {
+                return Err(mismatch(format!("column {} ({want}) is missing", field.name())));
+            };
+            let same = match (column.dtype(), &want) {
+                (polars::prelude::DataType::Datetime(a, _), polars::prelude::DataType::Datetime(b, _)) => a == b,
+                (got, want) => got == want,
+            };
+            if !same {
+                return Err(mismatch(format!("column {} is {}, expected {want}", field.name(), column.dtype())));
+            }
+            if !field.is_nullable() && column.null_count() > 0 {
+                return Err(mismatch(format!(
+                    "column {} is required but has {} nulls",
+                    field.name(),
+                    column.null_count()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A frame that does not hold a table's rows ([`TableDef::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{table}: {problem}")]
+pub struct SchemaMismatch {
+    /// The qualified table name.
+    pub table: String,
+    /// The first column that is missing, mistyped or null.
+    pub problem: String,
+}
+
+/// The Polars type a frame gives an Arrow column of a Delta table.
+fn polars_type(data_type: &DataType) -> polars::prelude::DataType {
+    use polars::prelude::{DataType as P, TimeUnit as U};
+    match data_type {
+        DataType::Int64 => P::Int64,
+        DataType::Int32 => P::Int32,
+        DataType::Float64 => P::Float64,
+        DataType::Boolean => P::Boolean,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => P::String,
+        DataType::Date32 => P::Date,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => P::Datetime(U::Microseconds, None),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => P::Datetime(U::Nanoseconds, None),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => P::Datetime(U::Milliseconds, None),
+        // fitlake's tables use none of the others; the catalog's test checks every column maps.
+        _ => P::Unknown(polars::prelude::UnknownKind::Any),
+    }
 }
 
 /// A required 64-bit integer column.

@@ -14,6 +14,9 @@ use fitlake_frame::merge::{plan_sync, MergePlan};
 use fitlake_frame::table::{self as t, TableDef};
 use polars::prelude::*;
 
+/// Polars, as the transforms' frames are of it (use this one to build their inputs).
+pub use polars;
+
 /// Errors of the gold layer: bugs or schema mismatches.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,6 +86,14 @@ fn cols(names: &[&str]) -> Vec<Expr> {
 }
 
 /// Per session: `min_bpm`, `avg_bpm`, `max_bpm`, `num_recordings` of `workout_bpm` rows.
+/// ```
+/// # use fitlake_gold::polars::prelude::*;
+/// let bpm = df!("user_id" => [1i64, 1], "workout_id" => [7i64, 7], "session_id" => [1i64, 1], "heartrate" => [60.0, 80.0])?;
+/// let stats = fitlake_gold::session_stats(&bpm)?;
+/// assert_eq!(stats.column("avg_bpm")?.f64()?.get(0), Some(70.0));
+/// assert_eq!(stats.column("num_recordings")?.i64()?.get(0), Some(2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn session_stats(workout_bpm: &DataFrame) -> Result<DataFrame> {
     Ok(workout_bpm
         .clone()
@@ -100,6 +111,18 @@ pub fn session_stats(workout_bpm: &DataFrame) -> Result<DataFrame> {
 /// `workout_bpm_summary`: the current summary with the statistics of the sessions in
 /// `fresh_stats` replaced (see [`session_stats`]; they must be computed over all of those
 /// sessions' readings) and every row's bins taken from `user_bins`.
+/// ```
+/// # use fitlake_gold::polars::prelude::*;
+/// # use fitlake_frame::FILE_COLUMN;
+/// let bpm = df!("user_id" => [1i64], "workout_id" => [7i64], "session_id" => [1i64], "heartrate" => [60.0])?;
+/// let stats = fitlake_gold::session_stats(&bpm)?;
+/// let bins = df!("user_id" => [1i64], "age" => ["25-35"], "gender" => ["F"], "city" => ["Boston"], "state" => ["MA"])?;
+/// let mut target = stats.clear().lazy().join(bins.clear().lazy(), [col("user_id")], [col("user_id")], JoinArgs::new(JoinType::Left)).collect()?;
+/// target.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new()))?;
+/// let plan = fitlake_gold::workout_bpm_summary(&target, &stats, &bins)?;
+/// assert_eq!((plan.inserted, plan.rows_to_add.column("age")?.str()?.get(0)), (1, Some("25-35")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn workout_bpm_summary(target: &DataFrame, fresh_stats: &DataFrame, user_bins: &DataFrame) -> Result<MergePlan> {
     let stats_columns = ["user_id", "workout_id", "session_id", "min_bpm", "avg_bpm", "max_bpm", "num_recordings"];
     let kept = target.clone().lazy().select(cols(&stats_columns)).join(
@@ -140,6 +163,31 @@ fn minutes_between(end: &str, start: &str) -> Expr {
 
 /// `gym_summary`: every visit joined to the sessions its device's user started during it
 /// (`login <= start_time <= logout`), planned as a sync of the whole table.
+/// ```
+/// # use fitlake_gold::polars::prelude::*;
+/// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
+/// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+/// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+/// # }
+/// # use fitlake_frame::FILE_COLUMN;
+/// let visits = DataFrame::new(1, vec![
+///     Column::new("mac_address".into(), ["aa"]), Column::new("gym".into(), [3i64]),
+///     times("login", &[0])?, times("logout", &[3600])?,
+/// ])?;
+/// let sessions = DataFrame::new(1, vec![
+///     Column::new("user_id".into(), [1i64]), Column::new("workout_id".into(), [7i64]),
+///     Column::new("session_id".into(), [1i64]), times("start_time", &[600])?, times("end_time", &[1800])?,
+/// ])?;
+/// let users = df!("user_id" => [1i64], "mac_address" => ["aa"])?;
+/// let mut target = df!("date" => Vec::<i32>::new())?.lazy().with_column(col("date").cast(DataType::Date)).collect()?;
+/// target.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new()))?;
+/// # let target = target.lazy().with_columns([lit(NULL).cast(DataType::Int64).alias("gym"), lit(NULL).cast(DataType::String).alias("mac_address"), lit(NULL).cast(DataType::Datetime(TimeUnit::Microseconds, None)).alias("login"), lit(NULL).cast(DataType::Int64).alias("workout_id"), lit(NULL).cast(DataType::Int64).alias("session_id"), lit(NULL).cast(DataType::Float64).alias("minutes_in_gym"), lit(NULL).cast(DataType::Float64).alias("minutes_exercising")]).collect()?;
+/// let plan = fitlake_gold::gym_summary(&visits, &sessions, &users, &target)?;
+/// let row = &plan.rows_to_add;
+/// assert_eq!(row.column("minutes_in_gym")?.f64()?.get(0), Some(60.0));
+/// assert_eq!(row.column("minutes_exercising")?.f64()?.get(0), Some(20.0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn gym_summary(
     gym_logs: &DataFrame,
     completed_workouts: &DataFrame,
@@ -172,3 +220,8 @@ pub fn gym_summary(
         .collect()?;
     Ok(plan_sync(target, &desired, &["mac_address", "gym", "login", "workout_id", "session_id"])?)
 }
+
+/// The README's examples, compiled and run as doctests (`cargo test --doc`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -18,8 +18,8 @@ pub use authorize::Denied;
 pub use model::{Principal, PrincipalKind, Privilege, Securable};
 pub use policy::Policy;
 
-/// The policy shipped with fitlake (`governance/policy.toml`): the original platform's rules.
-pub const SHIPPED_POLICY: &str = include_str!("../../../governance/policy.toml");
+/// The policy shipped with fitlake (`crates/governance/policy.toml`): the original platform's rules.
+pub const SHIPPED_POLICY: &str = include_str!("../policy.toml");
 
 /// Errors of the governance crate.
 #[derive(Debug, thiserror::Error)]
@@ -38,3 +38,8 @@ pub enum Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The README's examples, compiled and run as doctests (`cargo test --doc`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Principal, PrincipalKind, Privilege, Securable, SecurableKind};
+use crate::model::{Principal, PrincipalKind, Privilege, Securable};
 use crate::{Error, Result};
 
 /// A storage zone of the lakehouse, as the IO layer names what it touches.
@@ -376,16 +376,4 @@ fn check_cluster_policy(policy: &Policy, cp: &ClusterPolicy) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Where the securable kinds of a grant may come from, for messages.
-pub fn kind_name(kind: SecurableKind) -> &'static str {
-    match kind {
-        SecurableKind::Metastore => "metastore",
-        SecurableKind::Catalog => "catalog",
-        SecurableKind::Schema => "schema",
-        SecurableKind::Table => "table",
-        SecurableKind::ExternalLocation => "external location",
-        SecurableKind::StorageCredential => "storage credential",
-    }
 }

@@ -83,8 +83,25 @@ fn int_field(v: &serde_json::Value, name: &str) -> std::result::Result<i32, Stri
     n.and_then(|n| i32::try_from(n).ok()).ok_or_else(|| format!("{name}: {v} is not an integer"))
 }
 
+/// The days of a `date_lookup` file, and the lines that are not days.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedCalendar {
+    /// The days, in file order.
+    pub days: Vec<CalendarDay>,
+    /// The unreadable lines.
+    pub quarantined: Vec<Quarantined>,
+}
+
 /// Parses a `date_lookup` JSON-lines file (all fields may be strings, as in the seed file).
-pub fn parse_date_lookup(text: &str, source_file: &str) -> (Vec<CalendarDay>, Vec<Quarantined>) {
+///
+/// ```
+/// let calendar = fitlake_landing::calendar::parse_date_lookup(fitlake_landing::seed::SEED_DATE_LOOKUP, "6-date-lookup.json");
+/// assert_eq!((calendar.days.len(), calendar.quarantined.len()), (365, 0));
+/// let frame = fitlake_landing::calendar::calendar_frame(&calendar.days)?;
+/// assert!(frame.get_column_names().iter().any(|c| c.as_str() == "week_part"));
+/// # Ok::<(), fitlake_landing::Error>(())
+/// ```
+pub fn parse_date_lookup(text: &str, source_file: &str) -> ParsedCalendar {
     let mut days = Vec::new();
     let mut bad = Vec::new();
     for (line, raw) in numbered_lines(text) {
@@ -107,7 +124,7 @@ pub fn parse_date_lookup(text: &str, source_file: &str) -> (Vec<CalendarDay>, Ve
             Err(reason) => bad.push(Quarantined { source_file: source_file.into(), line, raw: raw.into(), reason }),
         }
     }
-    (days, bad)
+    ParsedCalendar { days, quarantined: bad }
 }
 
 /// The calendar as a frame with the `date_lookup` columns.

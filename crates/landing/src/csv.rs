@@ -89,6 +89,14 @@ fn non_empty<'a>(field: &'a str, column: &str) -> std::result::Result<&'a str, S
 
 /// Parses a registrations file: `user_id`, `device_id`, `mac_address`,
 /// `registration_timestamp` (epoch seconds or ISO-8601).
+///
+/// ```
+/// let text = "user_id,device_id,mac_address,registration_timestamp\n1,10,aa,1678521600.25\n2,x,bb,1\n";
+/// let parsed = fitlake_landing::csv::parse_registered_users(text, "1-registered_users_1.csv")?;
+/// assert_eq!(parsed.rows.column("registration_timestamp")?.to_physical_repr().i64()?.get(0), Some(1_678_521_600_250_000));
+/// assert_eq!((parsed.quarantined[0].line, parsed.quarantined[0].reason.as_str()), (3, "device_id: \"x\" is not an integer"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn parse_registered_users(text: &str, source_file: &str) -> Result<Parsed> {
     let records = read_records(text, source_file, &REGISTERED_USERS_COLUMNS);
     let mut quarantined = records.quarantined;
@@ -130,6 +138,13 @@ pub fn parse_registered_users(text: &str, source_file: &str) -> Result<Parsed> {
 
 /// Parses a gym logins file: `mac_address`, `gym`, `login`, `logout` (times as epoch seconds or
 /// ISO-8601; an empty logout means the visit is still open).
+///
+/// ```
+/// let text = "mac_address,gym,login,logout\naa,3,1678521600,\nbb,3,2023-03-11T08:00:00Z,1678525200\n";
+/// let parsed = fitlake_landing::csv::parse_gym_logins(text, "5-gym_logins_1.csv")?;
+/// assert_eq!((parsed.rows.height(), parsed.rows.column("logout")?.null_count()), (2, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn parse_gym_logins(text: &str, source_file: &str) -> Result<Parsed> {
     let records = read_records(text, source_file, &GYM_LOGINS_COLUMNS);
     let mut quarantined = records.quarantined;

@@ -10,11 +10,15 @@ pub mod csv;
 pub mod device_events;
 pub mod multiplex;
 pub mod quarantine;
+pub mod seed;
 pub mod synthetic;
 pub mod time;
 pub mod value;
 
 pub use quarantine::{Parsed, Quarantined};
+
+/// Polars, as the transforms' frames are of it (use this one to build their inputs).
+pub use polars;
 
 /// Errors of the landing crate: a bug or an impossible frame, never a bad record (bad records
 /// are quarantined, see [`Quarantined`]).
@@ -55,3 +59,8 @@ pub mod topics {
     /// All topics the pipeline knows.
     pub const ALL: [&str; 3] = [USER_INFO, WORKOUT, BPM];
 }
+
+/// The README's examples, compiled and run as doctests (`cargo test --doc`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -122,6 +122,17 @@ fn split_at_lines(text: &str, parts: usize) -> Vec<(u64, &str)> {
 
 /// Parses a multiplex file on up to `threads` threads. Blank lines are skipped; malformed
 /// envelopes, bad payloads and unknown topics are quarantined.
+///
+/// ```
+/// let text = concat!(
+///     r#"{"key":"1","value":"{\"device_id\": 1, \"time\": 1678521600.5, \"heartrate\": 70.0}","topic":"bpm","partition":0,"offset":1,"timestamp":1678521600500}"#,
+///     "\n",
+///     r#"{"key":"1","value":"{}","topic":"weather","partition":0,"offset":2,"timestamp":1678521600500}"#,
+/// );
+/// let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(text, "3-bpm_1.json", 2)?;
+/// assert_eq!((parsed.rows.height(), parsed.quarantined.len()), (1, 1));
+/// # Ok::<(), fitlake_landing::Error>(())
+/// ```
 pub fn parse_kafka_multiplex(text: &str, source_file: &str, threads: usize) -> Result<Parsed> {
     let pieces = split_at_lines(text, threads);
     let results: Vec<Result<(DataFrame, Vec<Quarantined>)>> = std::thread::scope(|s| {

@@ -8,9 +8,13 @@ use fitlake_landing::multiplex::parse_kafka_multiplex;
 use fitlake_landing::synthetic::{generate, interleave_by_time, write_bpm_envelopes, Synthetic, Visit};
 use fitlake_landing::Quarantined;
 
+/// A bundled seed file by name.
 fn seed(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../testdata/seed-sets/{name}", env!("CARGO_MANIFEST_DIR")))
-        .expect("seed file")
+    let files = fitlake_landing::seed::SEED_SETS
+        .iter()
+        .flat_map(|s| [s.registered_users, s.user_info, s.workouts, s.gym_logins]);
+    let mut all = files.chain([("6-date-lookup.json", fitlake_landing::seed::SEED_DATE_LOOKUP)]);
+    all.find(|(n, _)| *n == name).map(|(_, text)| text.to_string()).expect("seed file")
 }
 
 fn quarantine_text(q: &[Quarantined]) -> String {
@@ -19,7 +23,8 @@ fn quarantine_text(q: &[Quarantined]) -> String {
 
 #[test]
 fn generated_calendar_equals_the_seed_calendar() {
-    let (seeded, bad) = parse_date_lookup(&seed("6-date-lookup.json"), "6-date-lookup.json");
+    let fitlake_landing::calendar::ParsedCalendar { days: seeded, quarantined: bad } =
+        parse_date_lookup(&seed("6-date-lookup.json"), "6-date-lookup.json");
     assert!(bad.is_empty());
     assert_eq!(seeded.len(), 365);
     let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).expect("date");

@@ -16,8 +16,11 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Deserialize;
 
-/// The expectations shipped with fitlake (`quality/expectations.toml`).
-pub const SHIPPED_EXPECTATIONS: &str = include_str!("../../../quality/expectations.toml");
+/// The expectations shipped with fitlake (`crates/quality/expectations.toml`).
+pub const SHIPPED_EXPECTATIONS: &str = include_str!("../expectations.toml");
+
+/// Polars, as the transforms' frames are of it (use this one to build their inputs).
+pub use polars;
 
 /// Errors of the quality crate.
 #[derive(Debug, thiserror::Error)]
@@ -333,3 +336,8 @@ pub fn evaluate(
     let dropped = with_reason.filter(dropped_mask).select(dropped_cols).collect()?;
     Ok(Evaluation { kept, dropped, outcomes })
 }
+
+/// The README's examples, compiled and run as doctests (`cargo test --doc`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

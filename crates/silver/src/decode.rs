@@ -9,7 +9,18 @@ use crate::Result;
 /// Decodes the `value` of bronze multiplex rows of `topic` into typed rows (columns as in
 /// [`fitlake_landing::value`]); values that fail (bronze validated them, so only a foreign
 /// writer could cause this) come back as quarantine records located by partition and offset.
-pub fn decode_topic(bronze_rows: &DataFrame, topic: &str, threads: usize) -> Result<(DataFrame, Vec<Quarantined>)> {
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// let bronze = df!(
+///     "value" => [r#"{"device_id": 1, "time": 1678521600.5, "heartrate": 70.0}"#, "not json"],
+///     "source_file" => ["f", "f"], "partition" => [0i64, 0], "offset" => [1i64, 2],
+/// )?;
+/// let decoded = fitlake_silver::decode_topic(&bronze, "bpm", 1)?;
+/// assert_eq!((decoded.rows.height(), decoded.quarantined.len()), (1, 1));
+/// assert!(decoded.quarantined[0].reason.starts_with("bpm partition 0 offset 2"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decode_topic(bronze_rows: &DataFrame, topic: &str, threads: usize) -> Result<DecodedTopic> {
     let values = bronze_rows.column("value")?.str()?;
     let values: Vec<Option<&str>> = values.iter().collect();
     let Decoded { rows, failures } = match topic {
@@ -36,5 +47,14 @@ pub fn decode_topic(bronze_rows: &DataFrame, topic: &str, threads: usize) -> Res
             }
         })
         .collect();
-    Ok((rows.drop("row")?, quarantined))
+    Ok(DecodedTopic { rows: rows.drop("row")?, quarantined })
+}
+
+/// The rows [`decode_topic`] decoded, and the values it could not.
+#[derive(Debug, Clone)]
+pub struct DecodedTopic {
+    /// Typed rows, one per decoded value.
+    pub rows: DataFrame,
+    /// The values that failed, as quarantine records.
+    pub quarantined: Vec<Quarantined>,
 }

@@ -24,7 +24,9 @@ use fitlake_frame::merge::{anti_join, plan_merge, plan_sync, MergePlan};
 use fitlake_frame::table::{self as t, TableDef};
 use polars::prelude::*;
 
-pub use decode::decode_topic;
+pub use decode::{decode_topic, DecodedTopic};
+/// Polars, as the transforms' frames are of it (use this one to build their inputs).
+pub use polars;
 
 /// Errors of the silver layer: bugs or schema mismatches, never bad records.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +176,24 @@ fn first_per_key(df: LazyFrame, keys: &[&str]) -> LazyFrame {
 }
 
 /// `users`: new registrations, the earliest per user, that are not yet in the table.
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
+/// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+/// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+/// # }
+/// let bronze = DataFrame::new(3, vec![
+///     Column::new("user_id".into(), [1i64, 1, 2]),
+///     Column::new("device_id".into(), [10i64, 11, 20]),
+///     Column::new("mac_address".into(), ["a", "a2", "b"]),
+///     times("registration_timestamp", &[200, 100, 300])?,
+/// ])?;
+/// let existing = df!("user_id" => [2i64])?;
+/// let users = fitlake_silver::users(&bronze, &existing)?;
+/// assert_eq!(users.column("device_id")?.i64()?.get(0), Some(11), "the earliest registration");
+/// assert_eq!(users.height(), 1, "user 2 is known already");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn users(registered_users_bz: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
     let candidates = first_per_key(
         registered_users_bz
@@ -189,6 +209,25 @@ pub fn users(registered_users_bz: &DataFrame, existing_keys: &DataFrame) -> Resu
 
 /// `gym_logs`: new login records merged by visit; a visit's logout only ever moves later
 /// (a missing logout never erases a known one).
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
+/// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+/// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+/// # }
+/// # use fitlake_frame::FILE_COLUMN;
+/// let target = DataFrame::new(1, vec![
+///     Column::new("mac_address".into(), ["a"]), Column::new("gym".into(), [1i64]),
+///     times("login", &[100])?, times("logout", &[200])?, Column::new(FILE_COLUMN.into(), ["f1"]),
+/// ])?;
+/// let new = DataFrame::new(1, vec![
+///     Column::new("mac_address".into(), ["a"]), Column::new("gym".into(), [1i64]),
+///     times("login", &[100])?, times("logout", &[500])?,
+/// ])?;
+/// let plan = fitlake_silver::gym_logs(&new, &target)?;
+/// assert_eq!((plan.updated, plan.files_to_remove.clone()), (1, vec!["f1".to_string()]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn gym_logs(gym_logins_bz: &DataFrame, target: &DataFrame) -> Result<MergePlan> {
     let keys = ["mac_address", "gym", "login"];
     let source = gym_logins_bz.clone().lazy().group_by_stable(cols(&keys)).agg([col("logout").max()]);
@@ -219,9 +258,41 @@ fn update_rank() -> Expr {
         .alias("update_rank")
 }
 
+/// What [`user_profile`] decided.
+#[derive(Debug, Clone)]
+pub struct ProfileChanges {
+    /// The MERGE plan: profiles to write, files to remove.
+    pub plan: MergePlan,
+    /// The `user_id`s whose profile a `delete` removes.
+    pub deleted_users: DataFrame,
+}
+
 /// `user_profile`: change events merged per user. Among the new events the latest `updated`
 /// wins; it replaces the current profile only when newer; a winning `delete` removes it.
-pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<(MergePlan, DataFrame)> {
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
+/// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+/// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+/// # }
+/// # use fitlake_frame::FILE_COLUMN;
+/// let events = DataFrame::new(2, vec![
+///     Column::new("user_id".into(), [1i64, 1]),
+///     Column::new("dob".into(), [None::<i32>, None]).cast(&DataType::Date)?,
+///     Column::new("sex".into(), [None::<&str>, None]), Column::new("gender".into(), ["F", "F"]),
+///     Column::new("first_name".into(), ["Ann", "Ann"]), Column::new("last_name".into(), ["Lee", "Lee"]),
+///     Column::new("street_address".into(), [None::<&str>, None]), Column::new("city".into(), ["Boston", "Salem"]),
+///     Column::new("state".into(), ["MA", "MA"]), Column::new("zip".into(), [None::<i64>, None]),
+///     times("updated", &[100, 200])?, Column::new("update_type".into(), ["new", "update"]),
+/// ])?;
+/// let mut target = events.clear();
+/// target.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new()))?;
+/// let changes = fitlake_silver::user_profile(&events, &target)?;
+/// assert_eq!(changes.plan.rows_to_add.column("city")?.str()?.get(0), Some("Salem"), "the latest wins");
+/// assert_eq!(changes.deleted_users.height(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<ProfileChanges> {
     let profile_columns = [
         "user_id",
         "dob",
@@ -260,10 +331,25 @@ pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<(MergeP
         .filter(col("update_type").eq(lit("delete")).and(col("target_updated").is_not_null()))
         .select([col("user_id")])
         .collect()?;
-    Ok((plan_merge(target, &upserts, Some(&deletes), &["user_id"])?, deletes))
+    Ok(ProfileChanges { plan: plan_merge(target, &upserts, Some(&deletes), &["user_id"])?, deleted_users: deletes })
 }
 
 /// `workouts`: new start/stop events, one per user and time, not yet in the table.
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
+/// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+/// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+/// # }
+/// let events = DataFrame::new(3, vec![
+///     Column::new("user_id".into(), [1i64, 1, 1]), Column::new("workout_id".into(), [7i64, 7, 7]),
+///     times("time", &[10, 10, 50])?, Column::new("action".into(), ["start", "start", "stop"]),
+///     Column::new("session_id".into(), [1i64, 1, 1]),
+/// ])?;
+/// let existing = DataFrame::new(0, vec![Column::new("user_id".into(), Vec::<i64>::new()), times("time", &[])?])?;
+/// assert_eq!(fitlake_silver::workouts(&events, &existing)?.height(), 2, "one event per user and time");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn workouts(workout_events: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
     let keys = ["user_id", "time"];
     let fresh = first_per_key(
@@ -276,6 +362,22 @@ pub fn workouts(workout_events: &DataFrame, existing_keys: &DataFrame) -> Result
 
 /// `heart_rate`: new readings, one per device and time, not yet in the table, with
 /// `valid = heartrate > 0`.
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
+/// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+/// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+/// # }
+/// let readings = DataFrame::new(2, vec![
+///     Column::new("device_id".into(), [5i64, 5]), times("time", &[1, 2])?,
+///     Column::new("heartrate".into(), [72.5f64, -1.0]),
+/// ])?;
+/// let existing = DataFrame::new(0, vec![Column::new("device_id".into(), Vec::<i64>::new()), times("time", &[])?])?;
+/// let rows = fitlake_silver::heart_rate(&readings, &existing)?;
+/// let valid: Vec<Option<bool>> = rows.sort(["time"], Default::default())?.column("valid")?.bool()?.iter().collect();
+/// assert_eq!(valid, [Some(true), Some(false)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn heart_rate(readings: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
     let keys = ["device_id", "time"];
     let fresh = first_per_key(
@@ -293,6 +395,18 @@ pub fn heart_rate(readings: &DataFrame, existing_keys: &DataFrame) -> Result<Dat
 
 /// `user_bins`: the whole table as it must be for `user_profile` at `as_of`, planned as a
 /// MERGE against the current `target`.
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// # use fitlake_frame::FILE_COLUMN;
+/// let profiles = df!("user_id" => [1i64], "gender" => ["F"], "city" => ["Boston"], "state" => ["MA"])?
+///     .lazy().with_column(lit("1990-05-01").cast(DataType::Date).alias("dob")).collect()?;
+/// let mut target = profiles.clear().lazy().select([col("user_id"), lit("").alias("age"), col("gender"), col("city"), col("state")]).collect()?;
+/// target.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new()))?;
+/// let as_of = chrono::NaiveDate::from_ymd_opt(2023, 3, 15).ok_or("date")?;
+/// let plan = fitlake_silver::user_bins(&profiles, &target, as_of)?;
+/// assert_eq!(plan.rows_to_add.column("age")?.str()?.get(0), Some("25-35"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn user_bins(user_profile: &DataFrame, target: &DataFrame, as_of: chrono::NaiveDate) -> Result<MergePlan> {
     let ages = age::age_bands(user_profile.column("dob")?, as_of)?;
     let desired = user_profile
@@ -309,6 +423,23 @@ pub fn user_bins(user_profile: &DataFrame, target: &DataFrame, as_of: chrono::Na
 /// after start and less than 3 hours later), for sessions not yet in the table. `workouts`
 /// must hold every event of the sessions to pair: the new events and the stored events within
 /// 3 hours of them.
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
+/// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+/// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+/// # }
+/// let events = DataFrame::new(4, vec![
+///     Column::new("user_id".into(), [1i64, 1, 2, 2]), Column::new("workout_id".into(), [7i64, 7, 7, 7]),
+///     Column::new("session_id".into(), [1i64, 1, 1, 1]),
+///     // user 2 stops 4 hours after starting: no session.
+///     times("time", &[0, 600, 0, 4 * 3600])?, Column::new("action".into(), ["start", "stop", "start", "stop"]),
+/// ])?;
+/// let existing = df!("user_id" => Vec::<i64>::new(), "workout_id" => Vec::<i64>::new(), "session_id" => Vec::<i64>::new())?;
+/// let sessions = fitlake_silver::completed_workouts(&events, &existing)?;
+/// assert_eq!(sessions.column("user_id")?.i64()?.to_vec(), [Some(1)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
     let keys = ["user_id", "workout_id", "session_id"];
     let events = workouts.clone().lazy();
@@ -341,6 +472,29 @@ pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Re
 /// `workout_bpm`: the valid readings of each session's user's device with
 /// `start_time < time <= end_time`, not yet in the table. `readings` must hold every reading
 /// of the sessions' devices in the sessions' time span.
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
+/// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
+/// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+/// # }
+/// let sessions = DataFrame::new(1, vec![
+///     Column::new("user_id".into(), [1i64]), Column::new("workout_id".into(), [7i64]),
+///     Column::new("session_id".into(), [1i64]), times("start_time", &[10])?, times("end_time", &[20])?,
+/// ])?;
+/// let users = df!("user_id" => [1i64], "device_id" => [5i64])?;
+/// let readings = DataFrame::new(3, vec![
+///     Column::new("device_id".into(), [5i64, 5, 5]), times("time", &[10, 15, 20])?,
+///     Column::new("heartrate".into(), [60.0f64, 70.0, 80.0]), Column::new("valid".into(), [true, true, true]),
+/// ])?;
+/// let existing = DataFrame::new(0, vec![
+///     Column::new("user_id".into(), Vec::<i64>::new()), Column::new("workout_id".into(), Vec::<i64>::new()),
+///     Column::new("session_id".into(), Vec::<i64>::new()), times("time", &[])?,
+/// ])?;
+/// let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings, &existing)?;
+/// assert_eq!(bpm.height(), 2, "start < time <= end");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn workout_bpm(
     sessions: &DataFrame,
     users: &DataFrame,
@@ -368,3 +522,8 @@ pub fn workout_bpm(
         .collect()?;
     Ok(anti_join(&bpm, existing_keys, &keys)?)
 }
+
+/// The README's examples, compiled and run as doctests (`cargo test --doc`).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -100,7 +100,8 @@ fn user_profile_latest_change_wins_older_never_overwrites_delete_removes() {
         (4, "new", 100, "Fresh"),
         (5, "delete", 100, ""),
     ]);
-    let (plan, deleted) = fitlake_silver::user_profile(&events, &target).expect("user_profile");
+    let fitlake_silver::ProfileChanges { plan, deleted_users: deleted } =
+        fitlake_silver::user_profile(&events, &target).expect("user_profile");
     let text = plan_text(&plan, &["user_id"]);
     insta::assert_snapshot!(format!("{text}deleted users: {}", to_text(&deleted)));
 }

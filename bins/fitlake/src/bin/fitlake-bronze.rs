@@ -1,8 +1,9 @@
-//! `fitlake-bronze`: runs the bronze layer once (for one Azure DevOps job per layer).
+//! `fitlake-bronze`: runs the bronze layer (for one Azure DevOps job per layer); the same as
+//! `fitlake run --layer bronze`.
 
 #[path = "../alloc.rs"]
 mod alloc;
 
 fn main() -> std::process::ExitCode {
-    fitlake_lakehouse::cli::main_layer(fitlake_config::Layer::Bronze)
+    fitlake::cli::main_layer(fitlake_config::Layer::Bronze)
 }

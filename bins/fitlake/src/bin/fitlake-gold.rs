@@ -1,8 +1,9 @@
-//! `fitlake-gold`: runs the gold layer once (for one Azure DevOps job per layer).
+//! `fitlake-gold`: runs the gold layer (for one Azure DevOps job per layer); the same as
+//! `fitlake run --layer gold`.
 
 #[path = "../alloc.rs"]
 mod alloc;
 
 fn main() -> std::process::ExitCode {
-    fitlake_lakehouse::cli::main_layer(fitlake_config::Layer::Gold)
+    fitlake::cli::main_layer(fitlake_config::Layer::Gold)
 }

@@ -1,8 +1,9 @@
-//! `fitlake-silver`: runs the silver layer once (for one Azure DevOps job per layer).
+//! `fitlake-silver`: runs the silver layer (for one Azure DevOps job per layer); the same as
+//! `fitlake run --layer silver`.
 
 #[path = "../alloc.rs"]
 mod alloc;
 
 fn main() -> std::process::ExitCode {
-    fitlake_lakehouse::cli::main_layer(fitlake_config::Layer::Silver)
+    fitlake::cli::main_layer(fitlake_config::Layer::Silver)
 }

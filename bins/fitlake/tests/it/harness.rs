@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use fitlake_catalog::TableId;
 use fitlake_config::Lakehouse;
 use fitlake_governance::Policy;
-use fitlake_lakehouse::access::Access;
-use fitlake_lakehouse::delta::Table;
-use fitlake_lakehouse::steps::all_tables;
+use fitlake_storage::{Access, Table};
 use polars::prelude::*;
 
 /// The as-of date every test runs at, so ages (and snapshots) do not move with the clock.
@@ -34,7 +33,7 @@ pub struct Remote {
     /// The same lakehouse and storage, for reading tables back in this process.
     pub lakehouse: Lakehouse,
     /// How this process reaches its storage.
-    pub stores: fitlake_lakehouse::azure::Stores,
+    pub stores: fitlake_storage::Stores,
 }
 
 impl Lake {
@@ -158,9 +157,9 @@ impl Lake {
     pub fn versions_and_counts(&self) -> BTreeMap<String, (i64, u64)> {
         block_on(async {
             let mut out = BTreeMap::new();
-            for def in all_tables() {
-                let table = Table::open(&self.access(), &def).await.expect("open table");
-                out.insert(def.name.to_string(), (table.version(), table.row_count().expect("row count")));
+            for id in TableId::ALL {
+                let table = Table::open(&self.access(), id).await.expect("open table");
+                out.insert(id.name().to_string(), (table.version(), table.row_count().expect("row count")));
             }
             out
         })
@@ -175,9 +174,9 @@ impl Lake {
     /// and with floats rounded to 9 decimals (sums over differently split files may differ in
     /// the last bit).
     pub fn table(&self, name: &str) -> DataFrame {
-        let def = all_tables().into_iter().find(|t| t.name == name).expect("known table");
+        let id = TableId::from_name(name).expect("known table");
         let df = block_on(async {
-            Table::open(&self.access(), &def).await.expect("open").read_all(false).await.expect("read")
+            Table::open(&self.access(), id).await.expect("open").scan().collect().await.expect("read")
         });
         let keep: Vec<Expr> = df
             .columns()
@@ -198,10 +197,10 @@ impl Lake {
     /// step run): they record how the work was split into runs, which differs between a
     /// crashed-and-rerun or streaming run and one batch run by design.
     pub fn all_tables(&self) -> BTreeMap<String, DataFrame> {
-        all_tables()
+        TableId::ALL
             .into_iter()
-            .filter(|d| ![fitlake_bronze::LANDING_FILES, fitlake_bronze::QUALITY_EVENTS].contains(&d.name))
-            .map(|d| (d.name.to_string(), self.table(d.name)))
+            .filter(|t| ![TableId::LandingFiles, TableId::QualityEvents].contains(t))
+            .map(|t| (t.name().to_string(), self.table(t.name())))
             .collect()
     }
 }
@@ -345,9 +344,9 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
-/// The repository's `testdata/` folder.
+/// The folder holding the bundled `seed-sets/` (in the landing crate, which ships them).
 pub fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/landing")
 }
 
 /// Asserts two sets of tables are equal row for row, naming the first that differs.

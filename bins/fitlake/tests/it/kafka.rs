@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
 
-use fitlake_lakehouse::kafka::KafkaSource;
+use fitlake_sources::kafka::KafkaSource;
 use polars::prelude::*;
 
 use crate::harness::{assert_same_tables, block_on, testdata, wait_until, Lake, Service, AS_OF};

@@ -104,3 +104,25 @@ fn the_validation_stage_passes_on_the_seed_sets() {
     assert!(out.status.success(), "validate.sh failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("validate: ok tables=10 fitlake-quality: ok events="), "{stdout}");
 }
+
+/// The pipeline publishes one binary and links the layer jobs to it: under a layer job's name,
+/// `fitlake` is that job (its command line, its layer).
+#[test]
+fn the_fitlake_binary_under_a_layer_name_is_that_layer_job() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let linked = dir.path().join("fitlake-gold");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fitlake"), &linked).expect("link");
+    let help = |bin: &Path| {
+        let out = Command::new(bin).arg("--help").output().expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let as_layer = help(&linked);
+    assert!(as_layer.contains("Runs one layer of the fitlake pipeline") && as_layer.contains("--once"), "{as_layer}");
+    assert!(!as_layer.contains("Commands:"), "a layer job has no subcommands: {as_layer}");
+    let as_fitlake = help(Path::new(env!("CARGO_BIN_EXE_fitlake")));
+    assert!(as_fitlake.contains("Commands:") && as_fitlake.contains("governance"), "{as_fitlake}");
+    // The linked job refuses what `fitlake-gold` refuses.
+    let out = Command::new(&linked).args(["--once", "--trigger-interval", "5s"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

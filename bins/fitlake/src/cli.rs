@@ -1,0 +1,657 @@
+//! The command line of `fitlake` and of the per-layer binaries `fitlake-bronze`,
+//! `fitlake-silver` and `fitlake-gold` (which take the options of `fitlake run`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use fitlake_catalog::TableId;
+use fitlake_config::{parse_date, parse_duration, Lakehouse, Layer};
+use fitlake_governance::plan::{plan, Current, ZoneUrls};
+use fitlake_governance::policy::Zone;
+use fitlake_governance::{Policy, Privilege};
+use fitlake_landing::synthetic::Synthetic;
+use fitlake_pipeline::report::RunReport;
+use fitlake_pipeline::stream::StreamOptions;
+use fitlake_pipeline::{Context, ErrorKind, RunOptions};
+use fitlake_quality::Expectations;
+use fitlake_sources::kafka::KafkaSource;
+use fitlake_sources::postgres::PgSource;
+use fitlake_storage::{Access, Need, Table};
+use polars::prelude::*;
+
+use crate::logging::{LogFormat, Logging};
+use crate::produce::{Layout, MultiplexSink};
+
+/// The commands' error: the pipeline's, whose [`ErrorKind`] picks the exit code.
+type Error = fitlake_pipeline::Error;
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Options every command shares.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Root of the lakehouse: a local directory, file:// URL, or
+    /// abfss://container@account.dfs.core.windows.net/path (credentials: see the README).
+    #[arg(long, env = "FITLAKE_LAKEHOUSE", default_value = "./lakehouse", global = true)]
+    pub lakehouse: String,
+    /// Catalog metadata root, when not `<lakehouse>/metastore-root/` (a local path or abfss:// URL).
+    #[arg(long, env = "FITLAKE_METASTORE_ROOT", global = true)]
+    pub metastore_root: Option<String>,
+    /// Root of the managed Delta tables, when not `<lakehouse>/managed/`.
+    #[arg(long, env = "FITLAKE_MANAGED_ROOT", global = true)]
+    pub managed_root: Option<String>,
+    /// Root of the landing and checkpoint zones, when not `<lakehouse>/unmanaged/`.
+    #[arg(long, env = "FITLAKE_UNMANAGED_ROOT", global = true)]
+    pub unmanaged_root: Option<String>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but the final line (and warnings and errors).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// How log lines on stderr look: `text` for people, `json` (one object per line) for log
+    /// collectors. `RUST_LOG` filters them (e.g. `RUST_LOG=fitlake_pipeline=debug`).
+    #[arg(long, value_enum, env = "FITLAKE_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    /// Concurrent runners on a local lakehouse take turns per table through lock files (`on`),
+    /// or rely on Delta's optimistic concurrency alone (`off`, as on object stores).
+    #[arg(long, env = "FITLAKE_TABLE_LOCKS", default_value = "on", value_parser = ["on", "off"], global = true)]
+    pub table_locks: String,
+    /// The principal the command runs as (the shipped policy defines producer, pipeline and
+    /// analyst).
+    #[arg(long, env = "FITLAKE_PRINCIPAL", default_value = "pipeline", global = true)]
+    pub principal: String,
+    /// The access policy (TOML); defaults to the shipped crates/governance/policy.toml.
+    #[arg(long, env = "FITLAKE_POLICY", global = true)]
+    pub policy: Option<PathBuf>,
+    /// The data-quality expectations (TOML); defaults to the shipped crates/quality/expectations.toml.
+    #[arg(long, env = "FITLAKE_EXPECTATIONS", global = true)]
+    pub expectations: Option<PathBuf>,
+}
+
+/// Options of a pipeline run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Process everything new, then exit (batch mode).
+    #[arg(long, conflicts_with = "stream")]
+    pub once: bool,
+    /// Run micro-batches on a trigger interval until SIGINT or SIGTERM (streaming mode).
+    #[arg(long)]
+    pub stream: bool,
+    /// Streaming mode: time from the start of one micro-batch to the start of the next
+    /// (e.g. 500ms, 5s, 1m).
+    #[arg(long, default_value = "5s", requires = "stream")]
+    pub trigger: String,
+    /// The date ages are computed at (YYYY-MM-DD); defaults to today (UTC).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Most landing bytes one bronze batch takes (bigger is faster, smaller uses less memory).
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_batch_bytes: u64,
+    /// Threads for parsing (defaults to the number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Where bronze reads from (comma-separated): landing `files`; the operational database
+    /// `postgres` for registrations and gym logins (give --dsn); `kafka` topics for the
+    /// multiplex (give --brokers). Sources not named come from landing files.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "files")]
+    pub source: Vec<SourceArg>,
+    /// PostgreSQL connection string for --source postgres (`host=… port=… user=… dbname=…`).
+    #[arg(long, env = "FITLAKE_POSTGRES_DSN", hide_env_values = true)]
+    pub dsn: Option<String>,
+    /// Kafka bootstrap brokers for --source kafka (`host:port[,host:port…]`).
+    #[arg(long, env = "FITLAKE_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+}
+
+/// A source bronze can read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceArg {
+    /// Landing files.
+    Files,
+    /// The operational PostgreSQL database (registrations, gym logins).
+    Postgres,
+    /// Kafka topics (the multiplex: user_info, workout, bpm).
+    Kafka,
+}
+
+/// Where `fitlake produce` sends the multiplex records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProduceTo {
+    /// Files in the landing zone.
+    Landing,
+    /// Kafka topics.
+    Kafka,
+}
+
+/// The Kafka cluster of `--brokers`, which `what` needs.
+fn kafka_source(brokers: Option<&str>, what: &str) -> Result<KafkaSource> {
+    match brokers {
+        Some(brokers) => Ok(KafkaSource::parse(brokers)?),
+        None => Err(Error::Config(format!(
+            "{what} needs --brokers (or FITLAKE_KAFKA_BROKERS), e.g. --brokers 127.0.0.1:9092"
+        ))),
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fitlake",
+    version,
+    about = "The fitness lakehouse: landing -> bronze -> silver -> gold on Delta tables."
+)]
+struct FitlakeCli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the zones and every table (idempotent) and load date_lookup.
+    Setup {
+        /// Also generate calendar days from this date (YYYY-MM-DD) ...
+        #[arg(long, requires = "calendar_to")]
+        calendar_from: Option<String>,
+        /// ... to this date, inclusive.
+        #[arg(long, requires = "calendar_from")]
+        calendar_to: Option<String>,
+    },
+    /// Drop landing data into the landing zone: a seed set, or generated data.
+    Produce {
+        /// The seed set to drop (1 or 2), with generated BPM readings.
+        #[arg(long, conflicts_with = "generate")]
+        set: Option<usize>,
+        /// Generate synthetic data instead.
+        #[arg(long, requires_all = ["users", "days"])]
+        generate: bool,
+        /// Number of users to generate.
+        #[arg(long)]
+        users: Option<u32>,
+        /// Number of days to generate (one gym visit per user and day).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Random seed of the generated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// First generated day (YYYY-MM-DD).
+        #[arg(long, default_value = "2023-03-13")]
+        start: String,
+        /// Readings per generated BPM file.
+        #[arg(long, default_value_t = 1_000_000)]
+        readings_per_file: u64,
+        /// Write every multiplex record in event-time order (files are consecutive slices of
+        /// time across all devices, like a live stream) instead of files of whole visits.
+        #[arg(long, requires = "generate")]
+        time_ordered: bool,
+        /// Where the multiplex records go: landing files, or the Kafka topics at --brokers
+        /// (registrations and gym logins always go to landing files).
+        #[arg(long, value_enum, default_value = "landing")]
+        to: ProduceTo,
+        /// Kafka bootstrap brokers for --to kafka (`host:port[,host:port…]`).
+        #[arg(long, env = "FITLAKE_KAFKA_BROKERS")]
+        brokers: Option<String>,
+        /// Partitions of each topic --to kafka creates (existing topics are kept as they are).
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+    },
+    /// Run the pipeline.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Run only these layers (default: all).
+        #[arg(long, value_enum)]
+        layer: Vec<LayerArg>,
+    },
+    /// Print a table's rows, sorted by its key.
+    Show {
+        /// Table name, e.g. workout_bpm_summary.
+        table: String,
+        /// Most rows to print.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Each table's version and row count, and how far each step is behind its sources.
+    Status,
+    /// Governance as code: the Unity Catalog SQL and cluster policies of the policy.
+    Governance {
+        #[command(subcommand)]
+        command: GovernanceCommand,
+    },
+    /// The HTTP API for device events: POST /v1/bpm, /v1/workouts, /v1/profile (JSON or
+    /// NDJSON); lands accepted events in the landing zone before answering 202. Runs as a
+    /// principal that may write the landing zone (e.g. --principal producer).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Most requests landed at once; more get 503 with Retry-After.
+        #[arg(long, default_value_t = 64)]
+        max_in_flight: usize,
+        /// Largest request body in bytes; larger get 413.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_body_bytes: usize,
+    },
+    /// The data-quality event log: rows checked, passed and failed per table and expectation.
+    Quality {
+        /// Only this table.
+        #[arg(long)]
+        table: Option<String>,
+        /// Most recent events to list (totals cover every event).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+/// `fitlake governance …`.
+#[derive(Debug, Subcommand)]
+enum GovernanceCommand {
+    /// Prints the Unity Catalog SQL (external locations, catalog, schemas, GRANT/REVOKE) and
+    /// the cluster policy requests that realise the policy for --lakehouse's storage.
+    Plan {
+        /// Today's state (JSON: external_locations, catalogs, schemas, grants as SHOW GRANTS
+        /// rows, cluster_policies): print only what differs.
+        #[arg(long)]
+        current: Option<PathBuf>,
+    },
+}
+
+/// A layer on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayerArg {
+    /// Bronze.
+    Bronze,
+    /// Silver.
+    Silver,
+    /// Gold.
+    Gold,
+}
+
+impl From<LayerArg> for Layer {
+    fn from(l: LayerArg) -> Self {
+        match l {
+            LayerArg::Bronze => Layer::Bronze,
+            LayerArg::Silver => Layer::Silver,
+            LayerArg::Gold => Layer::Gold,
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Runs one layer of the fitlake pipeline (the one in the binary's name): on everything new, then exits \
+             (--once), or as micro-batches following its upstream tables (--stream)."
+)]
+struct LayerCli {
+    #[command(flatten)]
+    global: Global,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}").into()))
+}
+
+/// The exit code and the message of a command's outcome: 2 for a configuration error, 3 for a
+/// refused access, 1 for anything else (the message says whether to fix the data, retry, or
+/// report a bug).
+fn finish(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = fitlake_storage::azure::redact(&fitlake_storage::with_causes(&e));
+            let kind = e.kind();
+            let hint = match kind {
+                ErrorKind::Infrastructure { retryable: true } => " (retryable: running again may succeed)",
+                _ => "",
+            };
+            tracing::error!(kind = ?kind, "{message}");
+            eprintln!("fitlake: error: {message}{hint}");
+            match kind {
+                ErrorKind::Config => ExitCode::from(2),
+                ErrorKind::Denied => ExitCode::from(3),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// A policy or governance-state file that cannot be used: the user's to fix.
+fn config_error(e: fitlake_governance::Error) -> Error {
+    Error::Config(e.to_string())
+}
+
+fn read_config_file(option: &str, path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{option} {}: {e}", path.display())))
+}
+
+/// The policy: `--policy FILE`, or the shipped one.
+fn policy(global: &Global) -> Result<Policy> {
+    let text = match &global.policy {
+        Some(path) => read_config_file("--policy", path)?,
+        None => fitlake_governance::SHIPPED_POLICY.to_string(),
+    };
+    Policy::parse(&text).map_err(|e| Error::Config(format!("{e} (in {})", policy_name(global))))
+}
+
+fn policy_name(global: &Global) -> String {
+    global.policy.as_ref().map_or("the shipped crates/governance/policy.toml".to_string(), |p| p.display().to_string())
+}
+
+/// The expectations: `--expectations FILE`, or the shipped ones.
+fn expectations(global: &Global) -> Result<Expectations> {
+    let (text, name) = match &global.expectations {
+        Some(path) => (read_config_file("--expectations", path)?, path.display().to_string()),
+        None => {
+            (fitlake_quality::SHIPPED_EXPECTATIONS.to_string(), "the shipped crates/quality/expectations.toml".into())
+        }
+    };
+    let known: Vec<&str> = TableId::ALL.iter().map(|t| t.name()).collect();
+    let insert_only: Vec<&str> = TableId::ALL.iter().filter(|t| t.insert_only()).map(|t| t.name()).collect();
+    Expectations::parse(&text, &known, &insert_only).map_err(|e| Error::Config(format!("{e} (in {name})")))
+}
+
+/// Entry point of the `fitlake` binary.
+pub fn main_fitlake() -> ExitCode {
+    let cli = FitlakeCli::parse();
+    let streaming = matches!(&cli.command, Command::Run { run, .. } if run.stream);
+    Logging::from_global(&cli.global, streaming).install();
+    if let Command::Show { limit, .. } = &cli.command {
+        // Polars reads its print settings from the environment; set them before any thread starts.
+        std::env::set_var("POLARS_FMT_MAX_ROWS", limit.to_string());
+        std::env::set_var("POLARS_FMT_MAX_COLS", "20");
+        std::env::set_var("POLARS_FMT_STR_LEN", "40");
+    }
+    finish(runtime().and_then(|rt| rt.block_on(fitlake(cli))))
+}
+
+/// The layer job this program runs as, when it was started under a layer job's name
+/// (`fitlake-bronze`, `fitlake-silver`, `fitlake-gold`: a link to or copy of `fitlake`).
+pub fn layer_of_program() -> Option<Layer> {
+    let program = std::env::args_os().next()?;
+    let name = Path::new(&program).file_stem()?.to_str()?.to_string();
+    Layer::ALL.into_iter().find(|l| name == format!("fitlake-{l}"))
+}
+
+/// Entry point of a per-layer binary.
+pub fn main_layer(layer: Layer) -> ExitCode {
+    let cli = LayerCli::parse();
+    Logging::from_global(&cli.global, cli.run.stream).install();
+    finish(runtime().and_then(|rt| rt.block_on(run(&cli.global, &cli.run, &[layer]))))
+}
+
+fn lakehouse(global: &Global) -> Result<Lakehouse> {
+    let cwd = std::env::current_dir().map_err(|e| Error::Config(format!("cannot read the current directory: {e}")))?;
+    let lakehouse = Lakehouse::from_root(&global.lakehouse, &cwd)?.with_roots(
+        global.metastore_root.as_deref(),
+        global.managed_root.as_deref(),
+        global.unmanaged_root.as_deref(),
+        &cwd,
+    )?;
+    for root in lakehouse.roots() {
+        if let Some(location) = fitlake_storage::azure::AzureLocation::parse(root) {
+            location?;
+        }
+    }
+    Ok(lakehouse)
+}
+
+fn access(global: &Global) -> Result<Access> {
+    let access = Access::new(lakehouse(global)?, policy(global)?, &global.principal)?;
+    if !access.lakehouse.is_local() {
+        // Fail fast on unusable credential settings, before any work.
+        access.stores.azure_auth()?;
+    }
+    Ok(access)
+}
+
+fn context(global: &Global, run: &RunArgs) -> Result<Context> {
+    let as_of = match &run.as_of {
+        Some(text) => parse_date("--as-of", text)?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let mut options = RunOptions::new(as_of, chrono::Utc::now().timestamp_micros());
+    match run.threads {
+        Some(0) => return Err(Error::Config("--threads must be at least 1".into())),
+        Some(n) => options.threads = n,
+        None => {}
+    }
+    if run.max_batch_bytes == 0 {
+        return Err(Error::Config("--max-batch-bytes must be at least 1".into()));
+    }
+    options.max_batch_bytes = run.max_batch_bytes;
+    options.table_locks = global.table_locks == "on";
+    let mut ctx = Context::new(access(global)?, expectations(global)?, options);
+    if run.source.contains(&SourceArg::Kafka) {
+        ctx = ctx.with_source(Arc::new(kafka_source(run.brokers.as_deref(), "--source kafka")?));
+    }
+    if run.source.contains(&SourceArg::Postgres) {
+        let Some(dsn) = &run.dsn else {
+            return Err(Error::Config(
+                "--source postgres needs --dsn (or FITLAKE_POSTGRES_DSN), e.g. --dsn 'host=127.0.0.1 port=5432 \
+                 user=fitlake dbname=gym'"
+                    .into(),
+            ));
+        };
+        ctx = ctx.with_source(Arc::new(PgSource { dsn: dsn.clone() }));
+    }
+    Ok(ctx)
+}
+
+/// Batch or streaming run of `layers`, as the options say.
+async fn run(global: &Global, args: &RunArgs, layers: &[Layer]) -> Result<()> {
+    if args.once {
+        let ctx = context(global, args)?;
+        ctx.access().require(&fitlake_pipeline::run::run_needs(layers, false))?;
+        let report = fitlake_pipeline::run::run_once(&ctx, layers).await?;
+        print_report(global, &report);
+        return Ok(());
+    }
+    if !args.stream {
+        return Err(Error::Config(
+            "say how to run: --once (process everything new, then exit) or --stream [--trigger 5s] (micro-batches \
+             until SIGINT/SIGTERM)"
+                .into(),
+        ));
+    }
+    let options = StreamOptions {
+        trigger: parse_duration("--trigger", &args.trigger)?,
+        fixed_as_of: args.as_of.as_deref().map(|d| parse_date("--as-of", d)).transpose()?,
+    };
+    let ctx = context(global, args)?;
+    ctx.access().require(&fitlake_pipeline::run::run_needs(layers, true))?;
+    let stop = stop_on_signals()?;
+    let (json, quiet) = (global.json, global.quiet);
+    let batches = fitlake_pipeline::stream::run_stream(ctx, layers, &options, stop, |batch| {
+        if json {
+            println!("{}", serde_json::to_string(batch).unwrap_or_default());
+        } else if !quiet || batch.report.steps.iter().any(|s| s.rows_read > 0 || s.rows_written > 0) {
+            println!("{}", batch.status_line());
+        }
+    })
+    .await?;
+    if !json {
+        println!("fitlake-stream: stopped after {batches} micro-batches");
+    }
+    Ok(())
+}
+
+/// A flag that turns true on the first SIGINT or SIGTERM (the process then finishes its
+/// micro-batch instead of dying).
+fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).map_err(|e| Error::Internal(format!("cannot listen for signals: {e}").into()));
+    let (mut interrupt, mut terminate) = (listen(SignalKind::interrupt())?, listen(SignalKind::terminate())?);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::warn!("stopping after the current micro-batch");
+        let _ = tx.send(true);
+        // Keep the sender (and the handlers) alive so later signals are absorbed too.
+        std::future::pending::<()>().await;
+    });
+    Ok(rx)
+}
+
+fn print_report(global: &Global, report: &RunReport) {
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+        return;
+    }
+    if !global.quiet {
+        print!("{}", report.table());
+    }
+    println!("{}", report.summary_line());
+}
+
+fn default_run_args() -> RunArgs {
+    RunArgs {
+        once: true,
+        stream: false,
+        trigger: "5s".into(),
+        as_of: None,
+        max_batch_bytes: 1 << 30,
+        threads: None,
+        source: vec![SourceArg::Files],
+        dsn: None,
+        brokers: None,
+    }
+}
+
+async fn fitlake(cli: FitlakeCli) -> Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Setup { calendar_from, calendar_to } => {
+            let ctx = context(global, &default_run_args())?;
+            let calendar = match (calendar_from, calendar_to) {
+                (Some(from), Some(to)) => {
+                    Some((parse_date("--calendar-from", &from)?, parse_date("--calendar-to", &to)?))
+                }
+                _ => None,
+            };
+            if let Some((from, to)) = calendar {
+                if to < from {
+                    return Err(Error::Config(format!("--calendar-to {to} is before --calendar-from {from}")));
+                }
+            }
+            let report = fitlake_pipeline::setup::setup(&ctx, calendar).await?;
+            print_report(global, &report);
+        }
+        Command::Produce {
+            set,
+            generate,
+            users,
+            days,
+            seed,
+            start,
+            readings_per_file,
+            time_ordered,
+            to,
+            brokers,
+            partitions,
+        } => {
+            let access = access(global)?;
+            access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
+            let sink = match to {
+                ProduceTo::Landing => MultiplexSink::Landing,
+                ProduceTo::Kafka => {
+                    MultiplexSink::kafka(kafka_source(brokers.as_deref(), "--to kafka")?, partitions).await?
+                }
+            };
+            let written = if let Some(set) = set {
+                crate::produce::produce_seed_set(&access, set, &sink).await?
+            } else if generate {
+                let start: NaiveDate = parse_date("--start", &start)?;
+                let options = Synthetic { users: users.unwrap_or(0), days: days.unwrap_or(0), seed, start };
+                let layout = if time_ordered { Layout::TimeOrdered } else { Layout::ByVisit };
+                let (files, readings) =
+                    crate::produce::produce_synthetic(&access, &sink, options, readings_per_file.max(1), layout)
+                        .await?;
+                tracing::info!(readings, "generated BPM readings");
+                files
+            } else {
+                return Err(Error::Config("say what to produce: --set N, or --generate --users U --days D".into()));
+            };
+            if !global.quiet {
+                for f in &written {
+                    if f.starts_with("kafka:") {
+                        println!("published {f}");
+                    } else {
+                        println!("landed {f}");
+                    }
+                }
+            }
+            println!("fitlake-produce: ok files={}", written.len());
+        }
+        Command::Run { run: args, layer } => {
+            let layers: Vec<Layer> =
+                if layer.is_empty() { Layer::ALL.to_vec() } else { layer.into_iter().map(Layer::from).collect() };
+            run(global, &args, &layers).await?;
+        }
+        Command::Show { table, limit } => {
+            let access = access(global)?;
+            let id: TableId = table.parse().map_err(|e: fitlake_catalog::UnknownTable| Error::Config(e.to_string()))?;
+            let rows = Table::open(&access, id).await?.scan().collect().await?;
+            let keys = &id.def().keys;
+            let rows = if keys.is_empty() { rows } else { rows.sort(keys.clone(), SortMultipleOptions::default())? };
+            println!("{id} ({} rows)\n{}", rows.height(), rows.head(Some(limit)));
+        }
+        Command::Status => {
+            let ctx = context(global, &default_run_args())?;
+            let mut needs: Vec<Need> = TableId::ALL.iter().map(|&t| Need::Table(t, Privilege::Select)).collect();
+            needs.push(Need::Files(Zone::Landing, Privilege::ReadFiles));
+            ctx.access().require(&needs)?;
+            let tables = fitlake_pipeline::status::status(&ctx).await?;
+            if global.json {
+                println!("{}", serde_json::to_string_pretty(&tables).unwrap_or_default());
+            } else {
+                print!("{}", fitlake_pipeline::status::status_table(&tables));
+                let behind = tables.iter().filter(|t| !t.caught_up()).count();
+                println!("fitlake-status: ok tables={} behind={behind}", tables.len());
+            }
+        }
+        Command::Governance { command: GovernanceCommand::Plan { current } } => {
+            let policy = policy(global)?;
+            // The plan only prints: storage is not touched.
+            let lakehouse = lakehouse(global)?;
+            let urls = ZoneUrls {
+                landing: lakehouse.data_zone_url().to_string(),
+                checkpoint: lakehouse.checkpoint_zone_url().to_string(),
+                managed: lakehouse.managed_url().to_string(),
+            };
+            let current = match current {
+                Some(path) => Some(Current::parse(&read_config_file("--current", &path)?).map_err(config_error)?),
+                None => None,
+            };
+            print!("{}", plan(&policy, &urls, current.as_ref()).map_err(config_error)?.render());
+        }
+        Command::Serve { listen, max_in_flight, max_body_bytes } => {
+            let access = access(global)?;
+            access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
+            let options = fitlake_sources::serve::ServeOptions { listen, max_in_flight, max_body_bytes };
+            let stop = stop_on_signals()?;
+            fitlake_sources::serve::serve(&access, &options, stop, |bound| {
+                println!("fitlake-serve: listening on {bound}")
+            })
+            .await?;
+            println!("fitlake-serve: stopped");
+        }
+        Command::Quality { table, limit } => {
+            let access = access(global)?;
+            let events = Table::open(&access, TableId::QualityEvents).await?.scan().collect().await?;
+            print!("{}", fitlake_pipeline::report::quality_report(&events, table.as_deref(), limit)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! Bronze steps: landing files, or a [`RecordSource`] (Kafka, PostgreSQL), into the
+//! append-only bronze tables, each record exactly once.
+
+use std::collections::{BTreeMap, HashSet};
+
+use fitlake_catalog::TableId;
+use fitlake_governance::policy::Zone;
+use fitlake_landing::quarantine::quarantine_frame;
+use fitlake_landing::{Parsed, Quarantined};
+use fitlake_sources::RecordSource;
+use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table};
+use polars::prelude::*;
+
+use super::{Context, StepTimer};
+use crate::progress::{app_id, BatchPlan, PlanLog};
+use crate::report::StepReport;
+use crate::Result;
+
+/// The plan log of a bronze table.
+pub fn plan_log(ctx: &Context, table: TableId) -> PlanLog {
+    PlanLog::new(ctx.access(), ctx.plans.clone(), table)
+}
+
+/// The landing folder of a bronze table's source.
+pub fn landing_folder(ctx: &Context, table: TableId) -> Result<Folder> {
+    Ok(Folder::zone(ctx.access(), Zone::Landing, &ctx.lakehouse().landing_url(table.name()))?)
+}
+
+/// Runs the step of an ingested bronze table: from its [`RecordSource`] when the run has
+/// one for it, from its landing files otherwise.
+pub async fn run(ctx: &Context, table: TableId) -> Result<StepReport> {
+    match ctx.source_of(table) {
+        Some(source) => ingest_source(ctx, table, source.as_ref()).await,
+        None => ingest(ctx, table).await,
+    }
+}
+
+/// What a bronze step has opened so far and counted: its target, and the quarantine and
+/// calendar it opens on first need (an idle micro-batch reads nothing but the log).
+struct Ingestion<'a> {
+    ctx: &'a Context,
+    target: Table,
+    quarantine: Option<Table>,
+    date_lookup: Option<DataFrame>,
+    report: StepReport,
+}
+
+impl<'a> Ingestion<'a> {
+    async fn open(ctx: &'a Context, table: TableId) -> Result<Ingestion<'a>> {
+        Ok(Ingestion {
+            ctx,
+            target: ctx.open(table).await?,
+            quarantine: None,
+            date_lookup: None,
+            report: Default::default(),
+        })
+    }
+
+    fn table(&self) -> TableId {
+        self.target.id()
+    }
+
+    /// Parses one file's (or one source part's) text, writes its rows to `staged` stamped with
+    /// `source_name`, and returns its quarantined records.
+    async fn stage(&mut self, staged: &mut Staged, text: &str, source_name: &str) -> Result<Vec<Quarantined>> {
+        let table = self.table();
+        let parsed = parse(self.ctx, table, text, source_name)?;
+        self.report.rows_read += (parsed.rows.height() + parsed.quarantined.len()) as u64;
+        let load_time = self.ctx.options.load_time_micros;
+        let rows = if table == TableId::KafkaMultiplexBz {
+            let lookup = match &self.date_lookup {
+                Some(lookup) => lookup,
+                None => self.date_lookup.insert(self.ctx.open(TableId::DateLookup).await?.scan().collect().await?),
+            };
+            fitlake_bronze::kafka_multiplex_bz(&parsed.rows, lookup, load_time, source_name)?
+        } else {
+            fitlake_bronze::stamp(&parsed.rows, load_time, Some(source_name))?
+        };
+        staged.write(&rows).await?;
+        Ok(parsed.quarantined)
+    }
+
+    /// Commits one batch: its quarantined records first (exactly once, see
+    /// [`write_quarantine`]), then its staged rows with the step's progress (the batch number
+    /// first, then any source positions).
+    async fn commit(
+        &mut self,
+        stage: &str,
+        staged: Staged,
+        bad: &[Quarantined],
+        progress: Vec<(String, i64)>,
+    ) -> Result<()> {
+        let batch = progress.first().map_or(0, |p| p.1);
+        self.report.quarantined += bad.len() as u64;
+        if !bad.is_empty() {
+            let quarantine = match &mut self.quarantine {
+                Some(q) => q,
+                None => self.quarantine.insert(self.ctx.open(TableId::Quarantine).await?),
+            };
+            write_quarantine(self.ctx, quarantine, self.target.id(), stage, bad, batch).await?;
+        }
+        self.report.rows_written += staged.rows();
+        self.report.inserted += staged.rows();
+        self.report.version = self.target.commit().staged(staged).progress(progress).await?;
+        Ok(())
+    }
+}
+
+/// Ingests every new landing file of `table`'s source, in batches of at most
+/// `max_batch_bytes` (in streaming mode, one batch per micro-batch).
+pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
+    let timer = StepTimer::start(table, None);
+    let landing = landing_folder(ctx, table)?;
+    let log = plan_log(ctx, table);
+    let app = app_id(table, "landing");
+    let mut run = Ingestion::open(ctx, table).await?;
+    loop {
+        let committed = run.target.progress(&app).await?.unwrap_or(-1);
+        let plans = log.load().await?;
+        let batch = committed + 1;
+        let plan = match plans.get(&batch) {
+            // Planned by a run that died before committing: redo exactly those files.
+            Some(plan) => plan.clone(),
+            None => {
+                let seen = planned_files(&plans, batch);
+                let mut files = Vec::new();
+                let mut bytes = 0u64;
+                for entry in landing.list().await? {
+                    if seen.contains(entry.name.as_str()) {
+                        continue;
+                    }
+                    if !files.is_empty() && bytes + entry.size > ctx.options.max_batch_bytes {
+                        break;
+                    }
+                    bytes += entry.size;
+                    files.push(entry.name);
+                }
+                if files.is_empty() {
+                    break;
+                }
+                let plan = log.write(&BatchPlan { batch, files }).await?;
+                fault::point("after-plan", table.name());
+                plan
+            }
+        };
+        let mut staged = run.target.stage()?;
+        let mut bad: Vec<Quarantined> = Vec::new();
+        for file in &plan.files {
+            let bytes = landing.read(file).await?;
+            let text = std::str::from_utf8(&bytes)
+                .map_or_else(|_| String::from_utf8_lossy(&bytes), std::borrow::Cow::Borrowed);
+            let span = tracing::debug_span!("file", table = %table, file = %file, bytes = bytes.len());
+            let _entered = span.enter();
+            bad.extend(run.stage(&mut staged, &text, file).await?);
+        }
+        run.commit("landing", staged, &bad, vec![(app.clone(), plan.batch)]).await?;
+        if ctx.options.streaming {
+            break;
+        }
+    }
+    Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..run.report }))
+}
+
+/// Ingests the new records of `table` from `source`, batch by batch (one per micro-batch in
+/// streaming mode). Each commit records the position of every stream it read (`txn`
+/// `fitlake/<table>/<source>/<stream>`) and a batch number (`fitlake/<table>/<source>`); a
+/// source with one unnamed stream (a database table) numbers its batches by its position.
+pub async fn ingest_source(ctx: &Context, table: TableId, source: &dyn RecordSource) -> Result<StepReport> {
+    let timer = StepTimer::start(table, Some(source.name()));
+    let batch_app = app_id(table, source.name());
+    let stream_app = |stream: &str| match stream {
+        "" => batch_app.clone(),
+        stream => app_id(table, &format!("{}/{stream}", source.name())),
+    };
+    let mut reader = source.reader(table.name()).await?;
+    let mut run = Ingestion::open(ctx, table).await?;
+    loop {
+        let mut committed = BTreeMap::new();
+        for stream in reader.streams() {
+            if let Some(next) = run.target.progress(&stream_app(&stream)).await? {
+                committed.insert(stream, next);
+            }
+        }
+        let parts = reader.next(&committed, ctx.options.max_batch_bytes).await?;
+        if parts.is_empty() {
+            break;
+        }
+        let mut staged = run.target.stage()?;
+        let mut bad: Vec<Quarantined> = Vec::new();
+        let mut positions: Vec<(String, i64)> = Vec::new();
+        for part in &parts {
+            let quarantined = run.stage(&mut staged, &part.text, &part.name).await?;
+            // Quarantined records are named by their source key, not the rendered line.
+            bad.extend(
+                quarantined
+                    .into_iter()
+                    .map(|q| Quarantined { line: part.key_of_line(q.line).unwrap_or_default().max(0) as u64, ..q }),
+            );
+            positions.push((stream_app(&part.stream), part.next));
+        }
+        let progress = if positions.iter().any(|(app, _)| *app == batch_app) {
+            positions
+        } else {
+            let batch = run.target.progress(&batch_app).await?.unwrap_or(0) + 1;
+            std::iter::once((batch_app.clone(), batch)).chain(positions).collect()
+        };
+        run.commit(source.name(), staged, &bad, progress).await?;
+        if ctx.options.streaming {
+            break;
+        }
+    }
+    Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..run.report }))
+}
+
+/// The landing files named in the plans of batches before `before`.
+fn planned_files(plans: &BTreeMap<i64, BatchPlan>, before: i64) -> HashSet<&str> {
+    plans.range(..before).flat_map(|(_, p)| p.files.iter().map(String::as_str)).collect()
+}
+
+/// Landing files of a bronze table whose rows are not committed yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Backlog {
+    /// How many files.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// When the oldest of them landed, epoch microseconds.
+    pub oldest_landed_micros: Option<i64>,
+}
+
+impl Backlog {
+    /// The backlogs of several tables together.
+    pub fn plus(self, other: Backlog) -> Backlog {
+        Backlog {
+            files: self.files + other.files,
+            bytes: self.bytes + other.bytes,
+            oldest_landed_micros: match (self.oldest_landed_micros, other.oldest_landed_micros) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+/// The landing files of a bronze table's source, split by whether their rows are committed.
+#[derive(Debug, Clone, Default)]
+pub struct LandingState {
+    /// Files whose rows are in the table.
+    pub committed: Vec<FileEntry>,
+    /// Files not committed yet (planned or not).
+    pub pending: Vec<FileEntry>,
+}
+
+impl LandingState {
+    /// The pending files, summed up.
+    pub fn backlog(&self) -> Backlog {
+        self.pending.iter().fold(Backlog::default(), |b, f| {
+            b.plus(Backlog { files: 1, bytes: f.size, oldest_landed_micros: Some(f.modified_micros) })
+        })
+    }
+}
+
+/// The landing files of `table`'s source and whether each is committed to it.
+pub async fn landing_state(ctx: &Context, table: TableId) -> Result<LandingState> {
+    let landing = landing_folder(ctx, table)?;
+    let committed = ctx.open(table).await?.progress(&app_id(table, "landing")).await?.unwrap_or(-1);
+    let plans = plan_log(ctx, table).load().await?;
+    let done = planned_files(&plans, committed + 1);
+    let (committed, pending) = landing.list().await?.into_iter().partition(|f| done.contains(f.name.as_str()));
+    Ok(LandingState { committed, pending })
+}
+
+/// The landing parser of a bronze table.
+fn parse(ctx: &Context, table: TableId, text: &str, file: &str) -> Result<Parsed> {
+    Ok(match table {
+        TableId::RegisteredUsersBz => fitlake_landing::csv::parse_registered_users(text, file)?,
+        TableId::GymLoginsBz => fitlake_landing::csv::parse_gym_logins(text, file)?,
+        TableId::KafkaMultiplexBz => {
+            fitlake_landing::multiplex::parse_kafka_multiplex(text, file, ctx.options.threads)?
+        }
+        other => return Err(crate::Error::Internal(format!("{other} has no landing source").into())),
+    })
+}
+
+/// Appends quarantined records of `table`'s batch `batch` from `stage` (`landing`, `postgres`,
+/// `kafka`, `decode`, `expectations`), exactly once: records already quarantined (by a step
+/// that crashed or lost a commit race after quarantining, then reran, possibly over a longer
+/// span of its source) are not added again, and the commit carries the batch under the
+/// quarantine's own `txn` for `table` and `stage`, so two runners cannot both add them.
+pub async fn write_quarantine(
+    ctx: &Context,
+    quarantine: &mut Table,
+    table: TableId,
+    stage: &str,
+    records: &[Quarantined],
+    batch: i64,
+) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let app = app_id(TableId::Quarantine, &format!("{}/{stage}", table.name()));
+    const RECORD: [&str; 5] = ["table", "source_file", "line", "raw", "reason"];
+    let already = quarantine.scan().collect().await?;
+    let fresh = fitlake_frame::anti_join(&quarantine_frame(table.name(), records)?, &already, &RECORD)?;
+    let rows = fitlake_bronze::stamp(&fresh, ctx.options.load_time_micros, None)?;
+    tracing::warn!(table = %table, stage, records = rows.height(), "quarantined records");
+    quarantine.commit().rows(&rows).progress([(app, batch)]).await?;
+    Ok(())
+}
+
+/// Loads the days of a calendar frame into `date_lookup` (days already there are kept;
+/// nothing is committed when nothing changes).
+pub async fn load_date_lookup(ctx: &Context, calendar: &DataFrame) -> Result<StepReport> {
+    let timer = StepTimer::start(TableId::DateLookup, None);
+    let mut table = ctx.open(TableId::DateLookup).await?;
+    let current = table.scan().with_file_column().collect().await?;
+    let kept = fitlake_frame::anti_join(&current.drop(fitlake_frame::FILE_COLUMN)?, calendar, &["date"])?;
+    let desired =
+        calendar.vstack(&kept.select(calendar.get_column_names().into_iter().cloned().collect::<Vec<_>>())?)?;
+    let plan = fitlake_frame::plan_sync(&current, &desired, &["date"])?;
+    let version = if plan.is_empty() {
+        None
+    } else {
+        table
+            .commit()
+            .rows(&plan.rows_to_add)
+            .remove(plan.files_to_remove.iter().cloned())
+            .operation(Operation::Merge)
+            .merge_counts(plan.inserted as u64, plan.updated as u64, plan.deleted as u64)
+            .await?
+    };
+    Ok(timer.report(|r| {
+        r.rows_read = calendar.height() as u64;
+        r.rows_written = plan.rows_to_add.height() as u64;
+        r.inserted = plan.inserted as u64;
+        r.updated = plan.updated as u64;
+        r.deleted = plan.deleted as u64;
+        r.version = version;
+    }))
+}

@@ -1,0 +1,75 @@
+//! Gold steps: the analyst tables, synced with their sources.
+
+use fitlake_catalog::TableId;
+use fitlake_frame::MergePlan;
+use fitlake_gold::SESSION_KEY;
+use fitlake_storage::Table;
+use polars::prelude::*;
+
+use super::silver::commit_plan;
+use super::{overlapping, range_of, Context, Source};
+use crate::report::StepReport;
+use crate::Result;
+
+/// `gold.workout_bpm_summary`: per session, statistics over all its readings, with the
+/// user's bins; sessions with new readings are recomputed.
+pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let readings = Source::open(ctx, target, TableId::WorkoutBpm).await?;
+    let bins = Source::open(ctx, target, TableId::UserBins).await?;
+    if !readings.moved() && !bins.moved() {
+        return Ok(StepReport::default());
+    }
+    // Sessions with new readings: only their keys and start times are read from the new files.
+    let new_files = readings.new_files(None, None).await?;
+    let touched = readings
+        .table
+        .scan()
+        .files(new_files)
+        .columns(&["user_id", "workout_id", "session_id", "start_time"])
+        .collect()
+        .await?;
+    // Recompute their statistics over all their readings (the new files included).
+    let rows = match range_of(&touched, "start_time")? {
+        Some((lo, hi)) => {
+            let files = overlapping(readings.table.files(Some("start_time"))?, lo, hi);
+            let key: Vec<Expr> = SESSION_KEY.iter().map(|k| col(*k)).collect();
+            readings
+                .table
+                .scan()
+                .files(files)
+                .collect()
+                .await?
+                .lazy()
+                .join(touched.clone().lazy().select(key.clone()), key.clone(), key, JoinArgs::new(JoinType::Semi))
+                .collect()?
+        }
+        None => readings.table.scan().files(Vec::new()).collect().await?,
+    };
+    let fresh_stats = fitlake_gold::session_stats(&rows)?;
+    let current = target.scan().with_file_column().collect().await?;
+    let user_bins = bins.table.scan().collect().await?;
+    let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;
+    commit_plan(ctx, target, touched.height(), &plan, &[readings.txn(), bins.txn()]).await
+}
+
+/// `gold.gym_summary`: one row per visit and session, recomputed whole when a source changes.
+pub(crate) async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let visits = Source::open(ctx, target, TableId::GymLogs).await?;
+    let sessions = Source::open(ctx, target, TableId::CompletedWorkouts).await?;
+    let users = Source::open(ctx, target, TableId::Users).await?;
+    if !visits.moved() && !sessions.moved() && !users.moved() {
+        return Ok(StepReport::default());
+    }
+    let txns = [visits.txn(), sessions.txn(), users.txn()];
+    if !visits.data_changed().await? && !sessions.data_changed().await? && !users.data_changed().await? {
+        // The sources only recorded progress: nothing to recompute, only ours to record.
+        return commit_plan(ctx, target, 0, &MergePlan::default(), &txns).await;
+    }
+    let gym_logs = visits.table.scan().collect().await?;
+    let completed = sessions.table.scan().collect().await?;
+    let all_users = users.table.scan().collect().await?;
+    let current = target.scan().with_file_column().collect().await?;
+    let plan = fitlake_gold::gym_summary(&gym_logs, &completed, &all_users, &current)?;
+    let read = gym_logs.height() + completed.height();
+    commit_plan(ctx, target, read, &plan, &txns).await
+}

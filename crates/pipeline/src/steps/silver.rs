@@ -1,0 +1,242 @@
+//! Silver steps: one per silver table, each consuming what its sources committed since its
+//! last run.
+
+use fitlake_catalog::TableId;
+use fitlake_frame::MergePlan;
+use fitlake_landing::topics;
+use fitlake_silver::MAX_SESSION_MICROS;
+use fitlake_storage::{Operation, Table};
+use polars::prelude::*;
+
+use super::bronze::write_quarantine;
+use super::{overlapping, quality, range_of, Context, Source};
+use crate::progress::app_id;
+use crate::report::StepReport;
+use crate::Result;
+
+/// Commits inserted rows with the sources' progress, after the table's expectations.
+async fn commit_inserts(
+    ctx: &Context,
+    target: &mut Table,
+    rows_read: usize,
+    inserts: &DataFrame,
+    sources: &[&Source],
+) -> Result<StepReport> {
+    let checked = quality::check(ctx, target, inserts, true).await?;
+    let version = target.commit().rows(&checked.rows).progress(sources.iter().map(|s| s.txn())).await?;
+    quality::record(ctx, target.id(), &checked.outcomes, version).await?;
+    Ok(StepReport {
+        rows_read: rows_read as u64,
+        rows_written: checked.rows.height() as u64,
+        inserted: checked.rows.height() as u64,
+        quarantined: checked.dropped,
+        version,
+        ..Default::default()
+    })
+}
+
+/// Commits a MERGE plan with the sources' progress, after the table's expectations.
+pub(crate) async fn commit_plan(
+    ctx: &Context,
+    target: &mut Table,
+    rows_read: usize,
+    plan: &MergePlan,
+    txns: &[(String, i64)],
+) -> Result<StepReport> {
+    let checked = quality::check(ctx, target, &plan.rows_to_add, false).await?;
+    let version = target
+        .commit()
+        .rows(&plan.rows_to_add)
+        .remove(plan.files_to_remove.iter().cloned())
+        .progress(txns.iter().cloned())
+        .operation(Operation::Merge)
+        .merge_counts(plan.inserted as u64, plan.updated as u64, plan.deleted as u64)
+        .await?;
+    quality::record(ctx, target.id(), &checked.outcomes, version).await?;
+    Ok(StepReport {
+        rows_read: rows_read as u64,
+        rows_written: plan.rows_to_add.height() as u64,
+        inserted: plan.inserted as u64,
+        updated: plan.updated as u64,
+        deleted: plan.deleted as u64,
+        version,
+        ..Default::default()
+    })
+}
+
+/// The target's key columns of the files whose `column` range overlaps `range`.
+async fn keys_in_range(target: &Table, column: &str, range: Option<(i64, i64)>) -> Result<DataFrame> {
+    let files = match range {
+        Some((lo, hi)) => overlapping(target.files(Some(column))?, lo, hi),
+        None => Vec::new(),
+    };
+    Ok(target.scan().files(files).columns(&target.def().keys).collect().await?)
+}
+
+pub(crate) async fn users(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, TableId::RegisteredUsersBz).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let new = source.new_rows(None).await?;
+    let existing = target.scan().collect().await?;
+    let inserts = fitlake_silver::users(&new, &existing)?;
+    commit_inserts(ctx, target, new.height(), &inserts, &[&source]).await
+}
+
+pub(crate) async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, TableId::GymLoginsBz).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let new = source.new_rows(None).await?;
+    let candidates = match range_of(&new, "login")? {
+        Some((lo, hi)) => overlapping(target.files(Some("login"))?, lo, hi),
+        None => Vec::new(),
+    };
+    let current = target.scan().files(candidates).with_file_column().collect().await?;
+    let plan = fitlake_silver::gym_logs(&new, &current)?;
+    commit_plan(ctx, target, new.height(), &plan, &[source.txn()]).await
+}
+
+/// New multiplex rows of one topic, decoded; undecodable values are quarantined once.
+async fn decoded_topic(
+    ctx: &Context,
+    source: &Source,
+    target: TableId,
+    topic: &str,
+) -> Result<(DataFrame, usize, u64)> {
+    let rows = source.new_rows(Some(("topic", topic))).await?;
+    let fitlake_silver::DecodedTopic { rows: decoded, quarantined: bad } =
+        fitlake_silver::decode_topic(&rows, topic, ctx.options.threads)?;
+    let mut quarantine = ctx.open(TableId::Quarantine).await?;
+    write_quarantine(ctx, &mut quarantine, target, "decode", &bad, source.to()).await?;
+    Ok((decoded, rows.height(), bad.len() as u64))
+}
+
+pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, TableId::KafkaMultiplexBz).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let (events, read, quarantined) = decoded_topic(ctx, &source, TableId::UserProfile, topics::USER_INFO).await?;
+    let current = target.scan().with_file_column().collect().await?;
+    let plan = fitlake_silver::user_profile(&events, &current)?.plan;
+    let mut report = commit_plan(ctx, target, read, &plan, &[source.txn()]).await?;
+    report.quarantined += quarantined;
+    Ok(report)
+}
+
+/// An insert-only table fed by one multiplex topic with a `time` column: `workouts`
+/// (topic `workout`) or `heart_rate` (topic `bpm`).
+pub(crate) async fn timed_events(
+    ctx: &Context,
+    target: &mut Table,
+    topic: &str,
+    transform: fn(&DataFrame, &DataFrame) -> fitlake_silver::Result<DataFrame>,
+) -> Result<StepReport> {
+    let source = Source::open(ctx, target, TableId::KafkaMultiplexBz).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let (events, read, quarantined) = decoded_topic(ctx, &source, target.id(), topic).await?;
+    let existing = keys_in_range(target, "time", range_of(&events, "time")?).await?;
+    let inserts = transform(&events, &existing)?;
+    let mut report = commit_inserts(ctx, target, read, &inserts, &[&source]).await?;
+    report.quarantined += quarantined;
+    Ok(report)
+}
+
+/// `txn` application id under which `user_bins` records the as-of date (days since epoch) it
+/// computed ages at, so a new date recomputes the bands even with no new profiles.
+fn as_of_app_id() -> String {
+    app_id(TableId::UserBins, "as_of")
+}
+
+fn as_of_days(ctx: &Context) -> i64 {
+    (ctx.options.as_of - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
+}
+
+pub(crate) async fn user_bins(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, TableId::UserProfile).await?;
+    let as_of = (as_of_app_id(), as_of_days(ctx));
+    let same_date = target.progress(&as_of.0).await? == Some(as_of.1);
+    if !source.moved() && same_date {
+        return Ok(StepReport::default());
+    }
+    if same_date && !source.data_changed().await? {
+        // Only progress was recorded upstream: the bands are unchanged.
+        return commit_plan(ctx, target, 0, &MergePlan::default(), &[source.txn(), as_of]).await;
+    }
+    let profiles = source.table.scan().collect().await?;
+    let current = target.scan().with_file_column().collect().await?;
+    let plan = fitlake_silver::user_bins(&profiles, &current, ctx.options.as_of)?;
+    commit_plan(ctx, target, profiles.height(), &plan, &[source.txn(), as_of]).await
+}
+
+pub(crate) async fn completed_workouts(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, TableId::Workouts).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let new = source.new_rows(None).await?;
+    let Some((lo, hi)) = range_of(&new, "time")? else {
+        return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&source]).await;
+    };
+    // A stop pairs with a start at most 3 hours earlier: the events that can pair with the new
+    // ones lie within 3 hours of them.
+    let (lo, hi) = (lo - MAX_SESSION_MICROS, hi + MAX_SESSION_MICROS);
+    let nearby = overlapping(source.table.files(Some("time"))?, lo, hi);
+    let events = source.table.scan().files(nearby).collect().await?;
+    // A session key is unique across the table, whenever it happened: every stored key is read
+    // (one small row per session).
+    let existing = target.scan().collect().await?;
+    let inserts = fitlake_silver::completed_workouts(&events, &existing)?;
+    commit_inserts(ctx, target, new.height(), &inserts, &[&source]).await
+}
+
+pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let sessions = Source::open(ctx, target, TableId::CompletedWorkouts).await?;
+    let readings = Source::open(ctx, target, TableId::HeartRate).await?;
+    let users = Source::open(ctx, target, TableId::Users).await?;
+    if !sessions.moved() && !readings.moved() && !users.moved() {
+        return Ok(StepReport::default());
+    }
+    let all_users = users.table.scan().collect().await?;
+    // Sessions whose rows may be missing: new sessions, sessions overlapping new readings, and
+    // sessions of newly registered users.
+    let mut in_scope = vec![sessions.new_rows(None).await?.lazy()];
+    let new_reading_files = readings.new_files(None, Some("time")).await?;
+    let reading_span = new_reading_files
+        .iter()
+        .map(|f| f.range.unwrap_or((i64::MIN, i64::MAX)))
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
+    if let Some((lo, hi)) = reading_span {
+        let files = overlapping(sessions.table.files(Some("start_time"))?, lo.saturating_sub(MAX_SESSION_MICROS), hi);
+        let overlapping_sessions = sessions.table.scan().files(files).collect().await?.lazy().filter(
+            col("end_time")
+                .cast(DataType::Int64)
+                .gt_eq(lit(lo))
+                .and(col("start_time").cast(DataType::Int64).lt_eq(lit(hi))),
+        );
+        in_scope.push(overlapping_sessions);
+    }
+    if users.moved() {
+        let new_users = users.new_rows(None).await?.lazy().select([col("user_id")]);
+        let all_sessions = sessions.table.scan().collect().await?.lazy();
+        in_scope.push(all_sessions.join(new_users, [col("user_id")], [col("user_id")], JoinArgs::new(JoinType::Semi)));
+    }
+    let in_scope = concat(in_scope, UnionArgs::default())?
+        .unique(Some(fitlake_frame::by_names(&["user_id", "workout_id", "session_id"])), UniqueKeepStrategy::First)
+        .collect()?;
+    let (Some((start_lo, start_hi)), Some((_, end_hi))) =
+        (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?)
+    else {
+        return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
+    };
+    let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
+    let session_readings = readings.table.scan().files(reading_files).collect().await?;
+    let existing = keys_in_range(target, "start_time", Some((start_lo, start_hi))).await?;
+    let inserts = fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings, &existing)?;
+    commit_inserts(ctx, target, session_readings.height(), &inserts, &[&sessions, &readings, &users]).await
+}

@@ -1,0 +1,133 @@
+//! The IO layer on a temporary directory: zones, plan logs, Delta commits with progress.
+
+use fitlake_catalog::TableId;
+use fitlake_config::Lakehouse;
+use fitlake_governance::policy::Zone;
+use fitlake_governance::Policy;
+use fitlake_pipeline::progress::{BatchPlan, PlanLog};
+use fitlake_storage::{Access, Folder, Operation, Table};
+use polars::prelude::*;
+
+fn lakehouse(dir: &tempfile::TempDir) -> Lakehouse {
+    Lakehouse::from_root("lh", dir.path()).expect("lakehouse")
+}
+
+/// The pipeline's access under the shipped policy.
+fn pipeline(lh: &Lakehouse) -> Access {
+    Access::new(lh.clone(), Policy::shipped().expect("policy"), "pipeline").expect("access")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_hide_in_flight_files_and_plans_round_trip() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lh = lakehouse(&dir);
+    let producer = Access::new(lh.clone(), Policy::shipped().expect("policy"), "producer").expect("access");
+    let landing = Folder::zone(&producer, Zone::Landing, &lh.landing_url("gym_logins_bz")).expect("folder");
+    landing.write("b.csv", b"x".to_vec()).await.expect("write");
+    landing.write("a.csv", b"yy".to_vec()).await.expect("write");
+    landing.write(".tmp-c.csv", b"z".to_vec()).await.expect("write");
+    landing.write("_d.csv", b"z".to_vec()).await.expect("write");
+    let names: Vec<(String, u64)> = landing.list().await.expect("list").into_iter().map(|f| (f.name, f.size)).collect();
+    assert_eq!(names, vec![("a.csv".to_string(), 2), ("b.csv".to_string(), 1)]);
+
+    // The pipeline may list and read landing files, not write them.
+    let read_only = Folder::zone(&pipeline(&lh), Zone::Landing, &lh.landing_url("gym_logins_bz")).expect("folder");
+    assert_eq!(read_only.list().await.expect("list").len(), 2);
+    let err = read_only.write("c.csv", b"no".to_vec()).await.expect_err("read-only");
+    assert!(err.to_string().contains("WRITE FILES"), "{err}");
+    assert!(
+        !lh_path(&lh).join("unmanaged/data_zone/raw/gym_logins_bz/c.csv").exists(),
+        "a refused write writes nothing"
+    );
+
+    // Batch plans live in bronze.landing_files, first writer wins.
+    let access = pipeline(&lh);
+    Table::create(&access, TableId::LandingFiles).await.expect("create landing_files");
+    let log = PlanLog::new(&access, Default::default(), TableId::GymLoginsBz);
+    assert!(log.load().await.expect("empty").is_empty());
+    let plan = BatchPlan { batch: 0, files: vec!["b.csv".into(), "a.csv".into()] };
+    assert_eq!(log.write(&plan).await.expect("write plan"), plan);
+    assert_eq!(log.load().await.expect("load").get(&0), Some(&plan), "file order is kept");
+    // A second runner planning the same batch gets the first runner's plan, not its own.
+    let rival = PlanLog::new(&access, Default::default(), TableId::GymLoginsBz);
+    let other = BatchPlan { batch: 0, files: vec!["a.csv".into()] };
+    assert_eq!(rival.write(&other).await.expect("write rival plan"), plan);
+    // Plans of another bronze table are separate.
+    let other_table = PlanLog::new(&access, Default::default(), TableId::RegisteredUsersBz);
+    assert!(other_table.load().await.expect("load").is_empty());
+}
+
+fn lh_path(lh: &Lakehouse) -> std::path::PathBuf {
+    fitlake_config::local_path(lh.unmanaged_url()).expect("local").parent().expect("root").to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_carries_rows_removes_and_progress_together() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lh = lakehouse(&dir);
+    let err = Table::open(&pipeline(&lh), TableId::Users).await.expect_err("not set up");
+    assert!(err.to_string().contains("fitlake setup"), "{err}");
+    let mut table = Table::create(&pipeline(&lh), TableId::Users).await.expect("create");
+    let rows = |ids: &[i64]| {
+        DataFrame::new(
+            ids.len(),
+            vec![
+                Column::new("user_id".into(), ids.to_vec()),
+                Column::new("device_id".into(), ids.iter().map(|i| i * 10).collect::<Vec<_>>()),
+                Column::new("mac_address".into(), ids.iter().map(|i| format!("m{i}")).collect::<Vec<_>>()),
+                Column::new("registration_timestamp".into(), ids.to_vec())
+                    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                    .expect("cast"),
+            ],
+        )
+        .expect("frame")
+    };
+    let first_rows = rows(&[1, 2]);
+    let v1 = table.commit().rows(&first_rows).progress([("app".into(), 7)]).await.expect("commit");
+    assert_eq!(v1, Some(1));
+    assert_eq!(table.progress("app").await.expect("progress"), Some(7));
+    let first = table.files(Some("user_id")).expect("files");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].range, Some((1, 2)));
+
+    let removed = vec![first[0].path.clone()];
+    let merged = rows(&[3]);
+    table
+        .commit()
+        .rows(&merged)
+        .remove(removed)
+        .progress([("app".into(), 8)])
+        .operation(Operation::Merge)
+        .merge_counts(1, 0, 2)
+        .await
+        .expect("commit");
+    assert_eq!(table.row_count().expect("count"), 1);
+    assert_eq!(table.progress("app").await.expect("progress"), Some(8));
+    let added = table.files_added_since(Some(1), None).await.expect("since");
+    assert_eq!(added.len(), 1);
+    let all = table.scan().collect().await.expect("read");
+    assert_eq!(all.column("user_id").expect("col").i64().expect("i64").get(0), Some(3));
+    let only_keys = table.scan().columns(&["user_id"]).with_file_column().collect().await.expect("read");
+    assert_eq!(only_keys.get_column_names(), ["user_id", fitlake_frame::FILE_COLUMN]);
+    // Nothing to add, remove or record: no commit.
+    assert_eq!(table.commit().await.expect("noop"), None);
+    assert_eq!(table.version(), 2);
+    // The history says what each commit did, as DESCRIBE HISTORY on Databricks shows it.
+    let log = std::fs::read_to_string(
+        fitlake_config::local_path(&lh.table_url(TableId::Users.layer(), "users"))
+            .expect("local")
+            .join("_delta_log/00000000000000000002.json"),
+    )
+    .expect("commit 2");
+    let info: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|a| a.get("commitInfo").cloned())
+        .expect("commitInfo");
+    let metrics = &info["operationMetrics"];
+    assert_eq!(info["operation"], "MERGE", "{info}");
+    assert_eq!(metrics["numTargetRowsInserted"], "1", "{info}");
+    assert_eq!(metrics["numTargetRowsDeleted"], "2", "{info}");
+    assert_eq!(metrics["numTargetFilesRemoved"], "1", "{info}");
+    assert_eq!(metrics["numOutputRows"], "1", "{info}");
+}

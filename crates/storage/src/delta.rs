@@ -1,0 +1,612 @@
+//! Delta tables: create, open, scan files into frames, and commit a step's adds, removes and
+//! progress (`txn` actions) in one commit.
+//!
+//! Reads and commits are builders, as in delta-rs:
+//! `table.scan().files(files).columns(&["user_id"]).collect().await` and
+//! `table.commit().rows(&df).remove(paths).progress(txns).operation(Operation::Merge).await`.
+
+use std::collections::{HashMap, HashSet};
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Remove, StructType, Transaction};
+use deltalake::logstore::get_actions;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path, TableProperty};
+use fitlake_catalog::TableId;
+use fitlake_frame::{from_record_batches, to_record_batches, TableDef, FILE_COLUMN};
+use fitlake_governance::Privilege;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use polars::prelude::*;
+use tracing::Instrument;
+
+use crate::access::{Access, Need};
+use crate::fault;
+use crate::{Error, Result};
+
+/// Commits between two Delta checkpoints of a table fitlake creates (`delta.checkpointInterval`).
+pub const CHECKPOINT_INTERVAL: u64 = 10;
+
+/// How a commit changes its table, for the Delta history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Operation {
+    /// Rows appended (bronze, insert-only merges).
+    #[default]
+    Append,
+    /// A copy-on-write MERGE (files removed and rewritten).
+    Merge,
+}
+
+/// An open managed table.
+pub struct Table {
+    id: TableId,
+    /// The deltalake handle, at the latest version loaded.
+    pub delta: DeltaTable,
+    /// Who uses it: commits ask the policy for `MODIFY`.
+    access: Access,
+}
+
+/// One data file of a table, as its `add` action describes it.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    /// Path relative to the table root, as in the log (URI-encoded).
+    pub path: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Partition column values.
+    pub partition_values: HashMap<String, Option<String>>,
+    /// Minimum and maximum of the stats column asked for, in its physical integer form
+    /// (microseconds for timestamps), when the file has stats.
+    pub range: Option<(i64, i64)>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Table({}@{:?})", self.id, self.delta.version())
+    }
+}
+
+fn delta_error(id: TableId, version: i64) -> impl Fn(DeltaTableError) -> Error {
+    move |source| Error::Delta { table: id.qualified_name(), version, source: Box::new(source) }
+}
+
+fn rows_error(id: TableId) -> impl Fn(fitlake_frame::Error) -> Error {
+    move |e| Error::Rows { table: id.qualified_name(), source: e.into() }
+}
+
+fn polars_error(id: TableId) -> impl Fn(PolarsError) -> Error {
+    move |e| Error::Rows { table: id.qualified_name(), source: e.into() }
+}
+
+impl Table {
+    /// Creates the table if it does not exist (idempotent; `CREATE TABLE` on its schema) and
+    /// opens it.
+    pub async fn create(access: &Access, id: TableId) -> Result<Table> {
+        let def = id.def();
+        access.check(&Need::CreateTable(def.layer))?;
+        let url = access.lakehouse.table_url(def.layer, def.name);
+        if let Some(path) = fitlake_config::local_path(&url) {
+            std::fs::create_dir_all(&path).map_err(|e| Error::storage(path.display(), e))?;
+        }
+        let table = access.stores.delta_table(&url).await.map_err(delta_error(id, -1))?;
+        if table.version().is_some() {
+            return Ok(Table { id, delta: table, access: access.clone() });
+        }
+        let schema: StructType = def.schema.as_ref().try_into_kernel().map_err(|e| Error::Internal(e.into()))?;
+        let created = table
+            .create()
+            .with_table_name(def.name)
+            .with_comment(def.description)
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(def.partition_columns.iter().map(|c| c.to_string()))
+            // Streaming commits often; a checkpoint every few commits keeps opening a table
+            // (which replays the JSON commits since the last checkpoint) cheap.
+            .with_configuration_property(TableProperty::CheckpointInterval, Some(CHECKPOINT_INTERVAL.to_string()))
+            .with_save_mode(SaveMode::Ignore)
+            .await
+            .map_err(delta_error(id, -1))?;
+        tracing::info!(table = %id, "created table");
+        Ok(Table { id, delta: created, access: access.clone() })
+    }
+
+    /// Opens an existing table to read it (`SELECT`); a missing one is a "run setup first"
+    /// error.
+    pub async fn open(access: &Access, id: TableId) -> Result<Table> {
+        let def = id.def();
+        access.check_table(id, Privilege::Select)?;
+        let url = access.lakehouse.table_url(def.layer, def.name);
+        let not_set_up = || Error::NotSetUp { table: id.qualified_name(), location: url.to_string() };
+        if fitlake_config::local_path(&url).is_some_and(|p| !p.join("_delta_log").is_dir()) {
+            return Err(not_set_up());
+        }
+        let table = match access.stores.delta_table(&url).await {
+            Ok(table) => table,
+            Err(DeltaTableError::InvalidTableLocation(_) | DeltaTableError::NotATable(_)) => return Err(not_set_up()),
+            Err(e) => return Err(delta_error(id, -1)(e)),
+        };
+        if table.version().is_none() {
+            return Err(not_set_up());
+        }
+        Ok(Table { id, delta: table, access: access.clone() })
+    }
+
+    /// Which table this is.
+    pub fn id(&self) -> TableId {
+        self.id
+    }
+
+    /// Its definition (schema, partitioning, keys).
+    pub fn def(&self) -> &'static TableDef {
+        self.id.def()
+    }
+
+    /// The loaded version.
+    pub fn version(&self) -> i64 {
+        self.delta.version().map_or(-1, |v| v as i64)
+    }
+
+    fn err(&self) -> impl Fn(DeltaTableError) -> Error {
+        delta_error(self.id, self.version())
+    }
+
+    /// The last version a step recorded under `app_id` in this table, if any.
+    pub async fn progress(&self, app_id: &str) -> Result<Option<i64>> {
+        let state = self.delta.snapshot().map_err(self.err())?;
+        state.transaction_version(self.delta.log_store().as_ref(), app_id).await.map_err(self.err())
+    }
+
+    /// The log's `add` actions of the active files as a frame (`path`, `size_bytes`,
+    /// `num_records`, `min.*`, `max.*`, `partition.*`).
+    fn file_index(&self) -> Result<DataFrame> {
+        let state = self.delta.snapshot().map_err(self.err())?;
+        let actions = state.add_actions_table(true).map_err(self.err())?;
+        from_record_batches(&actions.schema(), std::slice::from_ref(&actions)).map_err(rows_error(self.id))
+    }
+
+    /// The active data files, with the range of `stats_column` (an integer or timestamp column)
+    /// when asked.
+    pub fn files(&self, stats_column: Option<&str>) -> Result<Vec<DataFile>> {
+        self.files_inner(stats_column).map_err(polars_error(self.id))
+    }
+
+    fn files_inner(&self, stats_column: Option<&str>) -> PolarsResult<Vec<DataFile>> {
+        let index = self.file_index().map_err(|e| polars_err!(ComputeError: "{e}"))?;
+        let paths: Vec<String> =
+            index.column("path")?.str()?.iter().map(|p| p.unwrap_or_default().to_string()).collect();
+        let sizes: Vec<i64> = index.column("size_bytes")?.i64()?.iter().map(|s| s.unwrap_or(0)).collect();
+        let mut partitions: Vec<HashMap<String, Option<String>>> = vec![HashMap::new(); paths.len()];
+        for column in &self.def().partition_columns {
+            if let Ok(values) = index.column(&format!("partition.{column}")) {
+                let values = values.cast(&DataType::String)?;
+                for (i, v) in values.str()?.iter().enumerate() {
+                    partitions[i].insert(column.to_string(), v.map(str::to_string));
+                }
+            }
+        }
+        let range_of = |prefix: &str| -> PolarsResult<Vec<Option<i64>>> {
+            let name = format!("{prefix}.{}", stats_column.unwrap_or_default());
+            match (stats_column, index.column(&name)) {
+                (Some(_), Ok(c)) => Ok(c.to_physical_repr().cast(&DataType::Int64)?.i64()?.iter().collect()),
+                _ => Ok(vec![None; paths.len()]),
+            }
+        };
+        let (mins, maxs) = (range_of("min")?, range_of("max")?);
+        Ok(paths
+            .into_iter()
+            .zip(sizes)
+            .zip(partitions)
+            .enumerate()
+            .map(|(i, ((path, size), partition_values))| DataFile {
+                path,
+                size,
+                partition_values,
+                range: mins[i].zip(maxs[i]),
+            })
+            .collect())
+    }
+
+    /// Number of rows in the table, from the log's file statistics.
+    pub fn row_count(&self) -> Result<u64> {
+        let index = self.file_index()?;
+        let sum = || -> PolarsResult<i64> {
+            let counts = index.column("num_records")?.cast(&DataType::Int64)?;
+            Ok(counts.i64()?.sum().unwrap_or(0))
+        };
+        Ok(sum().map_err(polars_error(self.id))?.max(0) as u64)
+    }
+
+    /// The `add` and `remove` actions of the commits after `version` up to the loaded one
+    /// (from the first commit when `version` is `None`).
+    async fn data_actions_since(&self, version: Option<i64>) -> Result<Vec<Action>> {
+        let log_store = self.delta.log_store();
+        let mut actions = Vec::new();
+        for v in (version.unwrap_or(-1) + 1)..=self.version() {
+            let Some(bytes) = log_store.read_commit_entry(v as u64).await.map_err(delta_error(self.id, v))? else {
+                return Err(Error::Checkpoint {
+                    location: format!("{} version {v}", self.id),
+                    message: "the commit is gone from the log (cleaned up?); the step cannot tell what is new".into(),
+                });
+            };
+            let entry = get_actions(v as u64, &bytes).map_err(delta_error(self.id, v))?;
+            actions.extend(entry.into_iter().filter(|a| matches!(a, Action::Add(_) | Action::Remove(_))));
+        }
+        Ok(actions)
+    }
+
+    /// True when a commit after `version` added or removed data files (commits that only
+    /// record a step's progress change no rows).
+    pub async fn data_changed_since(&self, version: Option<i64>) -> Result<bool> {
+        Ok(!self.data_actions_since(version).await?.is_empty())
+    }
+
+    /// The active files added by the commits after `version` (all active files when `version`
+    /// is `None`), with the range of `stats_column` as in [`Table::files`].
+    pub async fn files_added_since(&self, version: Option<i64>, stats_column: Option<&str>) -> Result<Vec<DataFile>> {
+        let active = self.files(stats_column)?;
+        if version.is_none() {
+            return Ok(active);
+        }
+        let added: HashSet<String> = self
+            .data_actions_since(version)
+            .await?
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Add(add) => Some(add.path),
+                _ => None,
+            })
+            .collect();
+        Ok(active.into_iter().filter(|f| added.contains(&f.path)).collect())
+    }
+
+    /// A read of the table: every active file and column unless narrowed.
+    pub fn scan(&self) -> Scan<'_> {
+        Scan { table: self, files: None, columns: None, tag_files: false }
+    }
+
+    /// A writer for new data files of this table; nothing is visible until committed with
+    /// [`Table::commit`].
+    pub fn stage(&self) -> Result<Staged> {
+        self.access.check_table(self.id, Privilege::Modify)?;
+        let writer = RecordBatchWriter::for_table(&self.delta).map_err(self.err())?;
+        Ok(Staged { writer, id: self.id, version: self.version(), rows: 0 })
+    }
+
+    /// A commit to the table: staged files or rows to add, files to remove and step progress,
+    /// in one Delta commit.
+    pub fn commit(&mut self) -> Commit<'_> {
+        Commit {
+            table: self,
+            staged: None,
+            rows: Vec::new(),
+            removes: Vec::new(),
+            txns: Vec::new(),
+            operation: Operation::Append,
+            metrics: Vec::new(),
+        }
+    }
+}
+
+/// A read of some files and columns of a table ([`Table::scan`]).
+#[must_use = "a scan reads nothing until collected"]
+pub struct Scan<'a> {
+    table: &'a Table,
+    files: Option<Vec<DataFile>>,
+    columns: Option<Vec<String>>,
+    tag_files: bool,
+}
+
+impl Scan<'_> {
+    /// Reads only these files (all active files otherwise).
+    pub fn files(mut self, files: impl Into<Vec<DataFile>>) -> Self {
+        self.files = Some(files.into());
+        self
+    }
+
+    /// Reads only these columns (all columns of the table schema otherwise).
+    pub fn columns(mut self, columns: &[&str]) -> Self {
+        self.columns = Some(columns.iter().map(|c| c.to_string()).collect());
+        self
+    }
+
+    /// Adds the column [`FILE_COLUMN`] naming each row's data file (what a MERGE plan needs to
+    /// know which files to rewrite).
+    pub fn with_file_column(mut self) -> Self {
+        self.tag_files = true;
+        self
+    }
+
+    /// Reads the files into one frame, adding partition columns. Files are fetched and
+    /// decoded up to 4 at a time, decoding on blocking threads.
+    pub async fn collect(self) -> Result<DataFrame> {
+        let table = self.table;
+        let def = table.def();
+        let files = match self.files {
+            Some(files) => files,
+            None => table.files(None)?,
+        };
+        let span = tracing::debug_span!("scan", table = %table.id, files = files.len());
+        let store = table.delta.log_store().object_store(None);
+        let wanted: Vec<String> = def
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| self.columns.as_ref().is_none_or(|c| c.contains(n)))
+            .collect();
+        let tag_files = self.tag_files;
+        let id = table.id;
+        let frames: Vec<DataFrame> = futures::stream::iter(files)
+            .map(|file| {
+                let store = store.clone();
+                let wanted = wanted.clone();
+                tokio::spawn(async move { read_file(store, id, &file, &wanted, tag_files).await })
+            })
+            .buffered(4)
+            .map(|joined| joined.map_err(|e| Error::Internal(e.into()))?)
+            .try_collect()
+            .instrument(span)
+            .await?;
+        let polars = polars_error(id);
+        if frames.is_empty() {
+            let schema = Arc::new(deltalake::arrow::datatypes::Schema::new(
+                def.schema.fields().iter().filter(|f| wanted.contains(f.name())).cloned().collect::<Vec<_>>(),
+            ));
+            let mut df = from_record_batches(&schema, &[]).map_err(rows_error(id))?;
+            if tag_files {
+                df.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new())).map_err(&polars)?;
+            }
+            return Ok(df);
+        }
+        let lazy: Vec<LazyFrame> = frames.into_iter().map(|f| f.lazy()).collect();
+        let df = concat(lazy, UnionArgs::default()).and_then(|l| l.collect()).map_err(&polars)?;
+        tracing::debug!(table = %id, rows = df.height(), "scanned");
+        Ok(df)
+    }
+}
+
+/// A commit being assembled ([`Table::commit`]); `.await` it to commit. With nothing to add or
+/// remove and no progress, nothing is committed and the result is `None`; otherwise the new
+/// version.
+#[must_use = "a commit does nothing until awaited"]
+pub struct Commit<'a> {
+    table: &'a mut Table,
+    staged: Option<Staged>,
+    rows: Vec<&'a DataFrame>,
+    removes: Vec<String>,
+    txns: Vec<(String, i64)>,
+    operation: Operation,
+    metrics: Vec<(&'static str, u64)>,
+}
+
+impl<'a> Commit<'a> {
+    /// Adds the files written through a [`Staged`] writer.
+    pub fn staged(mut self, staged: Staged) -> Self {
+        self.staged = Some(staged);
+        self
+    }
+
+    /// Adds rows (any column order; columns are matched by name and cast to the table schema).
+    pub fn rows(mut self, rows: &'a DataFrame) -> Self {
+        self.rows.push(rows);
+        self
+    }
+
+    /// Removes these data files (paths as in the log).
+    pub fn remove(mut self, paths: impl IntoIterator<Item = String>) -> Self {
+        self.removes.extend(paths);
+        self
+    }
+
+    /// Records step progress: `txn` actions `(application id, version)`.
+    pub fn progress(mut self, txns: impl IntoIterator<Item = (String, i64)>) -> Self {
+        self.txns.extend(txns);
+        self
+    }
+
+    /// How the commit appears in the table history (default [`Operation::Append`]).
+    pub fn operation(mut self, operation: Operation) -> Self {
+        self.operation = operation;
+        self
+    }
+
+    /// Rows a MERGE inserted, updated and deleted, for the history's `operationMetrics`.
+    pub fn merge_counts(mut self, inserted: u64, updated: u64, deleted: u64) -> Self {
+        self.metrics.extend([
+            ("numTargetRowsInserted", inserted),
+            ("numTargetRowsUpdated", updated),
+            ("numTargetRowsDeleted", deleted),
+        ]);
+        self
+    }
+
+    async fn execute(self) -> Result<Option<i64>> {
+        let Commit { table, staged, rows, removes, txns, operation, mut metrics } = self;
+        table.access.check_table(table.id, Privilege::Modify)?;
+        let mut staged = match staged {
+            Some(staged) => staged,
+            None => table.stage()?,
+        };
+        for frame in rows {
+            staged.write(frame).await?;
+        }
+        let err = table.err();
+        let written = staged.rows;
+        let mut adds: Vec<Action> = staged.writer.flush().await.map_err(&err)?.into_iter().map(Action::Add).collect();
+        if adds.is_empty() && removes.is_empty() && txns.is_empty() {
+            return Ok(None);
+        }
+        let added_files = adds.len() as u64;
+        let added_bytes: u64 =
+            adds.iter().map(|a| if let Action::Add(add) = a { add.size.max(0) as u64 } else { 0 }).sum();
+        fault::point("after-write", table.id.name());
+        let now = chrono::Utc::now().timestamp_millis();
+        let known: HashMap<String, DataFile> = if removes.is_empty() {
+            HashMap::new()
+        } else {
+            table.files(None)?.into_iter().map(|f| (f.path.clone(), f)).collect()
+        };
+        let removed_files = removes.len() as u64;
+        for path in removes {
+            let file = known.get(&path);
+            adds.push(Action::Remove(Remove {
+                path,
+                data_change: true,
+                deletion_timestamp: Some(now),
+                extended_file_metadata: Some(true),
+                partition_values: file.map(|f| f.partition_values.clone()),
+                size: file.map(|f| f.size),
+                ..Default::default()
+            }));
+        }
+        let def = table.def();
+        let partition_by =
+            (!def.partition_columns.is_empty()).then(|| def.partition_columns.iter().map(|c| c.to_string()).collect());
+        let delta_operation = match operation {
+            Operation::Append => DeltaOperation::Write { mode: SaveMode::Append, partition_by, predicate: None },
+            Operation::Merge => DeltaOperation::Merge {
+                predicate: None,
+                merge_predicate: Some(format!("key ({})", def.keys.join(", "))),
+                matched_predicates: vec![MergePredicate { action_type: "update".into(), predicate: None }],
+                not_matched_predicates: vec![MergePredicate { action_type: "insert".into(), predicate: None }],
+                not_matched_by_source_predicates: vec![],
+            },
+        };
+        // Spark writes operationMetrics values as strings; Databricks' DESCRIBE HISTORY shows them.
+        metrics.extend(match operation {
+            Operation::Append => {
+                [("numFiles", added_files), ("numOutputRows", written), ("numOutputBytes", added_bytes)]
+            }
+            Operation::Merge => [
+                ("numTargetFilesAdded", added_files),
+                ("numTargetFilesRemoved", removed_files),
+                ("numOutputRows", written),
+            ],
+        });
+        let metrics: serde_json::Map<String, serde_json::Value> =
+            metrics.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect();
+        let properties = CommitProperties::default()
+            .with_metadata([("operationMetrics".to_string(), serde_json::Value::Object(metrics))])
+            .with_application_transactions(txns.iter().map(|(app, v)| Transaction::new(app, *v)).collect());
+        let snapshot = table.delta.snapshot().map_err(&err)?;
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(adds)
+            .build(Some(snapshot), table.delta.log_store(), delta_operation)
+            .await
+            .map_err(&err)?;
+        let version = finalized.version() as i64;
+        table.delta.state = Some(finalized.snapshot());
+        tracing::info!(table = %table.id, version, rows = written, files_added = added_files, files_removed = removed_files, "committed");
+        fault::point("after-commit", table.id.name());
+        Ok(Some(version))
+    }
+}
+
+impl<'a> IntoFuture for Commit<'a> {
+    type Output = Result<Option<i64>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.execute())
+    }
+}
+
+/// New data files of a table being written, not yet committed.
+pub struct Staged {
+    writer: RecordBatchWriter,
+    id: TableId,
+    version: i64,
+    rows: u64,
+}
+
+impl Staged {
+    /// Writes rows (any column order; columns are matched by name and cast to the table
+    /// schema).
+    pub async fn write(&mut self, rows: &DataFrame) -> Result<()> {
+        if rows.height() == 0 {
+            return Ok(());
+        }
+        for batch in to_record_batches(rows, &self.id.def().schema).map_err(rows_error(self.id))? {
+            self.writer.write(batch).await.map_err(delta_error(self.id, self.version))?;
+        }
+        self.rows += rows.height() as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+async fn read_file(
+    store: Arc<dyn ObjectStore>,
+    id: TableId,
+    file: &DataFile,
+    wanted: &[String],
+    tag_files: bool,
+) -> Result<DataFrame> {
+    let def = id.def();
+    let location = Path::from_url_path(&file.path).unwrap_or_else(|_| Path::from(file.path.as_str()));
+    let where_ = format!("{id}/{}", file.path);
+    let bytes = match store.get(&location).await {
+        Ok(got) => got.bytes().await.map_err(|e| Error::storage(&where_, e))?,
+        Err(e) => return Err(Error::storage(&where_, e)),
+    };
+    let in_file: Vec<String> =
+        wanted.iter().filter(|n| !def.partition_columns.contains(&n.as_str())).cloned().collect();
+    // Decoding is CPU work: keep it off the async workers.
+    let names = in_file.clone();
+    let batches = tokio::task::spawn_blocking(move || {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().map(String::as_str));
+        builder.with_projection(mask).with_batch_size(65_536).build()?.collect::<std::result::Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))?
+    .map_err(|e| Error::storage(&where_, e))?;
+    let file_schema = Arc::new(deltalake::arrow::datatypes::Schema::new(
+        in_file.iter().filter_map(|n| def.schema.field_with_name(n).ok().cloned()).collect::<Vec<_>>(),
+    ));
+    let batches = batches
+        .into_iter()
+        .map(|b| {
+            let columns = file_schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let c = b
+                        .column_by_name(f.name())
+                        .ok_or_else(|| Error::storage(&where_, format!("column {} missing", f.name())))?;
+                    deltalake::arrow::compute::cast(c, f.data_type()).map_err(|e| Error::storage(&where_, e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            deltalake::arrow::record_batch::RecordBatch::try_new(file_schema.clone(), columns)
+                .map_err(|e| Error::storage(&where_, e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut df = from_record_batches(&file_schema, &batches).map_err(rows_error(id))?;
+    let height = df.height();
+    let polars = polars_error(id);
+    for column in &def.partition_columns {
+        if wanted.iter().any(|w| w == column) {
+            let value = file.partition_values.get(*column).cloned().flatten();
+            df.with_column(Column::new((*column).into(), vec![value; height])).map_err(&polars)?;
+        }
+    }
+    if tag_files {
+        df.with_column(Column::new(FILE_COLUMN.into(), vec![file.path.as_str(); height])).map_err(&polars)?;
+    }
+    // Keep the table's column order.
+    let mut order: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    if tag_files {
+        order.push(FILE_COLUMN);
+    }
+    df.select(order).map_err(polars)
+}

@@ -1,0 +1,170 @@
+//! The unmanaged zones: landing folders and checkpoint logs, on any `object_store` backend.
+//!
+//! Files whose name starts with `.` or `_` are in-flight or bookkeeping and never listed, so a
+//! writer that lands a file under a hidden name and renames it (as `fitlake produce` does, and
+//! as the local store's `put` does) is never seen half-written.
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use url::Url;
+
+use fitlake_governance::policy::Zone;
+use fitlake_governance::Privilege;
+
+use crate::access::{Access, Need};
+use crate::azure::Stores;
+use crate::{Error, Result};
+
+/// A folder in object storage.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: Url,
+    /// For a zone folder: whose reads and writes are checked, and in which zone.
+    guard: Option<(Access, Zone)>,
+    /// How storage is reached (for subfolders).
+    stores: Stores,
+}
+
+/// A file in a [`Folder`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FileEntry {
+    /// Path relative to the folder, `/`-separated.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the file was last written, epoch microseconds.
+    pub modified_micros: i64,
+}
+
+fn storage_error(location: impl ToString, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::storage(location, e)
+}
+
+impl Folder {
+    /// A folder of `zone` at `url`; every list, read and write asks the policy whether
+    /// `access`'s principal may (`READ FILES` / `WRITE FILES`).
+    pub fn zone(access: &Access, zone: Zone, url: &Url) -> Result<Self> {
+        Ok(Folder { guard: Some((access.clone(), zone)), ..Folder::open(&access.stores, url)? })
+    }
+
+    /// A folder of fitlake's own catalog storage (the metastore registry, probes of the storage
+    /// roots). No zone privilege applies: commands that write it first check `CREATE TABLE`.
+    pub fn catalog_storage(access: &Access, url: &Url) -> Result<Self> {
+        Folder::open(&access.stores, url)
+    }
+
+    fn allow(&self, privilege: Privilege) -> Result<()> {
+        match &self.guard {
+            Some((access, zone)) => access.check(&Need::Files(*zone, privilege)),
+            None => Ok(()),
+        }
+    }
+
+    /// The folder at `url` (`file://` or `abfss://`).
+    fn open(stores: &Stores, url: &Url) -> Result<Self> {
+        if let Some(path) = fitlake_config::local_path(url) {
+            // The local store needs its root to exist before it can list or write.
+            std::fs::create_dir_all(&path).map_err(|e| storage_error(path.display(), e))?;
+            let store =
+                object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| storage_error(url, e))?;
+            let store = Arc::new(store);
+            return Ok(Self { store, prefix: Path::default(), url: url.clone(), guard: None, stores: stores.clone() });
+        }
+        let (store, prefix) = stores.object_store(url)?;
+        Ok(Self { store, prefix, url: url.clone(), guard: None, stores: stores.clone() })
+    }
+
+    /// The folder's URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// A subfolder.
+    pub fn child(&self, name: &str) -> Result<Folder> {
+        let url =
+            self.url.join(&format!("{}/", name.trim_end_matches('/'))).map_err(|e| storage_error(&self.url, e))?;
+        Ok(Folder { guard: self.guard.clone(), ..Folder::open(&self.stores, &url)? })
+    }
+
+    fn path(&self, name: &str) -> Path {
+        name.split('/').filter(|p| !p.is_empty()).fold(self.prefix.clone(), |p, part| p.clone().join(part))
+    }
+
+    /// Every visible file below the folder, sorted by name. A missing folder is empty.
+    pub async fn list(&self) -> Result<Vec<FileEntry>> {
+        self.allow(Privilege::ReadFiles)?;
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let listed: Vec<object_store::ObjectMeta> = match self.store.list(prefix).try_collect().await {
+            Ok(v) => v,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(storage_error(&self.url, e)),
+        };
+        let mut files: Vec<FileEntry> = listed
+            .into_iter()
+            .filter_map(|meta| {
+                let full = meta.location.as_ref();
+                let rel = full.strip_prefix(self.prefix.as_ref()).unwrap_or(full).trim_start_matches('/');
+                let hidden =
+                    rel.split('/').any(|part| part.starts_with('.') || part.starts_with('_') || part.contains('#'));
+                (!hidden && !rel.is_empty()).then(|| FileEntry {
+                    name: rel.to_string(),
+                    size: meta.size,
+                    modified_micros: meta.last_modified.timestamp_micros(),
+                })
+            })
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    /// The bytes of a file.
+    pub async fn read(&self, name: &str) -> Result<bytes::Bytes> {
+        self.allow(Privilege::ReadFiles)?;
+        let path = self.path(name);
+        let got = self.store.get(&path).await.map_err(|e| storage_error(format!("{}{name}", self.url), e))?;
+        got.bytes().await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
+    }
+
+    /// Writes a whole file at once: readers see the old file or the new one, never a part.
+    pub async fn write(&self, name: &str, bytes: impl Into<PutPayload>) -> Result<()> {
+        self.allow(Privilege::WriteFiles)?;
+        self.store
+            .put(&self.path(name), bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| storage_error(format!("{}{name}", self.url), e))
+    }
+
+    /// Writes a whole file and, on a local file system, flushes it and its folder to disk
+    /// before returning (object stores have it durable once the put returns).
+    pub async fn write_durable(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.allow(Privilege::WriteFiles)?;
+        let Some(dir) = fitlake_config::local_path(&self.url) else {
+            return self.write(name, bytes).await;
+        };
+        let (hidden, target) = (dir.join(format!(".{name}.tmp")), dir.join(name));
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&hidden)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&hidden, &target)?;
+            std::fs::File::open(target.parent().unwrap_or(&target))?.sync_all()
+        })
+        .await
+        .map_err(|e| storage_error(&self.url, e))?
+        .map_err(|e| storage_error(format!("{}{name}", self.url), e))
+    }
+
+    /// Checks that the folder can be written, by writing the hidden marker file
+    /// `_fitlake_write_probe` (left in place: deleting needs a right the pipeline does not
+    /// otherwise use, and Azurite refuses the batch delete object_store sends with a SAS).
+    pub async fn check_writable(&self) -> Result<()> {
+        self.write("_fitlake_write_probe", bytes::Bytes::from_static(b"ok")).await
+    }
+}
