@@ -38,11 +38,18 @@ pub enum Error {
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A stable plain-text rendering of a frame (header line, then one comma-separated line per
-/// row), for snapshots and logs: unlike Polars' table format it does not depend on the
-/// terminal.
+/// A stable plain-text rendering of a frame (a header line naming each column and its type,
+/// then one comma-separated line per row), for snapshots and logs: unlike Polars' table format
+/// it does not depend on the terminal, and a column whose type changes shows in review.
+///
+/// ```
+/// use fitlake_frame::polars::prelude::*;
+/// let df = df!("user_id" => [1i64], "city" => [None::<&str>])?;
+/// assert_eq!(fitlake_frame::to_text(&df), "user_id: i64,city: str\n1,null\n");
+/// # Ok::<(), PolarsError>(())
+/// ```
 pub fn to_text(df: &polars::prelude::DataFrame) -> String {
-    let mut out = df.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
+    let mut out = df.columns().iter().map(|c| format!("{}: {}", c.name(), c.dtype())).collect::<Vec<_>>().join(",");
     out.push('\n');
     for i in 0..df.height() {
         let row: Vec<String> = df
