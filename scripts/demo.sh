@@ -4,14 +4,14 @@
 #
 # It builds with the test command's own build (`cargo test --workspace --no-run`), so that
 # `scripts/test.sh` afterwards compiles nothing again: Polars, arrow and deltalake are built
-# once, with one feature set. A cold build takes a while on 2 cores (docs/BENCHMARKS.md);
+# once, with one feature set. A cold build takes 11 to 27 minutes on 2 cores (docs/BENCHMARKS.md);
 # cargo prints each crate as it compiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/toolchain.sh
 lakehouse="${1:-./lakehouse}"
 target="${CARGO_TARGET_DIR:-target}"
-echo "demo: building fitlake and its tests (cold: about 20 minutes on 2 cores; warm: seconds)" >&2
+echo "demo: building fitlake and its tests (cold: 11 to 27 minutes on 2 cores; warm: seconds)" >&2
 cargo test --workspace --locked --no-run
 fitlake() { "$target/debug/fitlake" --lakehouse "$lakehouse" "$@"; }
 fitlake setup
