@@ -218,27 +218,44 @@ impl Service {
     /// Starts `$<bin_var>` (set by scripts/test.sh through scripts/install-services.sh), or
     /// `default_bin` on the PATH, with the arguments `args` gives for a free port, and waits
     /// until it listens.
-    pub fn start(bin_var: &str, default_bin: &str, args: impl FnOnce(u16) -> Vec<String>) -> Service {
+    pub fn start(bin_var: &str, default_bin: &str, args: impl Fn(u16) -> Vec<String>) -> Service {
         let bin = std::env::var_os(bin_var).map(PathBuf::from).unwrap_or_else(|| default_bin.into());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let log = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"));
-        let child = Command::new(&bin)
-            .args(args(port))
-            .current_dir(dir.path())
-            .stdout(log("service.out"))
-            .stderr(log("service.err"))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {}: {e}; run scripts/install-services.sh (scripts/test.sh does)", bin.display())
-            });
-        let service = Service { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "{} did not listen on {port}: {}", bin.display(), service.log());
-            std::thread::sleep(Duration::from_millis(100));
+        // A port found free can be taken by another test's server before this one binds it;
+        // then this server exits while the port still answers. Such a start is retried on a
+        // new port: the server must still run a moment after its port answers.
+        for attempt in 1..=5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let port = free_port();
+            let log = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"));
+            let child = Command::new(&bin)
+                .args(args(port))
+                .current_dir(dir.path())
+                .stdout(log("service.out"))
+                .stderr(log("service.err"))
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start {}: {e}; run scripts/install-services.sh (scripts/test.sh does)",
+                        bin.display()
+                    )
+                });
+            let mut service = Service { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && service.running() {
+                assert!(Instant::now() < deadline, "{} did not listen on {port}: {}", bin.display(), service.log());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            if service.running() {
+                return service;
+            }
+            eprintln!("{} exited on port {port} (attempt {attempt}): {}", bin.display(), service.log());
         }
-        service
+        panic!("{} did not stay up on any of 5 ports", bin.display());
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     fn log(&self) -> String {
@@ -257,9 +274,17 @@ impl Drop for Service {
     }
 }
 
-/// A TCP port free on 127.0.0.1 right now.
+/// A TCP port free on 127.0.0.1 right now, never handed out before in this test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Asserts a finished command (`what`) succeeded, showing its output when it did not.
