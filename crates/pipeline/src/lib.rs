@@ -83,8 +83,8 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Errors of the pure transforms (Polars, the layer crates): on data that passed validation,
-/// a bug. The step that failed is added by [`steps::StepTimer`]'s caller through
-/// [`Error::Transform`] where known.
+/// a bug. [`run::run_step`] turns them into [`Error::Transform`], naming the table whose step
+/// failed.
 macro_rules! internal_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {

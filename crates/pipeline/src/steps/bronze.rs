@@ -10,6 +10,7 @@ use fitlake_landing::{Parsed, Quarantined};
 use fitlake_sources::RecordSource;
 use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table};
 use polars::prelude::*;
+use tracing::Instrument;
 
 use super::{Context, StepTimer};
 use crate::progress::{app_id, BatchPlan, PlanLog};
@@ -150,8 +151,7 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
             let text = std::str::from_utf8(&bytes)
                 .map_or_else(|_| String::from_utf8_lossy(&bytes), std::borrow::Cow::Borrowed);
             let span = tracing::debug_span!("file", table = %table, file = %file, bytes = bytes.len());
-            let _entered = span.enter();
-            bad.extend(run.stage(&mut staged, &text, file).await?);
+            bad.extend(run.stage(&mut staged, &text, file).instrument(span).await?);
         }
         run.commit("landing", staged, &bad, vec![(app.clone(), plan.batch)]).await?;
         if ctx.options.streaming {
