@@ -43,3 +43,15 @@ if [ ! -x "$tansu" ]; then
 fi
 echo "install-services: $("$tansu" --version 2>/dev/null | head -1) ($tansu)" >&2
 echo "export FITLAKE_TANSU=$tansu"
+
+# The independent reader the tests open every table with: the Python `deltalake` package (PyPI,
+# pinned) in a virtual environment of its own.
+deltalake_version=1.6.6
+reader="$services/python-deltalake-$deltalake_version/bin/python"
+if [ ! -x "$reader" ] || ! "$reader" -c "import deltalake" 2>/dev/null; then
+  echo "install-services: installing deltalake==$deltalake_version (PyPI) for the independent reader" >&2
+  python3 -m venv "$services/python-deltalake-$deltalake_version" >&2
+  "$reader" -m pip install --quiet --disable-pip-version-check "deltalake==$deltalake_version" "pyarrow==21.0.0" >&2
+fi
+echo "install-services: Python deltalake $deltalake_version ($reader)" >&2
+echo "export FITLAKE_DELTA_READER=$reader"

@@ -93,6 +93,21 @@ pub struct RunArgs {
     /// Threads for parsing (defaults to the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// A landing file larger than this is quarantined whole (its first KiB and SHA-256), never
+    /// read into memory.
+    #[arg(long, default_value_t = fitlake_pipeline::context::DEFAULT_MAX_FILE_BYTES)]
+    pub max_file_bytes: u64,
+    /// A landing line (or CSV record) longer than this is quarantined (its first KiB, length
+    /// and SHA-256).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_line_bytes: usize,
+    /// Earliest plausible event time (YYYY-MM-DD, UTC); earlier times are quarantined.
+    #[arg(long, default_value = "2000-01-01")]
+    pub plausible_from: String,
+    /// End of the plausible event times (YYYY-MM-DD, UTC, exclusive); later times are
+    /// quarantined.
+    #[arg(long, default_value = "2100-01-01")]
+    pub plausible_until: String,
     /// Where bronze reads from (comma-separated): landing `files`; the operational database
     /// `postgres` for registrations and gym logins (give --dsn); `kafka` topics for the
     /// multiplex (give --brokers). Sources not named come from landing files.
@@ -428,6 +443,15 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
         return Err(Error::Config("--max-batch-bytes must be at least 1".into()));
     }
     options.max_batch_bytes = run.max_batch_bytes;
+    if run.max_file_bytes == 0 || run.max_line_bytes == 0 {
+        return Err(Error::Config("--max-file-bytes and --max-line-bytes must be at least 1".into()));
+    }
+    options.max_file_bytes = run.max_file_bytes;
+    options.max_line_bytes = run.max_line_bytes;
+    let (from, until) =
+        (parse_date("--plausible-from", &run.plausible_from)?, parse_date("--plausible-until", &run.plausible_until)?);
+    options.window = fitlake_landing::TimeWindow::between(from, until)
+        .ok_or_else(|| Error::Config(format!("--plausible-from {from} must be before --plausible-until {until}")))?;
     options.table_locks = global.table_locks == "on";
     let mut ctx = Context::new(access(global)?, expectations(global)?, options);
     if run.source.contains(&SourceArg::Kafka) {
@@ -523,6 +547,10 @@ fn default_run_args() -> RunArgs {
         as_of: None,
         max_batch_bytes: 1 << 30,
         threads: None,
+        max_file_bytes: fitlake_pipeline::context::DEFAULT_MAX_FILE_BYTES,
+        max_line_bytes: 1 << 20,
+        plausible_from: "2000-01-01".into(),
+        plausible_until: "2100-01-01".into(),
         source: vec![SourceArg::Files],
         dsn: None,
         brokers: None,

@@ -167,7 +167,7 @@ pub fn stamp(rows: &DataFrame, load_time_micros: i64, source_file: Option<&str>)
 /// ```
 /// # use fitlake_bronze::polars::prelude::*;
 /// let text = r#"{"key":"1","value":"{\"device_id\": 1, \"time\": 1678521600.5, \"heartrate\": 70.0}","topic":"bpm","partition":0,"offset":1,"timestamp":1678521600500}"#;
-/// let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(text, "3-bpm_1.json", 1)?;
+/// let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(text.as_bytes(), "3-bpm_1.json", &Default::default())?;
 /// let no_calendar = fitlake_landing::calendar::calendar_frame(&[])?;
 /// let rows = fitlake_bronze::kafka_multiplex_bz(&parsed.rows, &no_calendar, 0, "3-bpm_1.json")?;
 /// // 2023-03-11 is in week 10 of 2023 (Sunday-start weeks), from the calendar rules.

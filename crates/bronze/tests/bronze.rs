@@ -14,7 +14,7 @@ fn multiplex_rows_get_date_and_week_part_even_past_the_calendar() {
         r#"{"key":"2","value":"{\"device_id\": 1, \"time\": 1704067200, \"heartrate\": 80}","topic":"bpm","partition":1,"offset":3,"timestamp":1704067200000}"#,
         "\n",
     );
-    let envelopes = parse_kafka_multiplex(text, "m.json", 1).expect("parse").rows;
+    let envelopes = parse_kafka_multiplex(text.as_bytes(), "m.json", &Default::default()).expect("parse").rows;
     let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
     // The loaded calendar covers 2023 only; 2024-01-01 comes from the calendar rules.
     let lookup =

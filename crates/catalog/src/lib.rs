@@ -129,8 +129,10 @@ impl TableId {
         Self::INGESTED.contains(&self) || self.layer() != Layer::Bronze
     }
 
-    /// True when the table's step only ever inserts rows (so a `drop` expectation may drop
-    /// rows before they are written; on a MERGE it would delete stored rows).
+    /// True when a `drop` expectation may refuse the table's rows before they are written: its
+    /// step inserts new keys or upserts changed rows whose stored version stays when the new
+    /// one is refused (`heart_rate`, `workout_bpm`). On a table recomputed as a sync, a dropped
+    /// row would delete its stored version.
     pub fn insert_only(self) -> bool {
         matches!(self, Users | Workouts | HeartRate | CompletedWorkouts | WorkoutBpm)
     }

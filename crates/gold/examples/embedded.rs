@@ -35,6 +35,12 @@ fn append(table: &mut DataFrame, rows: &DataFrame) -> Result<()> {
     Ok(())
 }
 
+/// Replaces the rows of `table` whose `keys` are in `rows` by `rows` (an upsert).
+fn upsert(table: &mut DataFrame, rows: &DataFrame, keys: &[&str]) -> Result<()> {
+    *table = fitlake_frame::anti_join(table, rows, keys)?;
+    append(table, rows)
+}
+
 impl Service {
     fn new() -> Service {
         Service {
@@ -48,19 +54,20 @@ impl Service {
     }
 
     /// Folds one batch of registrations, workout events and readings into the tables, as the
-    /// pipeline's silver steps do (duplicates and known keys are skipped).
+    /// pipeline's silver steps do (known keys are skipped; a greater duplicate reading replaces
+    /// the stored one, and `workout_bpm` follows it).
     fn ingest(&mut self, registrations: &DataFrame, events: &DataFrame, readings: &DataFrame) -> Result<()> {
         let new_users = fitlake_silver::users(registrations, &self.users)?;
         append(&mut self.users, &new_users)?;
         let new_events = fitlake_silver::workouts(events, &self.workouts)?;
         append(&mut self.workouts, &new_events)?;
         let new_readings = fitlake_silver::heart_rate(readings, &self.heart_rate)?;
-        append(&mut self.heart_rate, &new_readings)?;
+        upsert(&mut self.heart_rate, &new_readings, &["device_id", "time"])?;
         let sessions = fitlake_silver::completed_workouts(&self.workouts, &self.completed_workouts)?;
         append(&mut self.completed_workouts, &sessions)?;
         let bpm =
             fitlake_silver::workout_bpm(&self.completed_workouts, &self.users, &self.heart_rate, &self.workout_bpm)?;
-        append(&mut self.workout_bpm, &bpm)?;
+        upsert(&mut self.workout_bpm, &bpm, &["user_id", "workout_id", "session_id", "time"])?;
         Ok(())
     }
 

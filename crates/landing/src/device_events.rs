@@ -55,7 +55,7 @@ pub fn envelopes(topic: &str, body: &str, first_offset: i64, received_ms: i64) -
             let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&text) else {
                 return Err("a record must be a JSON object".to_string());
             };
-            validate_value(topic, &text)?;
+            validate_value(topic, &text, &crate::TimeWindow::default())?;
             let key = match fields.get(key_field(topic)) {
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::String(s)) => s.clone(),

@@ -16,6 +16,27 @@ pub mod time;
 pub mod value;
 
 pub use quarantine::{Parsed, Quarantined};
+pub use time::TimeWindow;
+
+/// How landing records are read: the plausible window of times, the longest record, and the
+/// threads to parse on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Times outside it are quarantined.
+    pub window: TimeWindow,
+    /// A line (or CSV record) longer than this is quarantined, cut to a prefix with its length
+    /// and SHA-256.
+    pub max_line_bytes: usize,
+    /// Threads to parse a file on.
+    pub threads: usize,
+}
+
+impl Default for ReadOptions {
+    /// The default window (2000 to 2100), lines of at most 1 MiB, one thread.
+    fn default() -> Self {
+        ReadOptions { window: TimeWindow::default(), max_line_bytes: 1 << 20, threads: 1 }
+    }
+}
 
 /// Polars, as the transforms' frames are of it (use this one to build their inputs).
 pub use polars;

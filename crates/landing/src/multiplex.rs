@@ -12,10 +12,10 @@ use polars::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::quarantine::{datetime_column, Parsed, Quarantined};
-use crate::time::kafka_timestamp_to_micros;
+use crate::quarantine::{datetime_column, oversized, strip_bom, utf8_line, Parsed, Quarantined};
+use crate::time::{kafka_timestamp_to_micros, TimeWindow, Unit, KAFKA_SECONDS_LIMIT};
 use crate::value::validate_value;
-use crate::Result;
+use crate::{ReadOptions, Result};
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -64,15 +64,21 @@ fn text_of(raw: &RawValue) -> std::result::Result<Option<Cow<'_, str>>, String> 
     }
 }
 
-/// One envelope line, its payload validated against its topic's schema; the error is the
-/// quarantine reason.
-pub fn parse_envelope(line: &str) -> std::result::Result<Record<'_>, String> {
+/// One envelope line, its timestamp checked against `window` and its payload validated against
+/// its topic's schema; the error is the quarantine reason.
+pub fn parse_envelope<'a>(line: &'a str, window: &TimeWindow) -> std::result::Result<Record<'a>, String> {
     let envelope: Envelope = serde_json::from_str(line).map_err(|e| format!("envelope: {e}"))?;
     let value =
         text_of(envelope.value).map_err(|e| format!("value: {e}"))?.ok_or_else(|| "value is null".to_string())?;
-    let timestamp = kafka_timestamp_to_micros(envelope.timestamp.get())
-        .ok_or_else(|| format!("timestamp: {} is not epoch milliseconds or seconds", envelope.timestamp.get()))?;
-    validate_value(&envelope.topic, &value)?;
+    let raw_timestamp = envelope.timestamp.get();
+    let timestamp = kafka_timestamp_to_micros(raw_timestamp)
+        .ok_or_else(|| format!("timestamp: {raw_timestamp} is not epoch milliseconds or seconds"))?;
+    let unit = match raw_timestamp.trim().parse::<f64>() {
+        Ok(v) if v.abs() >= KAFKA_SECONDS_LIMIT as f64 => Unit::Milliseconds,
+        _ => Unit::Seconds,
+    };
+    let timestamp = window.check("timestamp", timestamp.into(), raw_timestamp, unit)?;
+    validate_value(&envelope.topic, &value, window)?;
     Ok(Record {
         key: match envelope.key {
             Some(k) => text_of(k).map_err(|e| format!("key: {e}"))?,
@@ -102,26 +108,28 @@ fn records_frame(records: &[Record<'_>]) -> Result<DataFrame> {
 
 /// Splits `text` into about `parts` pieces at line boundaries, with the 1-based number of each
 /// piece's first line.
-fn split_at_lines(text: &str, parts: usize) -> Vec<(u64, &str)> {
+fn split_at_lines(text: &[u8], parts: usize) -> Vec<(u64, &[u8])> {
     let mut out = Vec::with_capacity(parts);
     let target = text.len().div_ceil(parts.max(1)).max(1);
     let mut start = 0;
     let mut line = 1u64;
     while start < text.len() {
         let mut end = (start + target).min(text.len());
-        while end < text.len() && text.as_bytes()[end - 1] != b'\n' {
+        while end < text.len() && text[end - 1] != b'\n' {
             end += 1;
         }
         let piece = &text[start..end];
         out.push((line, piece));
-        line += piece.bytes().filter(|&b| b == b'\n').count() as u64;
+        line += piece.iter().filter(|&&b| b == b'\n').count() as u64;
         start = end;
     }
     out
 }
 
-/// Parses a multiplex file on up to `threads` threads. Blank lines are skipped; malformed
-/// envelopes, bad payloads and unknown topics are quarantined.
+/// Parses a multiplex file on up to `options.threads` threads. A leading byte-order mark and
+/// blank lines are skipped; malformed envelopes, bad payloads, unknown topics, times outside
+/// the plausible window, lines that are not UTF-8 and lines over the limit are quarantined,
+/// each alone.
 ///
 /// ```
 /// let text = concat!(
@@ -129,12 +137,15 @@ fn split_at_lines(text: &str, parts: usize) -> Vec<(u64, &str)> {
 ///     "\n",
 ///     r#"{"key":"1","value":"{}","topic":"weather","partition":0,"offset":2,"timestamp":1678521600500}"#,
 /// );
-/// let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(text, "3-bpm_1.json", 2)?;
+/// let options = fitlake_landing::ReadOptions { threads: 2, ..Default::default() };
+/// let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(text.as_bytes(), "3-bpm_1.json", &options)?;
 /// assert_eq!((parsed.rows.height(), parsed.quarantined.len()), (1, 1));
 /// # Ok::<(), fitlake_landing::Error>(())
 /// ```
-pub fn parse_kafka_multiplex(text: &str, source_file: &str, threads: usize) -> Result<Parsed> {
-    let pieces = split_at_lines(text, threads);
+pub fn parse_kafka_multiplex(text: &[u8], source_file: &str, options: &ReadOptions) -> Result<Parsed> {
+    let body = strip_bom(text);
+    // Line numbers count from the file's start; the mark is not a line of its own.
+    let pieces = split_at_lines(body, options.threads);
     let results: Vec<Result<(DataFrame, Vec<Quarantined>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = pieces
             .iter()
@@ -142,17 +153,22 @@ pub fn parse_kafka_multiplex(text: &str, source_file: &str, threads: usize) -> R
                 s.spawn(move || {
                     let mut good = Vec::new();
                     let mut bad = Vec::new();
-                    for (i, raw) in piece.split('\n').enumerate() {
-                        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-                        if raw.trim().is_empty() {
+                    for (i, raw) in piece.split(|&b| b == b'\n').enumerate() {
+                        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                        let line = first_line + i as u64;
+                        if raw.trim_ascii().is_empty() {
                             continue;
                         }
-                        match parse_envelope(raw) {
+                        if raw.len() > options.max_line_bytes {
+                            bad.push(oversized(source_file, line, raw, options.max_line_bytes, "line"));
+                            continue;
+                        }
+                        match utf8_line(raw).and_then(|text| parse_envelope(text, &options.window)) {
                             Ok(r) => good.push(r),
                             Err(reason) => bad.push(Quarantined {
                                 source_file: source_file.to_string(),
-                                line: first_line + i as u64,
-                                raw: raw.to_string(),
+                                line,
+                                raw: String::from_utf8_lossy(raw).into_owned(),
                                 reason,
                             }),
                         }
@@ -185,10 +201,11 @@ mod tests {
     #[test]
     fn split_keeps_line_numbers() {
         let text = "a\nb\n\nc\nd";
-        let pieces = split_at_lines(text, 3);
-        let joined: String = pieces.iter().map(|(_, p)| *p).collect();
-        assert_eq!(joined, text);
+        let pieces = split_at_lines(text.as_bytes(), 3);
+        let joined: Vec<u8> = pieces.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        assert_eq!(joined, text.as_bytes());
         for (first, piece) in pieces {
+            let piece = std::str::from_utf8(piece).unwrap_or_default();
             let expected = text[..text.find(piece).unwrap_or(0)].matches('\n').count() as u64 + 1;
             assert_eq!(first, expected);
         }

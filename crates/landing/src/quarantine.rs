@@ -50,6 +50,36 @@ pub fn numbered_lines(text: &str) -> impl Iterator<Item = (u64, &str)> {
         .filter(|(_, l)| !l.trim().is_empty())
 }
 
+/// The UTF-8 byte-order mark that spreadsheet exports put at the start of a file.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `bytes` without a leading byte-order mark.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(BOM).unwrap_or(bytes)
+}
+
+/// How much of an oversized record the quarantine keeps.
+pub const RAW_PREFIX_BYTES: usize = 1024;
+
+/// A record over `max_bytes` as a quarantined one: its first [`RAW_PREFIX_BYTES`] bytes, and a
+/// reason with its length and SHA-256 (to find the original in the landing file).
+pub fn oversized(source_file: &str, line: u64, bytes: &[u8], max_bytes: usize, what: &str) -> Quarantined {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Quarantined {
+        source_file: source_file.to_string(),
+        line,
+        raw: String::from_utf8_lossy(&bytes[..bytes.len().min(RAW_PREFIX_BYTES)]).into_owned(),
+        reason: format!("{what} of {} bytes is over the limit of {max_bytes} bytes (sha256 {hex})", bytes.len()),
+    }
+}
+
+/// A line as text, or the quarantine reason when it is not UTF-8.
+pub fn utf8_line(bytes: &[u8]) -> std::result::Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|e| format!("line is not valid UTF-8 (at byte {})", e.valid_up_to()))
+}
+
 /// An Int64 column of epoch microseconds as a naive (UTC) microsecond datetime column.
 pub fn datetime_column(name: &str, micros: Vec<Option<i64>>) -> Result<Column> {
     Ok(Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))?)

@@ -85,7 +85,7 @@ pub fn seed_visits(registered_users_csvs: &[&str], gym_logins_csv: &str) -> Resu
     use polars::prelude::*;
     let mut devices = std::collections::HashMap::new();
     for text in registered_users_csvs {
-        let users = parse_registered_users(text, "seed")?.rows;
+        let users = parse_registered_users(text.as_bytes(), "seed", &Default::default())?.rows;
         let macs = users.column("mac_address")?.str()?.clone();
         let ids = users.column("device_id")?.i64()?.clone();
         for (mac, id) in macs.iter().zip(ids.iter()) {
@@ -94,7 +94,7 @@ pub fn seed_visits(registered_users_csvs: &[&str], gym_logins_csv: &str) -> Resu
             }
         }
     }
-    let logins = parse_gym_logins(gym_logins_csv, "seed")?.rows;
+    let logins = parse_gym_logins(gym_logins_csv.as_bytes(), "seed", &Default::default())?.rows;
     let to_seconds = |c: &Column| -> Result<Vec<Option<i64>>> {
         Ok(c.cast(&DataType::Int64)?.i64()?.iter().map(|v| v.map(|us| us / 1_000_000)).collect())
     };

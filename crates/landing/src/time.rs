@@ -93,6 +93,21 @@ pub fn event_time_text_to_micros(text: &str) -> Option<i64> {
     seconds_text_to_micros(text).or_else(|| iso_to_micros(text))
 }
 
+/// [`event_time_text_to_micros`], wide: epoch seconds beyond `i64` microseconds are kept (to
+/// be refused by a [`TimeWindow`] with the unit they look like).
+pub fn event_time_text_to_micros_wide(text: &str) -> Option<i128> {
+    parse_decimal_scaled(text, 6).or_else(|| iso_to_micros(text).map(i128::from))
+}
+
+/// [`event_time_json_to_micros`], wide (see [`event_time_text_to_micros_wide`]).
+pub fn event_time_json_to_micros_wide(raw: &str) -> Option<i128> {
+    let raw = raw.trim();
+    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) => event_time_text_to_micros_wide(inner),
+        None => parse_decimal_scaled(raw, 6),
+    }
+}
+
 /// An event time given as a raw JSON value: a number of epoch seconds, or a string holding
 /// epoch seconds or an ISO-8601 date-time.
 pub fn event_time_json_to_micros(raw: &str) -> Option<i64> {
@@ -124,6 +139,81 @@ pub fn kafka_timestamp_to_micros(raw: &str) -> Option<i64> {
         }
     };
     i64::try_from(micros).ok()
+}
+
+/// The plausible window of event times: a time outside it is a fault in the data (a value in
+/// the wrong unit, a sentinel, a byte flip), quarantined with a reason before it reaches a
+/// table, where it could break other engines' readers (Spark stops at the year 9999, Python's
+/// `datetime` at 9999 too) or the statistics of a Delta file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// The earliest plausible time, epoch microseconds (inclusive).
+    pub earliest_micros: i64,
+    /// The latest plausible time, epoch microseconds (exclusive).
+    pub latest_micros: i64,
+}
+
+impl Default for TimeWindow {
+    /// 2000-01-01 (inclusive) to 2100-01-01 (exclusive), UTC.
+    fn default() -> Self {
+        TimeWindow {
+            earliest_micros: 946_684_800 * MICROS_PER_SECOND,
+            latest_micros: 4_102_444_800 * MICROS_PER_SECOND,
+        }
+    }
+}
+
+/// The unit a time was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Epoch seconds (landing event times; seed Kafka timestamps).
+    Seconds,
+    /// Epoch milliseconds (Kafka timestamps).
+    Milliseconds,
+}
+
+impl TimeWindow {
+    /// A window from `earliest` (inclusive) to `latest` (exclusive), midnight UTC.
+    pub fn between(earliest: NaiveDate, latest: NaiveDate) -> Option<TimeWindow> {
+        let micros = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros());
+        let (earliest_micros, latest_micros) = (micros(earliest)?, micros(latest)?);
+        (earliest_micros < latest_micros).then_some(TimeWindow { earliest_micros, latest_micros })
+    }
+
+    /// True when `micros` lies in the window.
+    pub fn contains(&self, micros: i64) -> bool {
+        (self.earliest_micros..self.latest_micros).contains(&micros)
+    }
+
+    /// `micros` (as wide as the text gave it) when it lies in the window; otherwise the
+    /// quarantine reason, naming `field` and the value as written (`raw`, read as `unit`) and
+    /// saying which finer unit it looks like.
+    pub fn check(&self, field: &str, micros: i128, raw: &str, unit: Unit) -> std::result::Result<i64, String> {
+        let inside = |m: i128| i64::try_from(m).ok().filter(|m| self.contains(*m));
+        if let Some(m) = inside(micros) {
+            return Ok(m);
+        }
+        let hint = [(1_000i128, "milliseconds"), (1_000_000, "microseconds"), (1_000_000_000, "nanoseconds")]
+            .into_iter()
+            .filter(|(_, name)| !(unit == Unit::Milliseconds && *name == "milliseconds"))
+            .find(|(factor, _)| {
+                let factor = if unit == Unit::Milliseconds { factor / 1_000 } else { *factor };
+                inside(micros / factor).is_some()
+            })
+            .map(|(_, name)| format!(" (looks like {name})"))
+            .unwrap_or_default();
+        Err(format!(
+            "{field}: {} is outside the plausible window {} to {}{hint}",
+            raw.trim(),
+            date_text(self.earliest_micros),
+            date_text(self.latest_micros),
+        ))
+    }
+}
+
+/// `micros` as an ISO date-time (or the number, if out of chrono's range).
+fn date_text(micros: i64) -> String {
+    DateTime::from_timestamp_micros(micros).map_or_else(|| micros.to_string(), |t| t.format("%Y-%m-%d").to_string())
 }
 
 #[cfg(test)]
@@ -166,5 +256,26 @@ mod tests {
         assert_eq!(event_time_json_to_micros("\"2023-03-11T09:45:00+01:00\""), Some(1_678_524_300_000_000));
         assert_eq!(event_time_json_to_micros("\"1678524300\""), Some(1_678_524_300_000_000));
         assert_eq!(event_time_json_to_micros("\"yesterday\""), None);
+    }
+
+    #[test]
+    fn times_outside_the_window_say_which_unit_they_look_like() {
+        let window = TimeWindow::default();
+        let seconds = |raw: &str| {
+            window.check("value.time", event_time_text_to_micros_wide(raw).unwrap_or(0), raw, Unit::Seconds)
+        };
+        assert_eq!(seconds("1678521900"), Ok(1_678_521_900_000_000));
+        let reason = seconds("1678521900000").expect_err("outside");
+        assert_eq!(reason, "value.time: 1678521900000 is outside the plausible window 2000-01-01 to 2100-01-01 (looks like milliseconds)");
+        assert!(seconds("1678521900000000").expect_err("outside").ends_with("(looks like microseconds)"));
+        assert!(seconds("-9000000000000").expect_err("outside").ends_with("2100-01-01"), "no unit fits");
+        let ms = |raw: &str| {
+            window.check("timestamp", kafka_timestamp_to_micros(raw).map_or(0, i128::from), raw, Unit::Milliseconds)
+        };
+        assert_eq!(ms("1678521900000"), Ok(1_678_521_900_000_000));
+        assert!(ms("1678521900000000").expect_err("outside").ends_with("(looks like microseconds)"));
+        assert!(ms("9000000000000000").expect_err("outside").ends_with("2100-01-01"));
+        assert!(window.check("t", window.latest_micros.into(), "x", Unit::Seconds).is_err(), "the end is exclusive");
+        assert!(window.check("t", window.earliest_micros.into(), "x", Unit::Seconds).is_ok());
     }
 }

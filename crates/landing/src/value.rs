@@ -9,9 +9,11 @@ use polars::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use std::collections::BTreeMap;
+
 use crate::quarantine::datetime_column;
-use crate::time::event_time_json_to_micros;
-use crate::{topics, Result};
+use crate::time::{event_time_json_to_micros_wide, TimeWindow, Unit};
+use crate::{topics, ReadOptions, Result};
 
 /// A heart-rate reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,6 +68,8 @@ pub struct UserInfo {
     pub state: Option<String>,
     /// ZIP code.
     pub zip: Option<i64>,
+    /// Optional fields that were present but unusable, read as null (counted as `warn`s).
+    pub unusable: Vec<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -86,12 +90,20 @@ struct RawWorkout<'a> {
     session_id: i64,
 }
 
+/// An optional field as it came: any JSON value, checked field by field so that one bad
+/// optional field becomes null instead of refusing the record.
+type Optional<'a> = Option<&'a RawValue>;
+
 #[derive(Deserialize)]
-struct RawAddress {
-    street_address: Option<String>,
-    city: Option<String>,
-    state: Option<String>,
-    zip: Option<i64>,
+struct RawAddress<'a> {
+    #[serde(borrow, default)]
+    street_address: Optional<'a>,
+    #[serde(borrow, default)]
+    city: Optional<'a>,
+    #[serde(borrow, default)]
+    state: Optional<'a>,
+    #[serde(borrow, default)]
+    zip: Optional<'a>,
 }
 
 #[derive(Deserialize)]
@@ -100,21 +112,61 @@ struct RawUserInfo<'a> {
     update_type: String,
     #[serde(borrow)]
     timestamp: &'a RawValue,
-    dob: Option<String>,
-    sex: Option<String>,
-    gender: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    address: Option<RawAddress>,
+    #[serde(borrow, default)]
+    dob: Optional<'a>,
+    #[serde(borrow, default)]
+    sex: Optional<'a>,
+    #[serde(borrow, default)]
+    gender: Optional<'a>,
+    #[serde(borrow, default)]
+    first_name: Optional<'a>,
+    #[serde(borrow, default)]
+    last_name: Optional<'a>,
+    #[serde(borrow, default)]
+    address: Optional<'a>,
 }
 
 fn json_error(e: serde_json::Error) -> String {
     format!("value: {e}")
 }
 
-fn time_of(raw: &RawValue, field: &str) -> std::result::Result<i64, String> {
-    event_time_json_to_micros(raw.get())
-        .ok_or_else(|| format!("value.{field}: {} is neither epoch seconds nor an ISO-8601 time", raw.get()))
+fn time_of(raw: &RawValue, field: &str, window: &TimeWindow) -> std::result::Result<i64, String> {
+    let micros = event_time_json_to_micros_wide(raw.get())
+        .ok_or_else(|| format!("value.{field}: {} is neither epoch seconds nor an ISO-8601 time", raw.get()))?;
+    window.check(&format!("value.{field}"), micros, raw.get(), Unit::Seconds)
+}
+
+/// Reads an optional field with `read`; a value that is present, not null and unreadable
+/// becomes `None` and is noted in `unusable` under `field`.
+fn optional<'a, T>(
+    raw: Optional<'a>,
+    field: &'static str,
+    unusable: &mut Vec<&'static str>,
+    read: impl FnOnce(&'a str) -> Option<T>,
+) -> Option<T> {
+    let text = raw.map(RawValue::get).filter(|t| *t != "null")?;
+    let value = read(text);
+    if value.is_none() {
+        unusable.push(field);
+    }
+    value
+}
+
+/// A JSON string's text.
+fn json_string(raw: &str) -> Option<String> {
+    serde_json::from_str::<String>(raw).ok()
+}
+
+/// A ZIP code: a JSON integer, or a string of digits (`"02134"`).
+fn zip_code(raw: &str) -> Option<i64> {
+    let digits = match json_string(raw) {
+        Some(text) => text.trim().to_string(),
+        None => raw.to_string(),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// Days since the epoch of a date of birth written `MM/dd/yyyy` (as in the source) or ISO.
@@ -126,17 +178,17 @@ pub fn parse_dob(text: &str) -> Option<i32> {
     i32::try_from((date - epoch).num_days()).ok()
 }
 
-/// Decodes a `bpm` value.
-pub fn decode_bpm(value: &str) -> std::result::Result<Bpm, String> {
+/// Decodes a `bpm` value; its time must lie in `window`.
+pub fn decode_bpm(value: &str, window: &TimeWindow) -> std::result::Result<Bpm, String> {
     let raw: RawBpm = serde_json::from_str(value).map_err(json_error)?;
     if !raw.heartrate.is_finite() {
         return Err("value.heartrate is not a finite number".into());
     }
-    Ok(Bpm { device_id: raw.device_id, time: time_of(raw.time, "time")?, heartrate: raw.heartrate })
+    Ok(Bpm { device_id: raw.device_id, time: time_of(raw.time, "time", window)?, heartrate: raw.heartrate })
 }
 
-/// Decodes a `workout` value.
-pub fn decode_workout(value: &str) -> std::result::Result<Workout, String> {
+/// Decodes a `workout` value; its time must lie in `window`.
+pub fn decode_workout(value: &str, window: &TimeWindow) -> std::result::Result<Workout, String> {
     let raw: RawWorkout = serde_json::from_str(value).map_err(json_error)?;
     let action = raw.action.to_ascii_lowercase();
     if action != "start" && action != "stop" {
@@ -145,47 +197,62 @@ pub fn decode_workout(value: &str) -> std::result::Result<Workout, String> {
     Ok(Workout {
         user_id: raw.user_id,
         workout_id: raw.workout_id,
-        time: time_of(raw.timestamp, "timestamp")?,
+        time: time_of(raw.timestamp, "timestamp", window)?,
         action,
         session_id: raw.session_id,
     })
 }
 
-/// Decodes a `user_info` value.
-pub fn decode_user_info(value: &str) -> std::result::Result<UserInfo, String> {
+/// Decodes a `user_info` value. The user, the change type and its time (in `window`) must be
+/// usable; any other field that is present but unusable (a `dob` that is not a date, a `zip`
+/// that is neither a number nor a string of digits, a name that is not a string, an address
+/// that is not an object) is read as null and named in [`UserInfo::unusable`], as the
+/// original's casts read such values as null and kept the rest of the change.
+pub fn decode_user_info(value: &str, window: &TimeWindow) -> std::result::Result<UserInfo, String> {
     let raw: RawUserInfo = serde_json::from_str(value).map_err(json_error)?;
     let update_type = raw.update_type.to_ascii_lowercase();
     if !matches!(update_type.as_str(), "new" | "update" | "delete") {
         return Err(format!("value.update_type: {:?} is not new, update or delete", raw.update_type));
     }
-    let dob = match raw.dob.as_deref() {
-        Some(text) => Some(parse_dob(text).ok_or_else(|| format!("value.dob: {text:?} is not a date (MM/dd/yyyy)"))?),
-        None if update_type == "delete" => None,
-        None => return Err("value.dob is missing".into()),
-    };
-    let address = raw.address.unwrap_or(RawAddress { street_address: None, city: None, state: None, zip: None });
+    let updated = time_of(raw.timestamp, "timestamp", window)?;
+    let mut unusable = Vec::new();
+    let dob = optional(raw.dob, "value.dob", &mut unusable, |t| json_string(t).as_deref().and_then(parse_dob));
+    let mut text = |raw: Optional<'_>, field: &'static str| optional(raw, field, &mut unusable, json_string);
+    let (sex, gender) = (text(raw.sex, "value.sex"), text(raw.gender, "value.gender"));
+    let (first_name, last_name) = (text(raw.first_name, "value.first_name"), text(raw.last_name, "value.last_name"));
+    let address = optional(raw.address, "value.address", &mut unusable, |t| serde_json::from_str::<RawAddress>(t).ok());
+    let address = address.unwrap_or(RawAddress { street_address: None, city: None, state: None, zip: None });
+    let mut text = |raw: Optional<'_>, field: &'static str| optional(raw, field, &mut unusable, json_string);
+    let (street_address, city, state) = (
+        text(address.street_address, "value.address.street_address"),
+        text(address.city, "value.address.city"),
+        text(address.state, "value.address.state"),
+    );
+    let zip = optional(address.zip, "value.address.zip", &mut unusable, zip_code);
     Ok(UserInfo {
         user_id: raw.user_id,
-        updated: time_of(raw.timestamp, "timestamp")?,
+        updated,
         update_type,
         dob,
-        sex: raw.sex,
-        gender: raw.gender,
-        first_name: raw.first_name,
-        last_name: raw.last_name,
-        street_address: address.street_address,
-        city: address.city,
-        state: address.state,
-        zip: address.zip,
+        sex,
+        gender,
+        first_name,
+        last_name,
+        street_address,
+        city,
+        state,
+        zip,
+        unusable,
     })
 }
 
-/// Checks a value against its topic's schema; unknown topics are refused.
-pub fn validate_value(topic: &str, value: &str) -> std::result::Result<(), String> {
+/// Checks a value against its topic's schema, with times in `window`; unknown topics are
+/// refused.
+pub fn validate_value(topic: &str, value: &str, window: &TimeWindow) -> std::result::Result<(), String> {
     match topic {
-        topics::BPM => decode_bpm(value).map(|_| ()),
-        topics::WORKOUT => decode_workout(value).map(|_| ()),
-        topics::USER_INFO => decode_user_info(value).map(|_| ()),
+        topics::BPM => decode_bpm(value, window).map(|_| ()),
+        topics::WORKOUT => decode_workout(value, window).map(|_| ()),
+        topics::USER_INFO => decode_user_info(value, window).map(|_| ()),
         other => Err(format!("unknown topic {other:?}; expected one of {}", topics::ALL.join(", "))),
     }
 }
@@ -197,6 +264,8 @@ pub struct Decoded {
     pub rows: DataFrame,
     /// (input position, reason) of every value that failed.
     pub failures: Vec<(usize, String)>,
+    /// How many decoded rows had each optional field unusable (read as null).
+    pub unusable: BTreeMap<&'static str, u64>,
 }
 
 /// Decoded values with their input positions, and (position, reason) of the failures.
@@ -242,8 +311,8 @@ fn decode_all<T: Send>(
 }
 
 /// Decodes `bpm` values into `row`, `device_id`, `time`, `heartrate`.
-pub fn decode_bpm_values(values: &[Option<&str>], threads: usize) -> Result<Decoded> {
-    let (ok, failures) = decode_all(values, threads, decode_bpm);
+pub fn decode_bpm_values(values: &[Option<&str>], options: &ReadOptions) -> Result<Decoded> {
+    let (ok, failures) = decode_all(values, options.threads, |v| decode_bpm(v, &options.window));
     let n = ok.len();
     let rows = DataFrame::new(
         n,
@@ -254,12 +323,12 @@ pub fn decode_bpm_values(values: &[Option<&str>], threads: usize) -> Result<Deco
             Column::new("heartrate".into(), ok.iter().map(|(_, b)| b.heartrate).collect::<Vec<_>>()),
         ],
     )?;
-    Ok(Decoded { rows, failures })
+    Ok(Decoded { rows, failures, unusable: BTreeMap::new() })
 }
 
 /// Decodes `workout` values into `row`, `user_id`, `workout_id`, `time`, `action`, `session_id`.
-pub fn decode_workout_values(values: &[Option<&str>], threads: usize) -> Result<Decoded> {
-    let (ok, failures) = decode_all(values, threads, decode_workout);
+pub fn decode_workout_values(values: &[Option<&str>], options: &ReadOptions) -> Result<Decoded> {
+    let (ok, failures) = decode_all(values, options.threads, |v| decode_workout(v, &options.window));
     let n = ok.len();
     let rows = DataFrame::new(
         n,
@@ -272,13 +341,17 @@ pub fn decode_workout_values(values: &[Option<&str>], threads: usize) -> Result<
             Column::new("session_id".into(), ok.iter().map(|(_, w)| w.session_id).collect::<Vec<_>>()),
         ],
     )?;
-    Ok(Decoded { rows, failures })
+    Ok(Decoded { rows, failures, unusable: BTreeMap::new() })
 }
 
 /// Decodes `user_info` values into `row`, `user_id`, `update_type`, `updated`, `dob`, `sex`,
 /// `gender`, `first_name`, `last_name`, `street_address`, `city`, `state`, `zip`.
-pub fn decode_user_info_values(values: &[Option<&str>], threads: usize) -> Result<Decoded> {
-    let (ok, failures) = decode_all(values, threads, decode_user_info);
+pub fn decode_user_info_values(values: &[Option<&str>], options: &ReadOptions) -> Result<Decoded> {
+    let (ok, failures) = decode_all(values, options.threads, |v| decode_user_info(v, &options.window));
+    let mut unusable = BTreeMap::new();
+    for field in ok.iter().flat_map(|(_, u)| u.unusable.iter()) {
+        *unusable.entry(*field).or_insert(0) += 1;
+    }
     let n = ok.len();
     let text = |f: fn(&UserInfo) -> Option<&str>| ok.iter().map(|(_, u)| f(u)).collect::<Vec<_>>();
     let rows = DataFrame::new(
@@ -299,5 +372,5 @@ pub fn decode_user_info_values(values: &[Option<&str>], threads: usize) -> Resul
             Column::new("zip".into(), ok.iter().map(|(_, u)| u.zip).collect::<Vec<_>>()),
         ],
     )?;
-    Ok(Decoded { rows, failures })
+    Ok(Decoded { rows, failures, unusable })
 }

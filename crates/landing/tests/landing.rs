@@ -7,6 +7,7 @@ use fitlake_landing::csv::{parse_gym_logins, parse_registered_users};
 use fitlake_landing::multiplex::parse_kafka_multiplex;
 use fitlake_landing::synthetic::{generate, interleave_by_time, write_bpm_envelopes, Synthetic, Visit};
 use fitlake_landing::Quarantined;
+use fitlake_landing::ReadOptions;
 
 /// A bundled seed file by name.
 fn seed(name: &str) -> String {
@@ -44,20 +45,20 @@ fn registered_users_skip_blanks_and_quarantine_bad_rows() {
                 oops,1,aa,1678451529\n\
                 1,2,,1678451529\n\
                 3,4,bb,2023-03-10 12:00:00\n";
-    let parsed = parse_registered_users(text, "users.csv").expect("parse");
+    let parsed = parse_registered_users(text.as_bytes(), "users.csv", &ReadOptions::default()).expect("parse");
     insta::assert_snapshot!(format!("{}\n{}", to_text(&parsed.rows), quarantine_text(&parsed.quarantined)));
 }
 
 #[test]
 fn gym_logins_accept_open_visits_and_refuse_backwards_ones() {
     let text = "login,logout,gym,mac_address\n1678521600,1678526100,5,4c:c5:9f:cb:13:bd\n1678522500,,1,ae:ec\n1678522500,1678520000,3,36:1f\n";
-    let parsed = parse_gym_logins(text, "logins.csv").expect("parse");
+    let parsed = parse_gym_logins(text.as_bytes(), "logins.csv", &ReadOptions::default()).expect("parse");
     insta::assert_snapshot!(format!("{}\n{}", to_text(&parsed.rows), quarantine_text(&parsed.quarantined)));
 }
 
 #[test]
 fn a_header_without_a_required_column_quarantines_the_file() {
-    let parsed = parse_gym_logins("mac,gym,login,logout\na,1,2,3\n", "f.csv").expect("parse");
+    let parsed = parse_gym_logins(b"mac,gym,login,logout\na,1,2,3\n", "f.csv", &ReadOptions::default()).expect("parse");
     assert_eq!(parsed.rows.height(), 0);
     assert_eq!(parsed.quarantined.len(), 2);
     assert!(parsed.quarantined[0].reason.contains("mac_address"));
@@ -66,7 +67,12 @@ fn a_header_without_a_required_column_quarantines_the_file() {
 #[test]
 fn multiplex_seed_file_parses_with_seconds_timestamps() {
     for threads in [1, 2, 3] {
-        let parsed = parse_kafka_multiplex(&seed("2-user_info_1.json"), "2-user_info_1.json", threads).expect("parse");
+        let parsed = parse_kafka_multiplex(
+            seed("2-user_info_1.json").as_bytes(),
+            "2-user_info_1.json",
+            &ReadOptions { threads, ..Default::default() },
+        )
+        .expect("parse");
         assert_eq!(parsed.rows.height(), 7, "threads {threads}");
         assert!(parsed.quarantined.is_empty());
         insta::assert_snapshot!("user_info_1", to_text(&parsed.rows.drop("value").expect("drop")));
@@ -78,7 +84,8 @@ fn multiplex_quarantines_with_line_numbers_on_any_thread_count() {
     let good = r#"{"key":"1","value":"{\"device_id\": 1, \"time\": 1678451170.5, \"heartrate\": 80}","topic":"bpm","partition":0,"offset":1,"timestamp":1678451170500}"#;
     let text = format!("{good}\n\n{{bad\n{good}\n{}\n\n", good.replace("bpm", "nope"));
     for threads in [1, 2, 4] {
-        let parsed = parse_kafka_multiplex(&text, "m.json", threads).expect("parse");
+        let parsed = parse_kafka_multiplex(text.as_bytes(), "m.json", &ReadOptions { threads, ..Default::default() })
+            .expect("parse");
         assert_eq!(parsed.rows.height(), 2);
         insta::assert_snapshot!("multiplex_quarantine", quarantine_text(&parsed.quarantined));
     }
@@ -92,7 +99,8 @@ fn bpm_generation_is_deterministic_and_one_reading_per_second() {
     write_bpm_envelopes(&visits, 1, 100, &mut b);
     assert_eq!(a, b);
     assert_eq!(next, 160);
-    let parsed = parse_kafka_multiplex(&a, "bpm.json", 2).expect("parse");
+    let parsed = parse_kafka_multiplex(a.as_bytes(), "bpm.json", &ReadOptions { threads: 2, ..Default::default() })
+        .expect("parse");
     assert_eq!(parsed.rows.height(), 60);
     assert!(parsed.quarantined.is_empty());
 
@@ -100,10 +108,24 @@ fn bpm_generation_is_deterministic_and_one_reading_per_second() {
     let set = generate(options).expect("generate");
     assert_eq!(set.visits.len(), 6);
     assert_eq!(generate(options).expect("generate").events_jsonl, set.events_jsonl);
-    let events = parse_kafka_multiplex(&set.events_jsonl, "events.json", 2).expect("parse");
+    let events = parse_kafka_multiplex(
+        set.events_jsonl.as_bytes(),
+        "events.json",
+        &ReadOptions { threads: 2, ..Default::default() },
+    )
+    .expect("parse");
     assert!(events.quarantined.is_empty(), "{:?}", events.quarantined);
-    assert_eq!(parse_registered_users(&set.registered_users_csv, "u.csv").expect("parse").rows.height(), 3);
-    assert_eq!(parse_gym_logins(&set.gym_logins_csv, "g.csv").expect("parse").rows.height(), 6);
+    assert_eq!(
+        parse_registered_users(set.registered_users_csv.as_bytes(), "u.csv", &ReadOptions::default())
+            .expect("parse")
+            .rows
+            .height(),
+        3
+    );
+    assert_eq!(
+        parse_gym_logins(set.gym_logins_csv.as_bytes(), "g.csv", &ReadOptions::default()).expect("parse").rows.height(),
+        6
+    );
 }
 
 #[test]
@@ -127,7 +149,12 @@ fn device_events_become_envelopes_and_bad_records_get_reasons() {
     assert_eq!(out.rejected[1], (2, "a record must be a JSON object".to_string()));
     insta::assert_snapshot!("device_event_envelopes", format!("{}{:?}", out.ndjson, out.rejected));
     // The envelopes parse as a landing multiplex file.
-    let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(&out.ndjson, "http.json", 1).expect("parse");
+    let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(
+        out.ndjson.as_bytes(),
+        "http.json",
+        &ReadOptions { threads: 1, ..Default::default() },
+    )
+    .expect("parse");
     assert_eq!((parsed.rows.height(), parsed.quarantined.len()), (1, 0));
     let array = envelopes(
         "workout",

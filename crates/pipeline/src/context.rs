@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use fitlake_catalog::TableId;
+use fitlake_landing::{ReadOptions, TimeWindow};
 use fitlake_quality::Expectations;
 use fitlake_sources::RecordSource;
 use fitlake_storage::{Access, Table};
@@ -32,11 +33,19 @@ pub struct RunOptions {
     /// Streaming mode: a bronze step takes at most one batch (of `max_batch_bytes`) per
     /// micro-batch, like Spark's `maxBytesPerTrigger`, so downstream tables follow sooner.
     pub streaming: bool,
+    /// Event times outside this window are quarantined.
+    pub window: TimeWindow,
+    /// A landing line (or CSV record) longer than this is quarantined.
+    pub max_line_bytes: usize,
+    /// A landing file larger than this is quarantined whole (its prefix and SHA-256), never
+    /// read into memory.
+    pub max_file_bytes: u64,
 }
 
 impl RunOptions {
     /// Batch-mode options at `as_of`, loading at `load_time_micros`: one parsing thread per
-    /// core, batches of up to 1 GiB, table locks on.
+    /// core, batches of up to 1 GiB, table locks on, times from 2000 to 2100, lines of at most
+    /// 1 MiB, files of at most 2 GiB.
     pub fn new(as_of: NaiveDate, load_time_micros: i64) -> RunOptions {
         RunOptions {
             as_of,
@@ -45,9 +54,20 @@ impl RunOptions {
             max_batch_bytes: 1 << 30,
             table_locks: true,
             streaming: false,
+            window: TimeWindow::default(),
+            max_line_bytes: ReadOptions::default().max_line_bytes,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
         }
     }
+
+    /// How landing records are read in this run.
+    pub fn read(&self) -> ReadOptions {
+        ReadOptions { window: self.window, max_line_bytes: self.max_line_bytes, threads: self.threads }
+    }
 }
+
+/// Largest landing file read by default: 2 GiB (real files are 100-300 MB).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 << 30;
 
 /// What every step of a run may use.
 #[derive(Debug, Clone)]

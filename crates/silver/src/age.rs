@@ -40,17 +40,29 @@ pub fn age_band(age: i64) -> &'static str {
     }
 }
 
-/// The age band of each date of birth at `as_of` (null where the date is null).
+/// The band of a missing, unreadable or implausible date of birth (the original's `ELSE`).
+pub const INVALID_AGE: &str = "invalid age";
+
+/// Oldest plausible age, in whole years.
+pub const MAX_AGE: i64 = 120;
+
+/// The age band of a date of birth at `as_of`: [`INVALID_AGE`] when it is missing, after
+/// `as_of`, or more than [`MAX_AGE`] years before it.
+pub fn dob_band(dob: Option<NaiveDate>, as_of: NaiveDate) -> &'static str {
+    match dob.map(|d| (d, age_in_years(d, as_of))) {
+        Some((d, age)) if d <= as_of && age <= MAX_AGE => age_band(age),
+        _ => INVALID_AGE,
+    }
+}
+
+/// The age band of each date of birth (days since the epoch) at `as_of`.
 pub fn age_bands(dob: &Column, as_of: NaiveDate) -> Result<Series> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    let bands: Vec<Option<&str>> = dob
+    let bands: Vec<&str> = dob
         .date()?
         .physical()
         .iter()
-        .map(|days| {
-            days.and_then(|d| epoch.checked_add_signed(chrono::Duration::days(i64::from(d))))
-                .map(|d| age_band(age_in_years(d, as_of)))
-        })
+        .map(|days| dob_band(days.and_then(|d| epoch.checked_add_signed(chrono::Duration::days(i64::from(d)))), as_of))
         .collect();
     Ok(Series::new("age".into(), bands))
 }
@@ -73,5 +85,9 @@ mod tests {
         assert_eq!(age_band(25), "25-35");
         assert_eq!(age_band(94), "85-95");
         assert_eq!(age_band(95), "95+");
+        assert_eq!(dob_band(None, d(2023, 3, 15)), INVALID_AGE);
+        assert_eq!(dob_band(Some(d(2024, 1, 1)), d(2023, 3, 15)), INVALID_AGE, "born after the as-of date");
+        assert_eq!(dob_band(Some(d(1890, 1, 1)), d(2023, 3, 15)), INVALID_AGE, "133 years old");
+        assert_eq!(dob_band(Some(d(2023, 3, 15)), d(2023, 3, 15)), "under 18");
     }
 }

@@ -1,7 +1,9 @@
 //! Typed payloads from `kafka_multiplex_bz` rows of one topic.
 
 use fitlake_landing::value::{decode_bpm_values, decode_user_info_values, decode_workout_values, Decoded};
-use fitlake_landing::{topics, Quarantined};
+use std::collections::BTreeMap;
+
+use fitlake_landing::{topics, Quarantined, ReadOptions};
 use polars::prelude::*;
 
 use crate::Result;
@@ -15,18 +17,18 @@ use crate::Result;
 ///     "value" => [r#"{"device_id": 1, "time": 1678521600.5, "heartrate": 70.0}"#, "not json"],
 ///     "source_file" => ["f", "f"], "partition" => [0i64, 0], "offset" => [1i64, 2],
 /// )?;
-/// let decoded = fitlake_silver::decode_topic(&bronze, "bpm", 1)?;
+/// let decoded = fitlake_silver::decode_topic(&bronze, "bpm", &Default::default())?;
 /// assert_eq!((decoded.rows.height(), decoded.quarantined.len()), (1, 1));
 /// assert!(decoded.quarantined[0].reason.starts_with("bpm partition 0 offset 2"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn decode_topic(bronze_rows: &DataFrame, topic: &str, threads: usize) -> Result<DecodedTopic> {
+pub fn decode_topic(bronze_rows: &DataFrame, topic: &str, options: &ReadOptions) -> Result<DecodedTopic> {
     let values = bronze_rows.column("value")?.str()?;
     let values: Vec<Option<&str>> = values.iter().collect();
-    let Decoded { rows, failures } = match topic {
-        topics::BPM => decode_bpm_values(&values, threads)?,
-        topics::WORKOUT => decode_workout_values(&values, threads)?,
-        _ => decode_user_info_values(&values, threads)?,
+    let Decoded { rows, failures, unusable } = match topic {
+        topics::BPM => decode_bpm_values(&values, options)?,
+        topics::WORKOUT => decode_workout_values(&values, options)?,
+        _ => decode_user_info_values(&values, options)?,
     };
     let quarantined = failures
         .into_iter()
@@ -47,7 +49,7 @@ pub fn decode_topic(bronze_rows: &DataFrame, topic: &str, threads: usize) -> Res
             }
         })
         .collect();
-    Ok(DecodedTopic { rows: rows.drop("row")?, quarantined })
+    Ok(DecodedTopic { rows: rows.drop("row")?, quarantined, unusable })
 }
 
 /// The rows [`decode_topic`] decoded, and the values it could not.
@@ -57,4 +59,6 @@ pub struct DecodedTopic {
     pub rows: DataFrame,
     /// The values that failed, as quarantine records.
     pub quarantined: Vec<Quarantined>,
+    /// How many decoded rows had each optional field unusable (read as null), by field name.
+    pub unusable: BTreeMap<&'static str, u64>,
 }

@@ -7,14 +7,14 @@
 //!
 //! | table | key | rule |
 //! |---|---|---|
-//! | `users` | `user_id` | insert only |
-//! | `gym_logs` | `mac_address, gym, login` | a later, greater logout updates the visit |
-//! | `user_profile` | `user_id` | CDC: the latest `updated` wins; an older event never overwrites; a latest `delete` removes |
-//! | `workouts` | `user_id, time` | insert only |
-//! | `heart_rate` | `device_id, time` | insert only, `valid = heartrate > 0` |
-//! | `user_bins` | `user_id` | recomputed from `user_profile` at the as-of date |
+//! //! | `gym_logs` | `mac_address, gym, login` | a later, greater logout updates the visit |
+//! | `users` | `user_id` | insert only; among duplicates the earliest registration (then the lowest device, MAC) |
+//! | `user_profile` | `user_id` | CDC: the greatest change wins (see [`change_order`]); a winning `delete` leaves a tombstone |
+//! | `workouts` | `user_id, time` | insert only; among duplicates the least (action, workout, session) |
+//! | `heart_rate` | `device_id, time` | `valid = heartrate > 0`; among duplicates the greatest heartrate, in one batch or across batches (a later greater one updates) |
+//! | `user_bins` | `user_id` | recomputed from the live (not tombstoned) `user_profile` rows at the as-of date |
 //! | `completed_workouts` | `user_id, workout_id, session_id` | a start joined to its stop within 3 hours |
-//! | `workout_bpm` | `user_id, workout_id, session_id, time` | valid readings of the user's device with start < time <= end |
+//! | `workout_bpm` | `user_id, workout_id, session_id, time` | valid readings of the user's device with start < time <= end; follows `heart_rate` updates |
 
 pub mod age;
 pub mod decode;
@@ -175,7 +175,19 @@ fn first_per_key(df: LazyFrame, keys: &[&str]) -> LazyFrame {
     df.unique(Some(fitlake_frame::by_names(keys)), UniqueKeepStrategy::First)
 }
 
-/// `users`: new registrations, the earliest per user, that are not yet in the table.
+/// Keeps, of the rows sharing `keys`, the least by `order` (all columns ascending, or
+/// descending when `descending`): a rule that does not depend on the order the rows came in.
+fn least_per_key(df: LazyFrame, keys: &[&str], order: &[&str], descending: bool) -> LazyFrame {
+    let by: Vec<&str> = keys.iter().chain(order).copied().collect();
+    let directions: Vec<bool> = keys.iter().map(|_| false).chain(order.iter().map(|_| descending)).collect();
+    first_per_key(
+        df.sort(by, SortMultipleOptions::default().with_order_descending_multi(directions).with_nulls_last(true)),
+        keys,
+    )
+}
+
+/// `users`: new registrations, the earliest per user (then the lowest device id and MAC), that
+/// are not yet in the table.
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
@@ -195,13 +207,16 @@ fn first_per_key(df: LazyFrame, keys: &[&str]) -> LazyFrame {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn users(registered_users_bz: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
-    let candidates = first_per_key(
-        registered_users_bz
-            .clone()
-            .lazy()
-            .sort(["registration_timestamp"], SortMultipleOptions::default().with_maintain_order(true))
-            .select(cols(&["user_id", "device_id", "mac_address", "registration_timestamp"])),
+    let candidates = least_per_key(
+        registered_users_bz.clone().lazy().select(cols(&[
+            "user_id",
+            "device_id",
+            "mac_address",
+            "registration_timestamp",
+        ])),
         &["user_id"],
+        &["registration_timestamp", "device_id", "mac_address"],
+        false,
     )
     .collect()?;
     Ok(anti_join(&candidates, existing_keys, &["user_id"])?)
@@ -248,27 +263,71 @@ pub fn gym_logs(gym_logins_bz: &DataFrame, target: &DataFrame) -> Result<MergePl
     Ok(plan_merge(target, &upserts, None, &keys)?)
 }
 
-/// Rank of an update type when two events of a user carry the same time: a delete wins.
-fn update_rank() -> Expr {
-    when(col("update_type").eq(lit("delete")))
-        .then(lit(2))
-        .when(col("update_type").eq(lit("update")))
-        .then(lit(1))
-        .otherwise(lit(0))
-        .alias("update_rank")
+/// Rank of an update type when two events of a user carry the same time: a delete wins over an
+/// update, an update over a new.
+fn update_rank(column: &str) -> Expr {
+    when(col(column).eq(lit("delete"))).then(lit(2)).when(col(column).eq(lit("update"))).then(lit(1)).otherwise(lit(0))
+}
+
+/// The profile columns of `user_profile`, in table order.
+pub const PROFILE_COLUMNS: [&str; 12] = [
+    "user_id",
+    "dob",
+    "sex",
+    "gender",
+    "first_name",
+    "last_name",
+    "street_address",
+    "city",
+    "state",
+    "zip",
+    "updated",
+    "update_type",
+];
+
+/// The columns a tombstone keeps; the rest of its profile is null.
+const TOMBSTONE_COLUMNS: [&str; 3] = ["user_id", "updated", "update_type"];
+
+/// The one order of profile changes, used within a batch and against the stored profile alike:
+/// the later `updated` wins; at the same time `delete` beats `update` beats `new`; two
+/// different changes of the same type at the same time are settled by their content, column
+/// by column in table order (greater wins, null least), so no listing order or batch split
+/// changes the winner. These are the columns compared, in order, after `change_rank`.
+pub const CHANGE_ORDER: [&str; 10] =
+    ["updated", "dob", "sex", "gender", "first_name", "last_name", "street_address", "city", "state", "zip"];
+
+/// True where the row's change is greater than the stored one (the stored columns carry the
+/// prefix `stored_`), by the order of [`CHANGE_ORDER`].
+fn greater_change() -> Expr {
+    let rank = |c: &str| update_rank(c);
+    let pairs: Vec<(Expr, Expr)> = std::iter::once((rank("update_type"), rank("stored_update_type")))
+        .chain(CHANGE_ORDER[1..].iter().map(|c| (col(*c), col(format!("stored_{c}")))))
+        .collect();
+    let (time, stored_time) = (col("updated"), col("stored_updated"));
+    let mut greater = lit(false);
+    for (new, old) in pairs.into_iter().rev() {
+        let gt = new.clone().is_not_null().and(old.clone().is_null().or(new.clone().gt(old.clone())));
+        let eq = new.clone().eq(old.clone()).fill_null(lit(false)).or(new.is_null().and(old.is_null()));
+        greater = gt.or(eq.and(greater));
+    }
+    time.clone().gt(stored_time.clone()).or(time.eq(stored_time).and(greater))
 }
 
 /// What [`user_profile`] decided.
 #[derive(Debug, Clone)]
 pub struct ProfileChanges {
-    /// The MERGE plan: profiles to write, files to remove.
+    /// The MERGE plan: profiles and tombstones to write, files to remove.
     pub plan: MergePlan,
-    /// The `user_id`s whose profile a `delete` removes.
+    /// The `user_id`s a `delete` tombstones now.
     pub deleted_users: DataFrame,
 }
 
-/// `user_profile`: change events merged per user. Among the new events the latest `updated`
-/// wins; it replaces the current profile only when newer; a winning `delete` removes it.
+/// `user_profile`: change events merged per user, by the one order of [`change_order`]. The
+/// greatest new change replaces the stored row only when it is greater than it. A winning
+/// `delete` writes a tombstone (the user, `updated`, `update_type = 'delete'`, the rest null),
+/// as Databricks' APPLY CHANGES keeps one, so that an older update arriving later cannot bring
+/// the profile back; readers of live profiles skip `update_type = 'delete'` rows. Tombstones are
+/// kept for ever (one small row per deleted user).
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
@@ -293,48 +352,45 @@ pub struct ProfileChanges {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<ProfileChanges> {
-    let profile_columns = [
-        "user_id",
-        "dob",
-        "sex",
-        "gender",
-        "first_name",
-        "last_name",
-        "street_address",
-        "city",
-        "state",
-        "zip",
-        "updated",
-        "update_type",
-    ];
-    let latest = first_per_key(
-        user_info.clone().lazy().with_column(update_rank()).sort(
-            ["updated", "update_rank"],
-            SortMultipleOptions::default().with_order_descending(true).with_maintain_order(true),
-        ),
-        &["user_id"],
-    )
-    .select(cols(&profile_columns));
-    let existing = target.clone().lazy().select([col("user_id"), col("updated").alias("target_updated")]);
+    let is_delete = col("update_type").eq(lit("delete"));
+    // A delete's row is its tombstone: the same row whether it is new or stored.
+    let changes = user_info.clone().lazy().select(
+        PROFILE_COLUMNS
+            .iter()
+            .map(|c| match TOMBSTONE_COLUMNS.contains(c) {
+                true => col(*c),
+                false => when(is_delete.clone())
+                    .then(lit(NULL).cast(user_info_type(user_info, c)))
+                    .otherwise(col(*c))
+                    .alias(*c),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut order = vec!["updated", "change_rank"];
+    order.extend(&CHANGE_ORDER[1..]);
+    let ranked = changes.with_column(update_rank("update_type").alias("change_rank"));
+    let latest = least_per_key(ranked, &["user_id"], &order, true);
+    let stored = target.clone().lazy().select(
+        std::iter::once(col("user_id"))
+            .chain(PROFILE_COLUMNS[1..].iter().map(|c| col(*c).alias(format!("stored_{c}"))))
+            .collect::<Vec<_>>(),
+    );
     let winners = latest
-        .join(existing, [col("user_id")], [col("user_id")], JoinArgs::new(JoinType::Left))
-        .filter(col("target_updated").is_null().or(col("updated").gt(col("target_updated"))))
+        .join(stored, [col("user_id")], [col("user_id")], JoinArgs::new(JoinType::Left))
+        .filter(col("stored_updated").is_null().or(greater_change()))
+        .select(cols(&PROFILE_COLUMNS))
         .collect()?;
-    let upserts = winners
-        .clone()
-        .lazy()
-        .filter(col("update_type").neq(lit("delete")))
-        .select(cols(&profile_columns))
-        .collect()?;
-    let deletes = winners
-        .lazy()
-        .filter(col("update_type").eq(lit("delete")).and(col("target_updated").is_not_null()))
-        .select([col("user_id")])
-        .collect()?;
-    Ok(ProfileChanges { plan: plan_merge(target, &upserts, Some(&deletes), &["user_id"])?, deleted_users: deletes })
+    let deleted_users = winners.clone().lazy().filter(is_delete).select([col("user_id")]).collect()?;
+    Ok(ProfileChanges { plan: plan_merge(target, &winners, None, &["user_id"])?, deleted_users })
 }
 
-/// `workouts`: new start/stop events, one per user and time, not yet in the table.
+/// The type of `column` in `frame` (null when it is missing, which the select then reports).
+fn user_info_type(frame: &DataFrame, column: &str) -> DataType {
+    frame.schema().get(column).cloned().unwrap_or(DataType::Null)
+}
+
+/// `workouts`: new start/stop events, one per user and time (the least action, workout and
+/// session among duplicates), not yet in the table.
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
@@ -352,35 +408,42 @@ pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<Profile
 /// ```
 pub fn workouts(workout_events: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
     let keys = ["user_id", "time"];
-    let fresh = first_per_key(
+    let fresh = least_per_key(
         workout_events.clone().lazy().select(cols(&["user_id", "workout_id", "time", "action", "session_id"])),
         &keys,
+        &["action", "workout_id", "session_id"],
+        false,
     )
     .collect()?;
     Ok(anti_join(&fresh, existing_keys, &keys)?)
 }
 
-/// `heart_rate`: new readings, one per device and time, not yet in the table, with
-/// `valid = heartrate > 0`.
+/// `heart_rate`: the readings to upsert, one per device and time: among duplicates the
+/// greatest heartrate wins, whether they come in one batch or in several (a greater reading
+/// arriving later replaces the stored one; a lesser one is ignored), with
+/// `valid = heartrate > 0`. `stored` holds the target rows (at least `device_id`, `time`,
+/// `heartrate`) that may share a key with `readings`.
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
 /// #     let micros: Vec<i64> = seconds.iter().map(|s| s * 1_000_000).collect();
 /// #     Column::new(name.into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))
 /// # }
-/// let readings = DataFrame::new(2, vec![
-///     Column::new("device_id".into(), [5i64, 5]), times("time", &[1, 2])?,
-///     Column::new("heartrate".into(), [72.5f64, -1.0]),
+/// let readings = DataFrame::new(3, vec![
+///     Column::new("device_id".into(), [5i64, 5, 5]), times("time", &[1, 2, 3])?,
+///     Column::new("heartrate".into(), [72.5f64, -1.0, 60.0]),
 /// ])?;
-/// let existing = DataFrame::new(0, vec![Column::new("device_id".into(), Vec::<i64>::new()), times("time", &[])?])?;
-/// let rows = fitlake_silver::heart_rate(&readings, &existing)?;
+/// let stored = DataFrame::new(1, vec![
+///     Column::new("device_id".into(), [5i64]), times("time", &[3])?, Column::new("heartrate".into(), [80.0f64]),
+/// ])?;
+/// let rows = fitlake_silver::heart_rate(&readings, &stored)?;
 /// let valid: Vec<Option<bool>> = rows.sort(["time"], Default::default())?.column("valid")?.bool()?.iter().collect();
-/// assert_eq!(valid, [Some(true), Some(false)]);
+/// assert_eq!(valid, [Some(true), Some(false)], "the stored 80 at time 3 beats the new 60");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn heart_rate(readings: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
+pub fn heart_rate(readings: &DataFrame, stored: &DataFrame) -> Result<DataFrame> {
     let keys = ["device_id", "time"];
-    let fresh = first_per_key(
+    let fresh = least_per_key(
         readings.clone().lazy().select([
             col("device_id"),
             col("time"),
@@ -388,13 +451,30 @@ pub fn heart_rate(readings: &DataFrame, existing_keys: &DataFrame) -> Result<Dat
             col("heartrate").gt(lit(0.0)).alias("valid"),
         ]),
         &keys,
-    )
-    .collect()?;
-    Ok(anti_join(&fresh, existing_keys, &keys)?)
+        &["heartrate"],
+        true,
+    );
+    let stored =
+        stored.clone().lazy().select([col("device_id"), col("time"), col("heartrate").alias("stored_heartrate")]);
+    Ok(fresh
+        .join(stored, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Left))
+        .filter(col("stored_heartrate").is_null().or(col("heartrate").gt(col("stored_heartrate"))))
+        .select(cols(&["device_id", "time", "heartrate", "valid"]))
+        .collect()?)
 }
 
-/// `user_bins`: the whole table as it must be for `user_profile` at `as_of`, planned as a
-/// MERGE against the current `target`.
+/// The rows of `user_profile` that are profiles, not tombstones of deleted users (a frame
+/// without `update_type` is taken as all live).
+pub fn live_profiles(user_profile: &DataFrame) -> Result<DataFrame> {
+    if user_profile.schema().get("update_type").is_none() {
+        return Ok(user_profile.clone());
+    }
+    Ok(user_profile.clone().lazy().filter(col("update_type").neq(lit("delete"))).collect()?)
+}
+
+/// `user_bins`: the whole table as it must be for the live profiles of `user_profile` at
+/// `as_of`, planned as a MERGE against the current `target`. A missing, unreadable or
+/// implausible date of birth gives the band `invalid age`, as the original's `ELSE` did.
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # use fitlake_frame::FILE_COLUMN;
@@ -408,9 +488,9 @@ pub fn heart_rate(readings: &DataFrame, existing_keys: &DataFrame) -> Result<Dat
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn user_bins(user_profile: &DataFrame, target: &DataFrame, as_of: chrono::NaiveDate) -> Result<MergePlan> {
-    let ages = age::age_bands(user_profile.column("dob")?, as_of)?;
-    let desired = user_profile
-        .clone()
+    let live = live_profiles(user_profile)?;
+    let ages = age::age_bands(live.column("dob")?, as_of)?;
+    let desired = live
         .lazy()
         .with_column(lit(ages).alias("age"))
         .select(cols(&["user_id", "age", "gender", "city", "state"]))
@@ -470,8 +550,10 @@ pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Re
 }
 
 /// `workout_bpm`: the valid readings of each session's user's device with
-/// `start_time < time <= end_time`, not yet in the table. `readings` must hold every reading
-/// of the sessions' devices in the sessions' time span.
+/// `start_time < time <= end_time` that are not in the table as they are: new ones, and those
+/// whose reading `heart_rate` has replaced (a greater duplicate). `readings` must hold every
+/// reading of the sessions' devices in the sessions' time span; `stored` the target rows of
+/// the sessions (at least the key and `heartrate`).
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
@@ -487,21 +569,25 @@ pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Re
 ///     Column::new("device_id".into(), [5i64, 5, 5]), times("time", &[10, 15, 20])?,
 ///     Column::new("heartrate".into(), [60.0f64, 70.0, 80.0]), Column::new("valid".into(), [true, true, true]),
 /// ])?;
-/// let existing = DataFrame::new(0, vec![
-///     Column::new("user_id".into(), Vec::<i64>::new()), Column::new("workout_id".into(), Vec::<i64>::new()),
-///     Column::new("session_id".into(), Vec::<i64>::new()), times("time", &[])?,
+/// let stored = DataFrame::new(1, vec![
+///     Column::new("user_id".into(), [1i64]), Column::new("workout_id".into(), [7i64]),
+///     Column::new("session_id".into(), [1i64]), times("time", &[15])?, Column::new("heartrate".into(), [70.0f64]),
 /// ])?;
-/// let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings, &existing)?;
-/// assert_eq!(bpm.height(), 2, "start < time <= end");
+/// let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings, &stored)?;
+/// assert_eq!(bpm.height(), 1, "start < time <= end, and the reading at 15 is stored as it is");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn workout_bpm(
     sessions: &DataFrame,
     users: &DataFrame,
     readings: &DataFrame,
-    existing_keys: &DataFrame,
+    stored: &DataFrame,
 ) -> Result<DataFrame> {
     let keys = ["user_id", "workout_id", "session_id", "time"];
+    let stored = stored
+        .clone()
+        .lazy()
+        .select(keys.iter().map(|k| col(*k)).chain([col("heartrate").alias("stored_heartrate")]).collect::<Vec<_>>());
     let bpm = sessions
         .clone()
         .lazy()
@@ -518,9 +604,11 @@ pub fn workout_bpm(
             JoinArgs::new(JoinType::Inner),
         )
         .filter(col("time").gt(col("start_time")).and(col("time").lt_eq(col("end_time"))))
+        .join(stored, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Left))
+        .filter(col("stored_heartrate").is_null().or(col("heartrate").neq(col("stored_heartrate"))))
         .select(cols(&["user_id", "workout_id", "session_id", "start_time", "end_time", "time", "heartrate"]))
         .collect()?;
-    Ok(anti_join(&bpm, existing_keys, &keys)?)
+    Ok(bpm)
 }
 
 /// The README's examples, compiled and run as doctests (`cargo test --doc`).

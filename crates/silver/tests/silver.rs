@@ -88,7 +88,7 @@ fn profile_events(rows: &[(i64, &str, i64, &str)]) -> DataFrame {
 }
 
 #[test]
-fn user_profile_latest_change_wins_older_never_overwrites_delete_removes() {
+fn user_profile_latest_change_wins_older_never_overwrites_delete_leaves_a_tombstone() {
     let mut target = profile_events(&[(1, "new", 100, "Old Town"), (2, "new", 500, "Keep"), (3, "new", 100, "Gone")]);
     target.with_column(Column::new(FILE_COLUMN.into(), ["f1", "f1", "f2"])).expect("tag");
     let events = profile_events(&[
@@ -122,8 +122,14 @@ fn workouts_and_heart_rate_deduplicate_and_skip_known_keys() {
         ts("time", &[1, 1, 2, 1]),
         Column::new("heartrate".into(), [80.0f64, 81.0, 0.0, -1.0]),
     ]);
-    let none = frame(vec![Column::new("device_id".into(), Vec::<i64>::new()), ts("time", &[])]);
-    let heart_rate = fitlake_silver::heart_rate(&readings, &none).expect("heart_rate");
+    let stored = frame(vec![
+        Column::new("device_id".into(), [7i64, 8]),
+        ts("time", &[2, 1]),
+        Column::new("heartrate".into(), [0.0f64, 50.0]),
+    ]);
+    // Device 7 at 1: 81 beats 80. At 2 the stored 0.0 is not replaced by an equal reading;
+    // device 8's stored 50 beats the new -1.
+    let heart_rate = fitlake_silver::heart_rate(&readings, &stored).expect("heart_rate");
     insta::assert_snapshot!(format!(
         "{}\n{}",
         to_text(&sorted(&workouts, &["user_id", "time"])),
@@ -194,12 +200,15 @@ fn workout_bpm_takes_valid_readings_with_start_before_time_up_to_end() {
         Column::new("heartrate".into(), [90.0f64, 91.0, 0.0, 93.0, 94.0, 99.0]),
         Column::new("valid".into(), [true, true, false, true, true, true]),
     ]);
-    let existing = frame(vec![
-        Column::new("user_id".into(), [1i64]),
-        Column::new("workout_id".into(), [1i64]),
-        Column::new("session_id".into(), [1i64]),
-        ts("time", &[101]),
+    // The reading at 101 is stored as it is; the one at 103 is stored with a value heart_rate
+    // has since replaced, so it is upserted.
+    let stored = frame(vec![
+        Column::new("user_id".into(), [1i64, 1]),
+        Column::new("workout_id".into(), [1i64, 1]),
+        Column::new("session_id".into(), [1i64, 1]),
+        ts("time", &[101, 103]),
+        Column::new("heartrate".into(), [91.0f64, 80.0]),
     ]);
-    let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings, &existing).expect("workout_bpm");
+    let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings, &stored).expect("workout_bpm");
     insta::assert_snapshot!(to_text(&sorted(&bpm, &["time"])));
 }

@@ -273,7 +273,7 @@ pub fn partition_of(key: Option<&[u8]>, count: usize) -> i32 {
 /// A multiplex envelope (validated like a landed one) as the Kafka record it describes:
 /// topic and record.
 fn envelope_record(line: &str) -> std::result::Result<(String, Record), String> {
-    let envelope = fitlake_landing::multiplex::parse_envelope(line)?;
+    let envelope = fitlake_landing::multiplex::parse_envelope(line, &fitlake_landing::TimeWindow::default())?;
     if envelope.timestamp % 1000 != 0 {
         return Err(format!("timestamp {} µs is finer than Kafka's milliseconds", envelope.timestamp));
     }

@@ -5,7 +5,7 @@
 //! `table.scan().files(files).columns(&["user_id"]).collect().await` and
 //! `table.commit().rows(&df).remove(paths).progress(txns).operation(Operation::Merge).await`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -42,6 +42,9 @@ pub enum Operation {
     Append,
     /// A copy-on-write MERGE (files removed and rewritten).
     Merge,
+    /// A rewrite of the same rows into other files (OPTIMIZE: compaction): every add and
+    /// remove carries `dataChange = false`, so readers of changes see nothing new.
+    Compact,
 }
 
 /// An open managed table.
@@ -51,6 +54,20 @@ pub struct Table {
     pub delta: DeltaTable,
     /// Who uses it: commits ask the policy for `MODIFY`.
     access: Access,
+}
+
+/// The first table feature of `properties` that fitlake cannot read correctly (it reads
+/// parquet files whole and by physical column name), if any: a table another engine (a
+/// Databricks `ALTER TABLE … SET TBLPROPERTIES`) gave deletion vectors or column mapping fails
+/// with a clear error instead of giving wrong rows.
+fn unsupported_feature(deletion_vectors: Option<bool>, column_mapping: Option<String>) -> Option<String> {
+    if deletion_vectors == Some(true) {
+        return Some("deletion vectors (delta.enableDeletionVectors = true)".into());
+    }
+    match column_mapping.map(|m| m.to_ascii_lowercase()) {
+        Some(mode) if mode != "none" => Some(format!("column mapping (delta.columnMapping.mode = {mode})")),
+        _ => None,
+    }
 }
 
 /// One data file of a table, as its `add` action describes it.
@@ -133,6 +150,13 @@ impl Table {
         };
         if table.version().is_none() {
             return Err(not_set_up());
+        }
+        let version = table.version().map_or(-1, |v| v as i64);
+        let state = table.snapshot().map_err(delta_error(id, version))?;
+        let config = state.table_config();
+        let mapping = config.column_mapping_mode.map(|m| format!("{m:?}"));
+        if let Some(feature) = unsupported_feature(config.enable_deletion_vectors, mapping) {
+            return Err(Error::Unsupported { table: id.qualified_name(), feature });
         }
         Ok(Table { id, delta: table, access: access.clone() })
     }
@@ -240,29 +264,43 @@ impl Table {
         Ok(actions)
     }
 
-    /// True when a commit after `version` added or removed data files (commits that only
-    /// record a step's progress change no rows).
+    /// True when a commit after `version` added or removed data (commits that only record a
+    /// step's progress change no rows, nor do `dataChange = false` rewrites such as a
+    /// Databricks OPTIMIZE or ZORDER).
     pub async fn data_changed_since(&self, version: Option<i64>) -> Result<bool> {
-        Ok(!self.data_actions_since(version).await?.is_empty())
+        Ok(self.data_actions_since(version).await?.iter().any(|a| match a {
+            Action::Add(add) => add.data_change,
+            Action::Remove(remove) => remove.data_change,
+            _ => false,
+        }))
     }
 
-    /// The active files added by the commits after `version` (all active files when `version`
-    /// is `None`), with the range of `stats_column` as in [`Table::files`].
+    /// The files whose rows are new since `version` (all active files when `version` is
+    /// `None`), with the range of `stats_column` as in [`Table::files`]: those added with
+    /// `dataChange = true` after `version` and not removed by a data change since. A file that a
+    /// `dataChange = false` rewrite (OPTIMIZE, ZORDER) has compacted away since is still the one
+    /// read (it stays in storage until a vacuum past the retention), and the compacted file is
+    /// not new input, so another engine's compaction neither duplicates nor hides rows.
     pub async fn files_added_since(&self, version: Option<i64>, stats_column: Option<&str>) -> Result<Vec<DataFile>> {
         let active = self.files(stats_column)?;
         if version.is_none() {
             return Ok(active);
         }
-        let added: HashSet<String> = self
-            .data_actions_since(version)
-            .await?
-            .into_iter()
-            .filter_map(|a| match a {
-                Action::Add(add) => Some(add.path),
-                _ => None,
-            })
-            .collect();
-        Ok(active.into_iter().filter(|f| added.contains(&f.path)).collect())
+        let mut added: Vec<DataFile> = Vec::new();
+        for action in self.data_actions_since(version).await? {
+            match action {
+                Action::Add(add) if add.data_change => added.push(DataFile {
+                    path: add.path,
+                    size: add.size,
+                    partition_values: add.partition_values.into_iter().collect(),
+                    range: None,
+                }),
+                Action::Remove(remove) if remove.data_change => added.retain(|f| f.path != remove.path),
+                _ => {}
+            }
+        }
+        let active: HashMap<String, DataFile> = active.into_iter().map(|f| (f.path.clone(), f)).collect();
+        Ok(added.into_iter().map(|f| active.get(&f.path).cloned().unwrap_or(f)).collect())
     }
 
     /// A read of the table: every active file and column unless narrowed.
@@ -453,11 +491,19 @@ impl<'a> Commit<'a> {
             table.files(None)?.into_iter().map(|f| (f.path.clone(), f)).collect()
         };
         let removed_files = removes.len() as u64;
+        let data_change = operation != Operation::Compact;
+        if !data_change {
+            for action in &mut adds {
+                if let Action::Add(add) = action {
+                    add.data_change = false;
+                }
+            }
+        }
         for path in removes {
             let file = known.get(&path);
             adds.push(Action::Remove(Remove {
                 path,
-                data_change: true,
+                data_change,
                 deletion_timestamp: Some(now),
                 extended_file_metadata: Some(true),
                 partition_values: file.map(|f| f.partition_values.clone()),
@@ -477,6 +523,7 @@ impl<'a> Commit<'a> {
                 not_matched_predicates: vec![MergePredicate { action_type: "insert".into(), predicate: None }],
                 not_matched_by_source_predicates: vec![],
             },
+            Operation::Compact => DeltaOperation::Optimize { predicate: None, target_size: added_bytes as i64 },
         };
         // Spark writes operationMetrics values as strings; Databricks' DESCRIBE HISTORY shows them.
         metrics.extend(match operation {
@@ -488,6 +535,9 @@ impl<'a> Commit<'a> {
                 ("numTargetFilesRemoved", removed_files),
                 ("numOutputRows", written),
             ],
+            Operation::Compact => {
+                [("numAddedFiles", added_files), ("numRemovedFiles", removed_files), ("numAddedBytes", added_bytes)]
+            }
         });
         let metrics: serde_json::Map<String, serde_json::Value> =
             metrics.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect();

@@ -130,6 +130,24 @@ impl Folder {
         got.bytes().await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
     }
 
+    /// The first `prefix_bytes` bytes of a file and the SHA-256 of all of it (hex), read as a
+    /// stream: a file too large to read whole is still identified without holding it.
+    pub async fn digest(&self, name: &str, prefix_bytes: usize) -> Result<(Vec<u8>, String)> {
+        self.allow(Privilege::ReadFiles)?;
+        let location = || format!("{}{name}", self.url);
+        let got = self.store.get(&self.path(name)).await.map_err(|e| storage_error(location(), e))?;
+        let mut stream = got.into_stream();
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut prefix = Vec::with_capacity(prefix_bytes);
+        while let Some(chunk) = stream.try_next().await.map_err(|e| storage_error(location(), e))? {
+            let room = prefix_bytes.saturating_sub(prefix.len());
+            prefix.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            context.update(&chunk);
+        }
+        let hex = context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Ok((prefix, hex))
+    }
+
     /// Writes a whole file at once: readers see the old file or the new one, never a part.
     pub async fn write(&self, name: &str, bytes: impl Into<PutPayload>) -> Result<()> {
         self.allow(Privilege::WriteFiles)?;

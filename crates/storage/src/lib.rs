@@ -61,6 +61,17 @@ pub enum Error {
         #[source]
         source: Box<deltalake::DeltaTableError>,
     },
+    /// A table uses a Delta feature fitlake cannot read correctly.
+    #[error(
+        "table {table} uses {feature}, which fitlake does not read; turn it off (or copy the table) \
+         before running fitlake on it"
+    )]
+    Unsupported {
+        /// The qualified table name.
+        table: String,
+        /// The feature and the property that turns it on.
+        feature: String,
+    },
     /// The stored progress of a step is unreadable.
     #[error("checkpoint {location} is unreadable: {message}")]
     Checkpoint {
@@ -129,7 +140,7 @@ impl Error {
     /// Whose move the error is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) | Error::NotSetUp { .. } => ErrorKind::Config,
+            Error::Config(_) | Error::NotSetUp { .. } | Error::Unsupported { .. } => ErrorKind::Config,
             Error::Denied(_) => ErrorKind::Denied,
             Error::Storage { .. } => ErrorKind::Infrastructure { retryable: true },
             Error::Delta { source, .. } => ErrorKind::Infrastructure {

@@ -153,6 +153,60 @@ impl Lake {
         Access::new(lakehouse, policy, "pipeline").expect("access")
     }
 
+    /// Rewrites every data file of a table into one new file in a `dataChange = false` commit,
+    /// as another engine's OPTIMIZE does; returns the number of files it replaced.
+    pub fn compact(&self, name: &str) -> usize {
+        let id = TableId::from_name(name).expect("known table");
+        block_on(async {
+            let mut table = Table::open(&self.access(), id).await.expect("open");
+            let files: Vec<String> = table.files(None).expect("files").into_iter().map(|f| f.path).collect();
+            let rows = table.scan().collect().await.expect("read");
+            table
+                .commit()
+                .rows(&rows)
+                .remove(files.clone())
+                .operation(fitlake_storage::Operation::Compact)
+                .await
+                .expect("compact");
+            files.len()
+        })
+    }
+
+    /// Every table's row count as an independent reader sees it: the Python `deltalake` package
+    /// (`$FITLAKE_DELTA_READER`, installed by scripts/install-services.sh) opens each table and
+    /// reads all its rows.
+    pub fn counts_read_independently(&self) -> BTreeMap<String, u64> {
+        let python = std::env::var("FITLAKE_DELTA_READER")
+            .expect("FITLAKE_DELTA_READER is not set: run the tests with scripts/test.sh (it installs the reader)");
+        let tables: serde_json::Map<String, serde_json::Value> = TableId::ALL
+            .iter()
+            .map(|t| {
+                let def = t.def();
+                let path = self.root.join("managed").join(def.layer.name()).join(def.name);
+                (t.name().to_string(), serde_json::Value::String(path.display().to_string()))
+            })
+            .collect();
+        let script = "import json, sys\nfrom deltalake import DeltaTable\n\
+                      tables = json.loads(sys.argv[1])\ncounts = {}\n\
+                      for n, p in tables.items():\n    print('reading', n, file=sys.stderr, flush=True)\n    \
+                      counts[n] = DeltaTable(p).to_pyarrow_table().num_rows\n\
+                      print(json.dumps(counts))\n";
+        // The Python package's Rust runtime aborts now and then on a loaded machine
+        // ("terminate called without an active exception", at random tables); a table that
+        // cannot be read fails every attempt with its reason.
+        let tables = serde_json::Value::Object(tables).to_string();
+        let mut failures = Vec::new();
+        let out = loop {
+            let out = Command::new(&python).args(["-c", script, &tables]).output().expect("run the Python reader");
+            if out.status.success() {
+                break out;
+            }
+            failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            assert!(failures.len() < 3, "the Python deltalake reader failed 3 times: {failures:#?}");
+        };
+        serde_json::from_slice(&out.stdout).expect("counts as JSON")
+    }
+
     /// Every table's version and row count.
     pub fn versions_and_counts(&self) -> BTreeMap<String, (i64, u64)> {
         block_on(async {

@@ -5,6 +5,7 @@ mod expected;
 mod governance;
 mod harness;
 mod kafka;
+mod messy;
 mod pipeline;
 mod postgres;
 mod serve;
@@ -13,6 +14,7 @@ mod stream;
 use std::collections::BTreeMap;
 
 use harness::{assert_same_tables, testdata, Lake};
+use polars::prelude::*;
 
 const ORIGINAL_TABLES: [&str; 11] = [
     "registered_users_bz",
@@ -184,12 +186,25 @@ fn bad_records_are_quarantined_and_the_run_goes_on() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     let quarantined: u64 =
         report["steps"].as_array().expect("steps").iter().map(|s| s["quarantined"].as_u64().unwrap_or(0)).sum();
-    assert_eq!(quarantined, 8);
+    assert_eq!(quarantined, 7);
     let counts = lake.counts();
     assert_eq!(counts["registered_users_bz"], 2);
     assert_eq!(counts["users"], 2);
     assert_eq!(counts["heart_rate"], 2);
-    assert_eq!(counts["quarantine"], 8);
+    assert_eq!(counts["quarantine"], 7);
+    // An unreadable date of birth is an unusable optional field: the profile is kept, its age
+    // band is `invalid age`, and the field is counted as a `warn`.
+    assert_eq!(counts["user_profile"], 1);
+    let bins = lake.table("user_bins");
+    assert_eq!(bins.column("age").expect("age").str().expect("str").get(0), Some("invalid age"));
+    let events = lake.table("quality_events");
+    let warned = events
+        .lazy()
+        .filter(col("expectation").eq(lit("value.dob is usable (else null)")).and(col("action").eq(lit("warn"))))
+        .select([col("rows_failed").sum()])
+        .collect()
+        .expect("warns");
+    assert_eq!(warned.column("rows_failed").expect("sum").i64().expect("i64").get(0), Some(1));
     let quarantine = lake.table("quarantine");
     insta::assert_snapshot!("quarantine_reasons", fitlake_frame::to_text(&quarantine));
 }

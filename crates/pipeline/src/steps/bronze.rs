@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use fitlake_catalog::TableId;
 use fitlake_governance::policy::Zone;
-use fitlake_landing::quarantine::quarantine_frame;
+use fitlake_landing::quarantine::{quarantine_frame, RAW_PREFIX_BYTES};
 use fitlake_landing::{Parsed, Quarantined};
 use fitlake_sources::RecordSource;
 use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table};
@@ -63,7 +63,7 @@ impl<'a> Ingestion<'a> {
 
     /// Parses one file's (or one source part's) text, writes its rows to `staged` stamped with
     /// `source_name`, and returns its quarantined records.
-    async fn stage(&mut self, staged: &mut Staged, text: &str, source_name: &str) -> Result<Vec<Quarantined>> {
+    async fn stage(&mut self, staged: &mut Staged, text: &[u8], source_name: &str) -> Result<Vec<Quarantined>> {
         let table = self.table();
         let parsed = parse(self.ctx, table, text, source_name)?;
         self.report.rows_read += (parsed.rows.height() + parsed.quarantined.len()) as u64;
@@ -146,12 +146,25 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
         };
         let mut staged = run.target.stage()?;
         let mut bad: Vec<Quarantined> = Vec::new();
+        let sizes: std::collections::HashMap<String, u64> =
+            landing.list().await?.into_iter().map(|f| (f.name, f.size)).collect();
         for file in &plan.files {
+            let max = ctx.options.max_file_bytes;
+            if sizes.get(file).is_some_and(|&size| size > max) {
+                let (prefix, sha256) = landing.digest(file, RAW_PREFIX_BYTES).await?;
+                let size = sizes.get(file).copied().unwrap_or_default();
+                tracing::warn!(table = %table, file = %file, size, "landing file over --max-file-bytes quarantined");
+                bad.push(Quarantined {
+                    source_file: file.clone(),
+                    line: 0,
+                    raw: String::from_utf8_lossy(&prefix).into_owned(),
+                    reason: format!("file of {size} bytes is over --max-file-bytes {max} (sha256 {sha256})"),
+                });
+                continue;
+            }
             let bytes = landing.read(file).await?;
-            let text = std::str::from_utf8(&bytes)
-                .map_or_else(|_| String::from_utf8_lossy(&bytes), std::borrow::Cow::Borrowed);
             let span = tracing::debug_span!("file", table = %table, file = %file, bytes = bytes.len());
-            bad.extend(run.stage(&mut staged, &text, file).instrument(span).await?);
+            bad.extend(run.stage(&mut staged, &bytes, file).instrument(span).await?);
         }
         run.commit("landing", staged, &bad, vec![(app.clone(), plan.batch)]).await?;
         if ctx.options.streaming {
@@ -189,7 +202,7 @@ pub async fn ingest_source(ctx: &Context, table: TableId, source: &dyn RecordSou
         let mut bad: Vec<Quarantined> = Vec::new();
         let mut positions: Vec<(String, i64)> = Vec::new();
         for part in &parts {
-            let quarantined = run.stage(&mut staged, &part.text, &part.name).await?;
+            let quarantined = run.stage(&mut staged, part.text.as_bytes(), &part.name).await?;
             // Quarantined records are named by their source key, not the rendered line.
             bad.extend(
                 quarantined
@@ -271,13 +284,12 @@ pub async fn landing_state(ctx: &Context, table: TableId) -> Result<LandingState
 }
 
 /// The landing parser of a bronze table.
-fn parse(ctx: &Context, table: TableId, text: &str, file: &str) -> Result<Parsed> {
+fn parse(ctx: &Context, table: TableId, text: &[u8], file: &str) -> Result<Parsed> {
+    let options = ctx.options.read();
     Ok(match table {
-        TableId::RegisteredUsersBz => fitlake_landing::csv::parse_registered_users(text, file)?,
-        TableId::GymLoginsBz => fitlake_landing::csv::parse_gym_logins(text, file)?,
-        TableId::KafkaMultiplexBz => {
-            fitlake_landing::multiplex::parse_kafka_multiplex(text, file, ctx.options.threads)?
-        }
+        TableId::RegisteredUsersBz => fitlake_landing::csv::parse_registered_users(text, file, &options)?,
+        TableId::GymLoginsBz => fitlake_landing::csv::parse_gym_logins(text, file, &options)?,
+        TableId::KafkaMultiplexBz => fitlake_landing::multiplex::parse_kafka_multiplex(text, file, &options)?,
         other => return Err(crate::Error::Internal(format!("{other} has no landing source").into())),
     })
 }

@@ -139,7 +139,7 @@ pub async fn run_step_of(ctx: &Context, table: TableId) -> Result<StepReport> {
         GymLogs => silver::gym_logs(ctx, t).await?,
         UserProfile => silver::user_profile(ctx, t).await?,
         Workouts => silver::timed_events(ctx, t, fitlake_landing::topics::WORKOUT, fitlake_silver::workouts).await?,
-        HeartRate => silver::timed_events(ctx, t, fitlake_landing::topics::BPM, fitlake_silver::heart_rate).await?,
+        HeartRate => silver::heart_rate(ctx, t).await?,
         UserBins => silver::user_bins(ctx, t).await?,
         CompletedWorkouts => silver::completed_workouts(ctx, t).await?,
         WorkoutBpm => silver::workout_bpm(ctx, t).await?,

@@ -4,6 +4,7 @@
 use fitlake_catalog::TableId;
 use fitlake_frame::MergePlan;
 use fitlake_landing::topics;
+use fitlake_quality::{Action, Outcome};
 use fitlake_silver::MAX_SESSION_MICROS;
 use fitlake_storage::{Operation, Table};
 use polars::prelude::*;
@@ -64,6 +65,49 @@ pub(crate) async fn commit_plan(
     })
 }
 
+/// Commits checked upserts as a MERGE against `stored` (the target rows, with their files,
+/// that may share a key with them): an append when no key is stored, a rewrite of the files
+/// holding replaced rows otherwise.
+async fn commit_upserts(
+    ctx: &Context,
+    target: &mut Table,
+    rows_read: usize,
+    checked: quality::Checked,
+    stored: &DataFrame,
+    txns: &[(String, i64)],
+) -> Result<StepReport> {
+    let keys = target.def().keys.clone();
+    let plan = fitlake_frame::plan_merge(stored, &checked.rows, None, &keys)?;
+    let operation = if plan.files_to_remove.is_empty() { Operation::Append } else { Operation::Merge };
+    let version = target
+        .commit()
+        .rows(&plan.rows_to_add)
+        .remove(plan.files_to_remove.iter().cloned())
+        .progress(txns.iter().cloned())
+        .operation(operation)
+        .merge_counts(plan.inserted as u64, plan.updated as u64, 0)
+        .await?;
+    quality::record(ctx, target.id(), &checked.outcomes, version).await?;
+    Ok(StepReport {
+        rows_read: rows_read as u64,
+        rows_written: plan.rows_to_add.height() as u64,
+        inserted: plan.inserted as u64,
+        updated: plan.updated as u64,
+        quarantined: checked.dropped,
+        version,
+        ..Default::default()
+    })
+}
+
+/// The target's rows, with their files, in the files whose `column` range overlaps `range`.
+async fn rows_in_range(target: &Table, column: &str, range: Option<(i64, i64)>) -> Result<DataFrame> {
+    let files = match range {
+        Some((lo, hi)) => overlapping(target.files(Some(column))?, lo, hi),
+        None => Vec::new(),
+    };
+    Ok(target.scan().files(files).with_file_column().collect().await?)
+}
+
 /// The target's key columns of the files whose `column` range overlaps `range`.
 async fn keys_in_range(target: &Table, column: &str, range: Option<(i64, i64)>) -> Result<DataFrame> {
     let files = match range {
@@ -99,19 +143,33 @@ pub(crate) async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepRe
     commit_plan(ctx, target, new.height(), &plan, &[source.txn()]).await
 }
 
-/// New multiplex rows of one topic, decoded; undecodable values are quarantined once.
+/// New multiplex rows of one topic, decoded: the rows, how many were read, how many were
+/// quarantined (once) as undecodable, and a `warn` outcome per optional field read as null
+/// (to record with the step's commit).
 async fn decoded_topic(
     ctx: &Context,
     source: &Source,
     target: TableId,
     topic: &str,
-) -> Result<(DataFrame, usize, u64)> {
+) -> Result<(DataFrame, usize, u64, Vec<Outcome>)> {
     let rows = source.new_rows(Some(("topic", topic))).await?;
-    let fitlake_silver::DecodedTopic { rows: decoded, quarantined: bad } =
-        fitlake_silver::decode_topic(&rows, topic, ctx.options.threads)?;
+    let fitlake_silver::DecodedTopic { rows: decoded, quarantined: bad, unusable } =
+        fitlake_silver::decode_topic(&rows, topic, &ctx.options.read())?;
     let mut quarantine = ctx.open(TableId::Quarantine).await?;
     write_quarantine(ctx, &mut quarantine, target, "decode", &bad, source.to()).await?;
-    Ok((decoded, rows.height(), bad.len() as u64))
+    // Optional fields read as null are `warn`s in the quality event log, one per field.
+    let outcomes: Vec<Outcome> = unusable
+        .into_iter()
+        .map(|(field, failed)| Outcome {
+            table: target.name().to_string(),
+            expectation: format!("{field} is usable (else null)"),
+            action: Action::Warn,
+            checked: decoded.height() as u64,
+            passed: (decoded.height() as u64).saturating_sub(failed),
+            failed,
+        })
+        .collect();
+    Ok((decoded, rows.height(), bad.len() as u64, outcomes))
 }
 
 pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<StepReport> {
@@ -119,16 +177,50 @@ pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<St
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let (events, read, quarantined) = decoded_topic(ctx, &source, TableId::UserProfile, topics::USER_INFO).await?;
+    let (events, read, quarantined, warnings) =
+        decoded_topic(ctx, &source, TableId::UserProfile, topics::USER_INFO).await?;
     let current = target.scan().with_file_column().collect().await?;
     let plan = fitlake_silver::user_profile(&events, &current)?.plan;
     let mut report = commit_plan(ctx, target, read, &plan, &[source.txn()]).await?;
+    if report.version.is_some() {
+        quality::record(ctx, target.id(), &warnings, report.version).await?;
+    }
+    report.quarantined += quarantined;
+    Ok(report)
+}
+
+/// `heart_rate`: new readings upserted by device and time, the greatest heartrate winning. A
+/// reading that a `drop` expectation refuses is quarantined and takes no part in the choice (the
+/// next greatest of its key competes instead), so the result is the same however the readings
+/// are split into batches.
+pub(crate) async fn heart_rate(ctx: &Context, target: &mut Table) -> Result<StepReport> {
+    let source = Source::open(ctx, target, TableId::KafkaMultiplexBz).await?;
+    if !source.moved() {
+        return Ok(StepReport::default());
+    }
+    let (mut events, read, quarantined, warnings) = decoded_topic(ctx, &source, target.id(), topics::BPM).await?;
+    let stored = rows_in_range(target, "time", range_of(&events, "time")?).await?;
+    let mut dropped = 0;
+    let checked = loop {
+        let upserts = fitlake_silver::heart_rate(&events, &stored)?;
+        let checked = quality::check(ctx, target, &upserts, true).await?;
+        if checked.dropped == 0 {
+            break quality::Checked { dropped, ..checked };
+        }
+        dropped += checked.dropped;
+        let refused = fitlake_frame::anti_join(&upserts, &checked.rows, &["device_id", "time"])?;
+        events = fitlake_frame::anti_join(&events, &refused, &["device_id", "time", "heartrate"])?;
+    };
+    let mut report = commit_upserts(ctx, target, read, checked, &stored, &[source.txn()]).await?;
+    if report.version.is_some() {
+        quality::record(ctx, target.id(), &warnings, report.version).await?;
+    }
     report.quarantined += quarantined;
     Ok(report)
 }
 
 /// An insert-only table fed by one multiplex topic with a `time` column: `workouts`
-/// (topic `workout`) or `heart_rate` (topic `bpm`).
+/// (topic `workout`).
 pub(crate) async fn timed_events(
     ctx: &Context,
     target: &mut Table,
@@ -139,10 +231,13 @@ pub(crate) async fn timed_events(
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let (events, read, quarantined) = decoded_topic(ctx, &source, target.id(), topic).await?;
+    let (events, read, quarantined, warnings) = decoded_topic(ctx, &source, target.id(), topic).await?;
     let existing = keys_in_range(target, "time", range_of(&events, "time")?).await?;
     let inserts = transform(&events, &existing)?;
     let mut report = commit_inserts(ctx, target, read, &inserts, &[&source]).await?;
+    if report.version.is_some() {
+        quality::record(ctx, target.id(), &warnings, report.version).await?;
+    }
     report.quarantined += quarantined;
     Ok(report)
 }
@@ -236,7 +331,9 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
     };
     let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
     let session_readings = readings.table.scan().files(reading_files).collect().await?;
-    let existing = keys_in_range(target, "start_time", Some((start_lo, start_hi))).await?;
-    let inserts = fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings, &existing)?;
-    commit_inserts(ctx, target, session_readings.height(), &inserts, &[&sessions, &readings, &users]).await
+    let stored = rows_in_range(target, "start_time", Some((start_lo, start_hi))).await?;
+    let upserts = fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings, &stored)?;
+    let checked = quality::check(ctx, target, &upserts, true).await?;
+    let txns = [sessions.txn(), readings.txn(), users.txn()];
+    commit_upserts(ctx, target, session_readings.height(), checked, &stored, &txns).await
 }
