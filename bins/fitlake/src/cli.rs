@@ -101,6 +101,10 @@ pub struct RunArgs {
     /// and SHA-256).
     #[arg(long, default_value_t = 1 << 20)]
     pub max_line_bytes: usize,
+    /// A landing file modified less than this long ago waits for a later batch (a writer may
+    /// still be appending to it), e.g. 30s.
+    #[arg(long, default_value = "0s")]
+    pub min_file_age: String,
     /// Earliest plausible event time (YYYY-MM-DD, UTC); earlier times are quarantined.
     #[arg(long, default_value = "2000-01-01")]
     pub plausible_from: String,
@@ -448,6 +452,7 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
     }
     options.max_file_bytes = run.max_file_bytes;
     options.max_line_bytes = run.max_line_bytes;
+    options.min_file_age_micros = parse_duration("--min-file-age", &run.min_file_age)?.as_micros() as i64;
     let (from, until) =
         (parse_date("--plausible-from", &run.plausible_from)?, parse_date("--plausible-until", &run.plausible_until)?);
     options.window = fitlake_landing::TimeWindow::between(from, until)
@@ -549,6 +554,7 @@ fn default_run_args() -> RunArgs {
         threads: None,
         max_file_bytes: fitlake_pipeline::context::DEFAULT_MAX_FILE_BYTES,
         max_line_bytes: 1 << 20,
+        min_file_age: "0s".into(),
         plausible_from: "2000-01-01".into(),
         plausible_until: "2100-01-01".into(),
         source: vec![SourceArg::Files],

@@ -119,8 +119,15 @@ pub fn tables() -> Vec<TableDef> {
         TableDef::new(
             Layer::Bronze,
             LANDING_FILES,
-            "One row per landing file a bronze batch takes: the batch plan, committed before the batch's rows.",
-            vec![t::string("table"), t::int64("batch"), t::int64("position"), t::string("file")],
+            "One row per landing file a bronze batch takes: the batch plan (with each file's size and modification time), committed before the batch's rows.",
+            vec![
+                t::string("table"),
+                t::int64("batch"),
+                t::int64("position"),
+                t::string("file"),
+                t::int64_null("size"),
+                t::timestamp_null("modified"),
+            ],
         ),
         TableDef::new(
             Layer::Bronze,

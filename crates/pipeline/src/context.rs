@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub window: TimeWindow,
     /// A landing line (or CSV record) longer than this is quarantined.
     pub max_line_bytes: usize,
+    /// A landing file modified less than this long before the run's load time waits for a
+    /// later batch (a writer may still be appending to it), microseconds.
+    pub min_file_age_micros: i64,
     /// A landing file larger than this is quarantined whole (its prefix and SHA-256), never
     /// read into memory.
     pub max_file_bytes: u64,
@@ -57,6 +60,7 @@ impl RunOptions {
             window: TimeWindow::default(),
             max_line_bytes: ReadOptions::default().max_line_bytes,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            min_file_age_micros: 0,
         }
     }
 

@@ -39,6 +39,33 @@ pub struct BatchPlan {
     pub batch: i64,
     /// Landing files, relative to the source folder.
     pub files: Vec<String>,
+    /// Size and modification time of each file when it was planned (plans recorded before
+    /// fitlake kept them have none).
+    #[serde(default)]
+    pub stamps: BTreeMap<String, FileStamp>,
+}
+
+/// What a landing file was when a plan took it: a file whose stamp differs later has changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, epoch microseconds.
+    pub modified_micros: i64,
+}
+
+impl BatchPlan {
+    /// A plan of `files` (name, stamp) for batch `batch`.
+    pub fn new(batch: i64, files: impl IntoIterator<Item = (String, Option<FileStamp>)>) -> BatchPlan {
+        let mut plan = BatchPlan { batch, files: Vec::new(), stamps: BTreeMap::new() };
+        for (name, stamp) in files {
+            if let Some(stamp) = stamp {
+                plan.stamps.insert(name.clone(), stamp);
+            }
+            plan.files.push(name);
+        }
+        plan
+    }
 }
 
 /// Plans already read by this process, per bronze table, with the `landing_files` version
@@ -94,11 +121,18 @@ impl PlanLog {
             .collect()?;
         let batches = rows.column("batch")?.i64()?;
         let names = rows.column("file")?.str()?;
-        for (batch, file) in batches.iter().zip(names.iter()) {
+        let sizes = rows.column("size")?.i64()?;
+        let modified = rows.column("modified")?.to_physical_repr();
+        let modified = modified.i64()?;
+        for (i, (batch, file)) in batches.iter().zip(names.iter()).enumerate() {
             let (Some(batch), Some(file)) = (batch, file) else {
                 return Err(plan_error(format!("a plan row of {} has no batch or file", self.table)));
             };
-            plans.entry(batch).or_insert_with(|| BatchPlan { batch, files: Vec::new() }).files.push(file.to_string());
+            let plan = plans.entry(batch).or_insert_with(|| BatchPlan::new(batch, []));
+            plan.files.push(file.to_string());
+            if let (Some(size), Some(modified_micros)) = (sizes.get(i), modified.get(i)) {
+                plan.stamps.insert(file.to_string(), FileStamp { size: size.max(0) as u64, modified_micros });
+            }
         }
         let mut cache = self.cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         cache.insert(self.table, (log.version(), plans.clone()));
@@ -125,6 +159,15 @@ impl PlanLog {
                 Column::new("batch".into(), vec![plan.batch; n]),
                 Column::new("position".into(), (0..n as i64).collect::<Vec<_>>()),
                 Column::new("file".into(), plan.files.iter().map(String::as_str).collect::<Vec<_>>()),
+                Column::new(
+                    "size".into(),
+                    plan.files.iter().map(|f| plan.stamps.get(f).map(|s| s.size as i64)).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "modified".into(),
+                    plan.files.iter().map(|f| plan.stamps.get(f).map(|s| s.modified_micros)).collect::<Vec<_>>(),
+                )
+                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?,
             ],
         )?;
         match log.commit().rows(&rows).progress([(self.app_id(), plan.batch)]).await {

@@ -45,12 +45,12 @@ async fn folders_hide_in_flight_files_and_plans_round_trip() {
     Table::create(&access, TableId::LandingFiles).await.expect("create landing_files");
     let log = PlanLog::new(&access, Default::default(), TableId::GymLoginsBz);
     assert!(log.load().await.expect("empty").is_empty());
-    let plan = BatchPlan { batch: 0, files: vec!["b.csv".into(), "a.csv".into()] };
+    let plan = BatchPlan::new(0, [("b.csv".to_string(), None), ("a.csv".to_string(), None)]);
     assert_eq!(log.write(&plan).await.expect("write plan"), plan);
     assert_eq!(log.load().await.expect("load").get(&0), Some(&plan), "file order is kept");
     // A second runner planning the same batch gets the first runner's plan, not its own.
     let rival = PlanLog::new(&access, Default::default(), TableId::GymLoginsBz);
-    let other = BatchPlan { batch: 0, files: vec!["a.csv".into()] };
+    let other = BatchPlan::new(0, [("a.csv".to_string(), None)]);
     assert_eq!(rival.write(&other).await.expect("write rival plan"), plan);
     // Plans of another bronze table are separate.
     let other_table = PlanLog::new(&access, Default::default(), TableId::RegisteredUsersBz);

@@ -56,6 +56,37 @@ pub struct Table {
     access: Access,
 }
 
+/// Brings an existing table's schema up to its definition, as `ALTER TABLE` would: columns the
+/// definition added (all nullable) are added, and columns it made nullable lose `NOT NULL`
+/// (`user_profile.dob` since unreadable dates of birth are kept). Nothing else changes; a
+/// table already up to date gets no commit.
+async fn migrate(id: TableId, mut table: DeltaTable, wanted: &StructType) -> Result<DeltaTable> {
+    let version = table.version().map_or(-1, |v| v as i64);
+    let current = table.snapshot().map_err(delta_error(id, version))?.schema();
+    let added: Vec<_> = wanted.fields().filter(|f| current.field(f.name()).is_none()).cloned().collect();
+    let relaxed: Vec<String> = wanted
+        .fields()
+        .filter(|f| f.is_nullable() && current.field(f.name()).is_some_and(|c| !c.is_nullable()))
+        .map(|f| f.name().to_string())
+        .collect();
+    if !added.is_empty() {
+        if let Some(required) = added.iter().find(|f| !f.is_nullable()) {
+            return Err(Error::Internal(
+                format!("{id}: a new column {} must be nullable to be added to existing rows", required.name()).into(),
+            ));
+        }
+        let names: Vec<String> = added.iter().map(|f| f.name().to_string()).collect();
+        table = table.add_columns().with_fields(added).await.map_err(delta_error(id, version))?;
+        tracing::info!(table = %id, columns = ?names, "added columns");
+    }
+    for column in relaxed {
+        let version = table.version().map_or(-1, |v| v as i64);
+        table = table.drop_column_not_null().with_column(column.clone()).await.map_err(delta_error(id, version))?;
+        tracing::info!(table = %id, column, "dropped NOT NULL");
+    }
+    Ok(table)
+}
+
 /// The first table feature of `properties` that fitlake cannot read correctly (it reads
 /// parquet files whole and by physical column name), if any: a table another engine (a
 /// Databricks `ALTER TABLE … SET TBLPROPERTIES`) gave deletion vectors or column mapping fails
@@ -113,10 +144,11 @@ impl Table {
             std::fs::create_dir_all(&path).map_err(|e| Error::storage(path.display(), e))?;
         }
         let table = access.stores.delta_table(&url).await.map_err(delta_error(id, -1))?;
-        if table.version().is_some() {
-            return Ok(Table { id, delta: table, access: access.clone() });
-        }
         let schema: StructType = def.schema.as_ref().try_into_kernel().map_err(|e| Error::Internal(e.into()))?;
+        if table.version().is_some() {
+            let delta = migrate(id, table, &schema).await?;
+            return Ok(Table { id, delta, access: access.clone() });
+        }
         let created = table
             .create()
             .with_table_name(def.name)
@@ -631,9 +663,14 @@ async fn read_file(
                 .fields()
                 .iter()
                 .map(|f| {
-                    let c = b
-                        .column_by_name(f.name())
-                        .ok_or_else(|| Error::storage(&where_, format!("column {} missing", f.name())))?;
+                    let Some(c) = b.column_by_name(f.name()) else {
+                        // A nullable column added to the table after this file was written
+                        // (schema evolution) reads as nulls, as in every Delta reader.
+                        if f.is_nullable() {
+                            return Ok(deltalake::arrow::array::new_null_array(f.data_type(), b.num_rows()));
+                        }
+                        return Err(Error::storage(&where_, format!("column {} missing", f.name())));
+                    };
                     deltalake::arrow::compute::cast(c, f.data_type()).map_err(|e| Error::storage(&where_, e))
                 })
                 .collect::<Result<Vec<_>>>()?;

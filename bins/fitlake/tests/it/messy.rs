@@ -412,3 +412,75 @@ fn a_table_with_deletion_vectors_fails_clearly() {
         "{stderr}"
     );
 }
+
+/// Appends a commit to a table's log holding `action` (as another writer, or an older fitlake,
+/// would have written it).
+fn append_commit(lake: &Lake, layer: &str, table: &str, action: &serde_json::Value) {
+    let log = lake.root.join("managed").join(layer).join(table).join("_delta_log");
+    let versions = std::fs::read_dir(&log)
+        .expect("log")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json")))
+        .count();
+    std::fs::write(log.join(format!("{versions:020}.json")), format!("{action}\n")).expect("commit");
+}
+
+/// The table's `metaData` action from its first commit.
+fn first_metadata(lake: &Lake, layer: &str, table: &str) -> serde_json::Value {
+    let log = lake.root.join("managed").join(layer).join(table).join("_delta_log");
+    let first = std::fs::read_to_string(log.join(format!("{:020}.json", 0))).expect("first commit");
+    let line = first.lines().find(|l| l.contains("\"metaData\"")).expect("metadata action");
+    serde_json::from_str(line).expect("json")
+}
+
+#[test]
+fn a_landing_file_changed_after_ingestion_is_reported_once_and_a_young_one_waits() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let header = "user_id,device_id,mac_address,registration_timestamp\n";
+    land(&lake, "registered_users_bz", "u.csv", &format!("{header}1,10,aa:bb,1678451168\n"));
+    // Younger than --min-file-age: it waits.
+    lake.fitlake(&["run", "--once", "--as-of", crate::harness::AS_OF, "--min-file-age", "1h"]);
+    assert_eq!(lake.counts()["registered_users_bz"], 0, "a file still young waits");
+    lake.run_once();
+    assert_eq!(lake.counts()["users"], 1);
+    // The file is rewritten in place after its batch was committed.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    land(&lake, "registered_users_bz", "u.csv", &format!("{header}1,10,aa:bb,1678451168\n2,20,cc:dd,1678451169\n"));
+    lake.run_once();
+    lake.run_once();
+    let quarantine = lake.table("quarantine");
+    let reasons: Vec<String> =
+        quarantine.column("reason").expect("reason").str().expect("str").iter().flatten().map(str::to_string).collect();
+    assert_eq!(reasons.len(), 1, "reported once, not at every run: {reasons:?}");
+    assert!(reasons[0].starts_with("changed after ingestion in batch 0: planned at 75 bytes"), "{}", reasons[0]);
+    assert_eq!(lake.counts()["users"], 1, "the change is not ingested");
+}
+
+#[test]
+fn setup_upgrades_an_older_lakehouse_schema() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    // A lakehouse set up before plans kept file stamps and before `dob` could be null.
+    let mut plans = first_metadata(&lake, "bronze", "landing_files");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(plans["metaData"]["schemaString"].as_str().expect("schema")).expect("schema json");
+    schema["fields"].as_array_mut().expect("fields").retain(|f| f["name"] != "size" && f["name"] != "modified");
+    plans["metaData"]["schemaString"] = schema.to_string().into();
+    append_commit(&lake, "bronze", "landing_files", &plans);
+    let mut profile = first_metadata(&lake, "silver", "user_profile");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(profile["metaData"]["schemaString"].as_str().expect("schema")).expect("schema json");
+    for field in schema["fields"].as_array_mut().expect("fields") {
+        if field["name"] == "dob" {
+            field["nullable"] = false.into();
+        }
+    }
+    profile["metaData"]["schemaString"] = schema.to_string().into();
+    append_commit(&lake, "silver", "user_profile", &profile);
+    lake.fitlake(&["setup"]);
+    lake.fitlake(&["produce", "--set", "1"]);
+    lake.run_once();
+    let plans = lake.table("landing_files");
+    assert_eq!(plans.column("size").expect("size").null_count(), 0, "plans keep each file's size again");
+    assert!(lake.counts()["user_profile"] > 0);
+}

@@ -1,7 +1,7 @@
 //! Bronze steps: landing files, or a [`RecordSource`] (Kafka, PostgreSQL), into the
 //! append-only bronze tables, each record exactly once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fitlake_catalog::TableId;
 use fitlake_governance::policy::Zone;
@@ -13,7 +13,7 @@ use polars::prelude::*;
 use tracing::Instrument;
 
 use super::{Context, StepTimer};
-use crate::progress::{app_id, BatchPlan, PlanLog};
+use crate::progress::{app_id, BatchPlan, FileStamp, PlanLog};
 use crate::report::StepReport;
 use crate::Result;
 
@@ -119,40 +119,67 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
         let committed = run.target.progress(&app).await?.unwrap_or(-1);
         let plans = log.load().await?;
         let batch = committed + 1;
+        let listed: HashMap<String, FileEntry> =
+            landing.list().await?.into_iter().map(|f| (f.name.clone(), f)).collect();
+        let changed = changed_after_ingestion(&plans, batch, &listed);
+        if !changed.is_empty() {
+            let quarantine = match &mut run.quarantine {
+                Some(q) => q,
+                None => run.quarantine.insert(ctx.open(TableId::Quarantine).await?),
+            };
+            write_quarantine(ctx, quarantine, table, "changed", &changed, batch).await?;
+        }
         let plan = match plans.get(&batch) {
             // Planned by a run that died before committing: redo exactly those files.
             Some(plan) => plan.clone(),
             None => {
                 let seen = planned_files(&plans, batch);
+                let youngest = ctx.options.load_time_micros.saturating_sub(ctx.options.min_file_age_micros);
+                let mut candidates: Vec<&FileEntry> = listed
+                    .values()
+                    .filter(|f| !seen.contains(f.name.as_str()) && f.modified_micros <= youngest)
+                    .collect();
+                candidates.sort();
                 let mut files = Vec::new();
                 let mut bytes = 0u64;
-                for entry in landing.list().await? {
-                    if seen.contains(entry.name.as_str()) {
-                        continue;
-                    }
+                for entry in candidates {
                     if !files.is_empty() && bytes + entry.size > ctx.options.max_batch_bytes {
                         break;
                     }
                     bytes += entry.size;
-                    files.push(entry.name);
+                    files.push(entry.clone());
                 }
+                // A file still being written (changed between the two listings) waits for the
+                // next batch.
+                let again: HashMap<String, FileEntry> =
+                    landing.list().await?.into_iter().map(|f| (f.name.clone(), f)).collect();
+                files.retain(|f| again.get(&f.name) == Some(f));
                 if files.is_empty() {
                     break;
                 }
-                let plan = log.write(&BatchPlan { batch, files }).await?;
+                let stamped = files.into_iter().map(|f| (f.name.clone(), Some(stamp_of(&f))));
+                let plan = log.write(&BatchPlan::new(batch, stamped)).await?;
                 fault::point("after-plan", table.name());
                 plan
             }
         };
         let mut staged = run.target.stage()?;
         let mut bad: Vec<Quarantined> = Vec::new();
-        let sizes: std::collections::HashMap<String, u64> =
-            landing.list().await?.into_iter().map(|f| (f.name, f.size)).collect();
+        let now: HashMap<String, FileEntry> = landing.list().await?.into_iter().map(|f| (f.name.clone(), f)).collect();
         for file in &plan.files {
+            let current = now.get(file).map(stamp_of);
+            if let Some(planned) = plan.stamps.get(file).filter(|p| current.is_some_and(|c| c != **p)) {
+                // The file changed after it was planned: what it holds now is not what the
+                // batch took. It is refused whole; land the new content under a new name.
+                let reason = format!("changed after it was planned: {}", change_text(planned, current));
+                tracing::warn!(table = %table, file = %file, reason, "landing file quarantined");
+                bad.push(Quarantined { source_file: file.clone(), line: 0, raw: String::new(), reason });
+                continue;
+            }
             let max = ctx.options.max_file_bytes;
-            if sizes.get(file).is_some_and(|&size| size > max) {
+            let size = now.get(file).map_or(0, |f| f.size);
+            if size > max {
                 let (prefix, sha256) = landing.digest(file, RAW_PREFIX_BYTES).await?;
-                let size = sizes.get(file).copied().unwrap_or_default();
                 tracing::warn!(table = %table, file = %file, size, "landing file over --max-file-bytes quarantined");
                 bad.push(Quarantined {
                     source_file: file.clone(),
@@ -223,6 +250,48 @@ pub async fn ingest_source(ctx: &Context, table: TableId, source: &dyn RecordSou
         }
     }
     Ok(timer.report(|r| *r = StepReport { table: r.table.clone(), ..run.report }))
+}
+
+/// A listed file's stamp.
+fn stamp_of(file: &FileEntry) -> FileStamp {
+    FileStamp { size: file.size, modified_micros: file.modified_micros }
+}
+
+/// How a file changed: its planned stamp against the current one (`None`: gone).
+fn change_text(planned: &FileStamp, current: Option<FileStamp>) -> String {
+    let now = current
+        .map_or_else(|| "now gone".to_string(), |c| format!("now {} bytes modified at {}", c.size, c.modified_micros));
+    format!("planned at {} bytes modified at {} (epoch µs), {now}", planned.size, planned.modified_micros)
+}
+
+/// Landing files of committed batches (before `before`) that have changed since their plan
+/// took them, as quarantine records: the change is not ingested (the file's batch is
+/// committed), and not ignored silently either. Deleted files are not reported (archiving
+/// landed files is normal).
+fn changed_after_ingestion(
+    plans: &BTreeMap<i64, BatchPlan>,
+    before: i64,
+    listed: &HashMap<String, FileEntry>,
+) -> Vec<Quarantined> {
+    let mut out = Vec::new();
+    for plan in plans.range(..before).map(|(_, p)| p) {
+        for (file, planned) in &plan.stamps {
+            let Some(current) = listed.get(file).map(stamp_of) else { continue };
+            if current != *planned {
+                out.push(Quarantined {
+                    source_file: file.clone(),
+                    line: 0,
+                    raw: String::new(),
+                    reason: format!(
+                        "changed after ingestion in batch {}: {}",
+                        plan.batch,
+                        change_text(planned, Some(current))
+                    ),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The landing files named in the plans of batches before `before`.
@@ -314,6 +383,9 @@ pub async fn write_quarantine(
     const RECORD: [&str; 5] = ["table", "source_file", "line", "raw", "reason"];
     let already = quarantine.scan().collect().await?;
     let fresh = fitlake_frame::anti_join(&quarantine_frame(table.name(), records)?, &already, &RECORD)?;
+    if fresh.height() == 0 {
+        return Ok(());
+    }
     let rows = fitlake_bronze::stamp(&fresh, ctx.options.load_time_micros, None)?;
     tracing::warn!(table = %table, stage, records = rows.height(), "quarantined records");
     quarantine.commit().rows(&rows).progress([(app, batch)]).await?;
