@@ -1,12 +1,22 @@
 //! The operational database as a source: PostgreSQL tables `registrations` and `gym_logins`
 //! feed `bronze.registered_users_bz` and `bronze.gym_logins_bz` incrementally.
 //!
-//! Each source table needs a monotonically increasing `bigint` key `id` (a `bigserial`). A batch
-//! is the rows with `id` above the last one committed, in key order; the last key goes into the
-//! bronze commit as its `txn` (`fitlake/<bronze table>/postgres` = last id), so a crash at any
-//! point and a rerun neither skip nor repeat a row. Rows are rendered in the landing CSV layout
-//! (times as exact epoch seconds) and parsed by the same parser as landing files, so they are
-//! validated and quarantined the same way; a quarantined row names its table and `id`.
+//! Each source table needs a `bigint` key `id` (a `bigserial`), which names a row in the
+//! quarantine. Rows are read in the order their transactions finished, not by `id`: an `id` is
+//! allocated at insert but becomes visible at commit, so a lower `id` can commit after a higher
+//! one. A batch is the rows inserted by transactions with ids (64-bit `xid8`) in
+//! `[from, to)`, where `to` is at most `pg_snapshot_xmin(pg_current_snapshot())`, the oldest
+//! transaction still in progress: every transaction below it has finished, so the rows of that
+//! range are final, and nothing is skipped however commits interleave. `to` goes into the
+//! bronze commit as its `txn` (`fitlake/<bronze table>/postgres/xid`), so a crash at any point and
+//! a rerun neither skip nor repeat a row. Lakehouses that read by `id` before keep their last
+//! `id` (`fitlake/<bronze table>/postgres`) as a floor: rows at or below it were read then.
+//!
+//! Rows are rendered in the landing CSV layout (times as exact epoch seconds) and parsed by the
+//! same parser as landing files, so they are validated and quarantined the same way; a
+//! quarantined row names its table and `id`. `xmin` has no index: each batch scans the source
+//! table (fine for operational tables of millions of rows; for more, feed bronze from logical
+//! replication or Kafka instead).
 //!
 //! Expected tables:
 //! ```sql
@@ -15,8 +25,7 @@
 //! CREATE TABLE gym_logins (id bigserial PRIMARY KEY, mac_address text, gym bigint,
 //!                          login timestamptz, logout timestamptz);
 //! ```
-//! A key must not become visible below one already read: use a sequence and insert in
-//! committed order (or keep writers from committing out of key order).
+//! Needs PostgreSQL 13 or later (`pg_current_snapshot`).
 
 use std::collections::BTreeMap;
 
@@ -35,25 +44,36 @@ pub struct PgSource {
 /// Most rows one bronze batch takes from a table.
 pub const BATCH_ROWS: i64 = 100_000;
 
-/// The source table feeding a bronze table, with the query that renders its rows as the
+/// The stream position of the transaction-ordered read.
+pub const XID_STREAM: &str = "xid";
+
+/// The source table feeding a bronze table, with the expressions that render its rows as the
 /// landing CSV's fields (after the key).
 fn source_of(landing_source: &str) -> Option<(&'static str, &'static str, &'static [&'static str; 4])> {
     match landing_source {
         REGISTERED_USERS => Some((
             "registrations",
-            "SELECT id, user_id::text, device_id::text, mac_address, \
-             extract(epoch FROM registration_timestamp)::text \
-             FROM registrations WHERE id > $1 ORDER BY id LIMIT $2",
+            "user_id::text, device_id::text, mac_address, extract(epoch FROM registration_timestamp)::text",
             &REGISTERED_USERS_COLUMNS,
         )),
         GYM_LOGINS => Some((
             "gym_logins",
-            "SELECT id, mac_address, gym::text, extract(epoch FROM login)::text, extract(epoch FROM logout)::text \
-             FROM gym_logins WHERE id > $1 ORDER BY id LIMIT $2",
+            "mac_address, gym::text, extract(epoch FROM login)::text, extract(epoch FROM logout)::text",
             &GYM_LOGINS_COLUMNS,
         )),
         _ => None,
     }
+}
+
+/// The rows of `table` with the 64-bit id of the transaction that inserted them (`x8`), from
+/// the 32-bit `xmin` and the snapshot's `xmax` (`$1`): every row's transaction is below `xmax`
+/// and within 2^31 of it.
+fn with_xid8(table: &str, fields: &str) -> String {
+    format!(
+        "SELECT id, {fields}, CASE WHEN xmin::text::bigint < $1 % 4294967296 \
+           THEN ($1 / 4294967296) * 4294967296 + xmin::text::bigint \
+           ELSE ($1 / 4294967296 - 1) * 4294967296 + xmin::text::bigint END AS x8 FROM {table}"
+    )
 }
 
 /// A batch read from the database: the rows as landing CSV text, and the key of each CSV line.
@@ -103,32 +123,82 @@ impl PgSource {
         Ok(client)
     }
 
-    /// The rows of `landing_source`'s source table with `id` above `after`, at most `limit`.
+    /// The rows of `landing_source`'s source table inserted by transactions from `from` (an
+    /// `xid8`) up to the oldest one still in progress, with `id` above `floor`: about `limit`
+    /// rows (a transaction is never split), read in one snapshot. Returns the batch and the
+    /// position after it (`None` when there is nothing to read).
     pub async fn fetch(
         &self,
-        client: &tokio_postgres::Client,
+        client: &mut tokio_postgres::Client,
         landing_source: &str,
-        after: i64,
+        floor: i64,
+        from: i64,
         limit: i64,
-    ) -> Result<Batch> {
-        let (table, query, columns) = source_of(landing_source)
+    ) -> Result<Option<(Batch, i64)>> {
+        let (table, fields, columns) = source_of(landing_source)
             .ok_or_else(|| Error::Config(format!("{landing_source} has no database source")))?;
-        let rows = client.query(query, &[&after, &limit]).await.map_err(|e| db_error(&redacted(&self.dsn), e))?;
+        let err = |e| db_error(&redacted(&self.dsn), e);
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(err)?;
+        let bounds = tx
+            .query_one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, \
+                        pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        let (oldest_running, xmax): (i64, i64) = (bounds.try_get(0).map_err(err)?, bounds.try_get(1).map_err(err)?);
+        let rows_sql = with_xid8(table, fields);
+        let range = "x8 >= $2 AND x8 < $3 AND id > $4";
+        // Where a batch of about `limit` rows ends: at a transaction boundary.
+        let cut = tx
+            .query_opt(
+                &format!("SELECT x8 FROM ({rows_sql}) r WHERE {range} ORDER BY x8 OFFSET $5 LIMIT 1"),
+                &[&xmax, &from, &oldest_running, &floor, &limit],
+            )
+            .await
+            .map_err(err)?;
+        let to = match cut {
+            Some(row) => {
+                let x8: i64 = row.try_get(0).map_err(err)?;
+                // One transaction larger than a batch is taken whole.
+                if x8 == from {
+                    from + 1
+                } else {
+                    x8
+                }
+            }
+            None => oldest_running,
+        };
+        let rows = tx
+            .query(&format!("SELECT * FROM ({rows_sql}) r WHERE {range} ORDER BY x8, id"), &[&xmax, &from, &to, &floor])
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
         let mut csv = columns.join(",");
         csv.push('\n');
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
-            let id: i64 = row.try_get(0).map_err(|e| db_error(&redacted(&self.dsn), e))?;
+            let id: i64 = row.try_get(0).map_err(err)?;
             ids.push(id);
             let mut fields = Vec::with_capacity(4);
             for i in 1..=4 {
-                let value: Option<String> = row.try_get(i).map_err(|e| db_error(&redacted(&self.dsn), e))?;
+                let value: Option<String> = row.try_get(i).map_err(err)?;
                 fields.push(value.unwrap_or_default().replace([',', '\n', '\r'], " "));
             }
             csv.push_str(&fields.join(","));
             csv.push('\n');
         }
-        Ok(Batch { table, csv, ids })
+        Ok(Some((Batch { table, csv, ids }, to)))
     }
 }
 
@@ -148,7 +218,7 @@ impl RecordSource for PgSource {
     }
 }
 
-/// Reads one table by key, [`BATCH_ROWS`] rows at a time.
+/// Reads one table in transaction order, about [`BATCH_ROWS`] rows at a time.
 struct PgReader {
     source: PgSource,
     client: tokio_postgres::Client,
@@ -157,22 +227,36 @@ struct PgReader {
 
 #[async_trait::async_trait]
 impl SourceReader for PgReader {
-    /// One stream: the table, positioned by the last key read.
+    /// The transaction-ordered position ([`XID_STREAM`]), and the `id` floor of a lakehouse
+    /// that read by key before (`""`, kept as it is).
     fn streams(&self) -> Vec<String> {
-        vec![String::new()]
+        vec![XID_STREAM.to_string(), String::new()]
     }
 
     async fn next(&mut self, committed: &BTreeMap<String, i64>, _max_bytes: u64) -> Result<Vec<Part>> {
-        let after = committed.get("").copied().unwrap_or(0);
-        let batch = self.source.fetch(&self.client, &self.table, after, BATCH_ROWS).await?;
-        let Some(&last) = batch.ids.last() else { return Ok(Vec::new()) };
-        Ok(vec![Part {
-            name: batch.source_name(),
-            stream: String::new(),
-            next: last,
-            first_line: 2,
-            keys: batch.ids,
-            text: batch.csv,
-        }])
+        let floor = committed.get("").copied().unwrap_or(0);
+        let from = committed.get(XID_STREAM).copied().unwrap_or(0);
+        let Some((batch, to)) = self.source.fetch(&mut self.client, &self.table, floor, from, BATCH_ROWS).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![
+            Part {
+                name: batch.source_name(),
+                stream: XID_STREAM.to_string(),
+                next: to,
+                first_line: 2,
+                keys: batch.ids,
+                text: batch.csv,
+            },
+            // The floor, committed unchanged with every batch.
+            Part {
+                name: String::new(),
+                stream: String::new(),
+                next: floor,
+                first_line: 2,
+                keys: Vec::new(),
+                text: String::new(),
+            },
+        ])
     }
 }

@@ -227,3 +227,70 @@ fn a_bad_database_address_fails_clearly_without_leaking_the_password() {
     assert_eq!(out.status.code(), Some(2), "a missing --dsn is a configuration error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dsn"));
 }
+
+impl PgServer {
+    /// An interactive psql session on `gym`, fed through its standard input.
+    fn session(&self) -> std::process::Child {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.args(["-v", "ON_ERROR_STOP=1", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "gym"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        cmd.spawn().expect("psql session")
+    }
+}
+
+/// Sends SQL to a session.
+fn send(session: &mut std::process::Child, sql: &str) {
+    use std::io::Write;
+    let stdin = session.stdin.as_mut().expect("stdin");
+    stdin.write_all(sql.as_bytes()).and_then(|()| stdin.flush()).expect("send SQL");
+}
+
+#[test]
+fn rows_committed_out_of_id_order_are_not_skipped() {
+    let pg = PgServer::start();
+    pg.sql(SCHEMA);
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let dsn = pg.dsn();
+    let run_args =
+        ["run", "--once", "--as-of", AS_OF, "--layer", "bronze", "--source", "postgres", "--dsn", dsn.as_str()];
+    let insert = |user: i64| {
+        format!(
+            "INSERT INTO registrations (user_id, device_id, mac_address, registration_timestamp) \
+             VALUES ({user}, {user}0, 'm{user}', 'epoch'::timestamptz + 1678451168 * interval '1 second');\n"
+        )
+    };
+    // Transaction A takes id 1 and stays open; B takes id 2 and commits first.
+    let mut a = pg.session();
+    send(&mut a, &format!("BEGIN;\n{}SELECT pg_sleep(0);\n", insert(1)));
+    crate::harness::wait_until("transaction A to insert", std::time::Duration::from_secs(30), || {
+        pg_count(&pg, "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'") == 1
+    });
+    pg.sql(&insert(2));
+    lake.fitlake(&run_args);
+    assert_eq!(lake.counts()["registered_users_bz"], 0, "B's row waits while A, older, is in progress");
+    send(&mut a, "COMMIT;\n");
+    drop(a.stdin.take());
+    assert!(a.wait().expect("psql").success());
+    lake.fitlake(&run_args);
+    pg.sql(&insert(3));
+    lake.fitlake(&run_args);
+    let users = lake.table("registered_users_bz");
+    let ids: Vec<Option<i64>> = users.column("user_id").expect("user_id").i64().expect("i64").iter().collect();
+    assert_eq!(ids, [Some(1), Some(2), Some(3)], "every row once, none skipped");
+}
+
+/// A number the query returns.
+fn pg_count(pg: &PgServer, sql: &str) -> i64 {
+    let mut cmd = Command::new(pg.bin.join("psql"));
+    cmd.args(["-t", "-A", "-h", "127.0.0.1", "-U", "postgres", "-d", "gym"])
+        .arg("-p")
+        .arg(pg.port.to_string())
+        .arg("-c")
+        .arg(sql);
+    let out = run(cmd, "psql");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(-1)
+}
