@@ -130,6 +130,15 @@ pub fn anti_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str]) -> 
 /// rows of `desired` that differ from `target` in any column are upserted, target keys absent
 /// from `desired` are deleted. Nulls compare equal.
 pub fn plan_sync(target: &DataFrame, desired: &DataFrame, keys: &[&str]) -> Result<MergePlan> {
+    let (changed, gone) = sync_changes(target, desired, keys)?;
+    plan_merge(target, &changed, Some(&gone), keys)
+}
+
+/// What makes `target` hold exactly `desired`: the rows of `desired` that differ from
+/// `target` in any column (to upsert) and the keys of `target` absent from `desired` (to
+/// delete). Nulls compare equal. With these, [`plan_merge`] can plan against a larger target
+/// (every row of the files that hold `target`'s rows).
+pub fn sync_changes(target: &DataFrame, desired: &DataFrame, keys: &[&str]) -> Result<(DataFrame, DataFrame)> {
     let all: Vec<Expr> = desired.get_column_names().into_iter().map(|c| col(c.clone())).collect();
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     let anti = JoinArgs { nulls_equal: true, ..JoinArgs::new(JoinType::Anti) };
@@ -144,7 +153,7 @@ pub fn plan_sync(target: &DataFrame, desired: &DataFrame, keys: &[&str]) -> Resu
         .select(key_cols.clone())
         .join(desired.clone().lazy().select(key_cols.clone()), key_cols.clone(), key_cols, anti)
         .collect()?;
-    plan_merge(target, &changed, Some(&gone), keys)
+    Ok((changed, gone))
 }
 
 /// A selector of columns by exact name (for `unique` subsets).

@@ -54,20 +54,19 @@ impl Service {
     }
 
     /// Folds one batch of registrations, workout events and readings into the tables, as the
-    /// pipeline's silver steps do (known keys are skipped; a greater duplicate reading replaces
-    /// the stored one, and `workout_bpm` follows it).
+    /// pipeline's silver steps do (each table keeps, per key, the first row by its rule, so a
+    /// late duplicate never depends on arrival order; `workout_bpm` follows).
     fn ingest(&mut self, registrations: &DataFrame, events: &DataFrame, readings: &DataFrame) -> Result<()> {
         let new_users = fitlake_silver::users(registrations, &self.users)?;
-        append(&mut self.users, &new_users)?;
+        upsert(&mut self.users, &new_users, &["user_id"])?;
         let new_events = fitlake_silver::workouts(events, &self.workouts)?;
-        append(&mut self.workouts, &new_events)?;
+        upsert(&mut self.workouts, &new_events, &["user_id", "time"])?;
         let new_readings = fitlake_silver::heart_rate(readings, &self.heart_rate)?;
         upsert(&mut self.heart_rate, &new_readings, &["device_id", "time"])?;
         let sessions = fitlake_silver::completed_workouts(&self.workouts, &self.completed_workouts)?;
-        append(&mut self.completed_workouts, &sessions)?;
-        let bpm =
-            fitlake_silver::workout_bpm(&self.completed_workouts, &self.users, &self.heart_rate, &self.workout_bpm)?;
-        upsert(&mut self.workout_bpm, &bpm, &["user_id", "workout_id", "session_id", "time"])?;
+        upsert(&mut self.completed_workouts, &sessions, &["user_id", "workout_id", "session_id"])?;
+        // Small in memory: every session's rows are recomputed.
+        self.workout_bpm = fitlake_silver::workout_bpm(&self.completed_workouts, &self.users, &self.heart_rate)?;
         Ok(())
     }
 

@@ -104,7 +104,8 @@ pub struct ParsedCalendar {
 pub fn parse_date_lookup(text: &str, source_file: &str) -> ParsedCalendar {
     let mut days = Vec::new();
     let mut bad = Vec::new();
-    for (line, raw) in numbered_lines(text) {
+    // A byte-order mark at the start is not part of the first record.
+    for (line, raw) in numbered_lines(text.strip_prefix('\u{feff}').unwrap_or(text)) {
         let parsed = (|| {
             let r: RawDay = serde_json::from_str(raw).map_err(|e| e.to_string())?;
             Ok::<_, String>(CalendarDay {

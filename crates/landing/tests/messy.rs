@@ -275,3 +275,40 @@ fn check_csv(parsed: &Parsed, text: &[u8], lines: usize) -> std::result::Result<
     }
     Ok(())
 }
+
+/// A file of mutated lines as text (the calendar parser and the HTTP API take text: invalid
+/// UTF-8 never reaches them), with the number of non-blank lines.
+fn text_of(lines: Vec<&'static str>) -> impl Strategy<Value = (String, usize)> {
+    file_of(lines, None).prop_map(|(bytes, _)| {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let count = text.split('\n').filter(|l| !l.strip_suffix('\r').unwrap_or(l).trim().is_empty()).count();
+        (text, count)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn calendar_lines_end_in_days_or_quarantine((text, lines) in text_of(
+        fitlake_landing::seed::SEED_DATE_LOOKUP.lines().take(40).collect(),
+    )) {
+        let parsed = fitlake_landing::calendar::parse_date_lookup(&text, "6-date-lookup.json");
+        prop_assert_eq!(parsed.days.len() + parsed.quarantined.len(), lines);
+    }
+
+    #[test]
+    fn http_records_are_accepted_or_rejected_with_a_reason((text, lines) in text_of(vec![
+        r#"{"device_id": 7, "time": 1678521900.5, "heartrate": 70.0}"#,
+        r#"{"device_id": 8, "time": "2023-03-11T08:45:00Z", "heartrate": -1}"#,
+    ])) {
+        let out = fitlake_landing::device_events::envelopes("bpm", &text, 0, 1_678_521_900_000);
+        prop_assert!(out.rejected.iter().all(|(_, reason)| !reason.is_empty()));
+        if !text.trim_start().starts_with('[') {
+            prop_assert_eq!(out.accepted + out.rejected.len(), lines);
+        }
+        // What was accepted parses back as envelopes, every one of them.
+        let back = parse_kafka_multiplex(out.ndjson.as_bytes(), "http.json", &ReadOptions::default()).expect("parse");
+        prop_assert_eq!((back.rows.height(), back.quarantined.len()), (out.accepted, 0));
+    }
+}

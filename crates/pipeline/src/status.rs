@@ -32,6 +32,9 @@ pub struct TableStatus {
     pub rows: u64,
     /// For a bronze table fed by landing files: the files not ingested yet.
     pub landing: Option<bronze::Backlog>,
+    /// For a bronze table fed by landing files: entries of its landing folder that are not
+    /// regular files (symbolic links, FIFOs) and are never read.
+    pub skipped: Vec<String>,
     /// For a silver or gold table: its step's progress through each source.
     pub sources: Vec<SourceProgress>,
 }
@@ -48,8 +51,12 @@ pub async fn status(ctx: &Context) -> Result<Vec<TableStatus>> {
     let mut out = Vec::new();
     for id in TableId::ALL {
         let table = ctx.open(id).await?;
-        let landing =
-            if TableId::INGESTED.contains(&id) { Some(bronze::landing_state(ctx, id).await?.backlog()) } else { None };
+        let (landing, skipped) = if TableId::INGESTED.contains(&id) {
+            let state = bronze::landing_state(ctx, id).await?;
+            (Some(state.backlog()), state.skipped)
+        } else {
+            (None, Vec::new())
+        };
         let mut sources = Vec::new();
         for &source in id.sources() {
             let latest = ctx.open(source).await?.version();
@@ -62,6 +69,7 @@ pub async fn status(ctx: &Context) -> Result<Vec<TableStatus>> {
             version: table.version(),
             rows: table.row_count()?,
             landing,
+            skipped,
             sources,
         });
     }
@@ -78,6 +86,9 @@ pub fn status_table(tables: &[TableStatus]) -> String {
         }
         let behind = if behind.is_empty() { "-".to_string() } else { behind.join(" ") };
         out.push_str(&format!("{:<32} {:>8} {:>12}  {behind}\n", t.table, t.version, t.rows));
+        if !t.skipped.is_empty() {
+            out.push_str(&format!("  skipped (not regular files): {}\n", t.skipped.join(", ")));
+        }
     }
     out
 }

@@ -8,19 +8,19 @@
 //! | table | key | rule |
 //! |---|---|---|
 //! //! | `gym_logs` | `mac_address, gym, login` | a later, greater logout updates the visit |
-//! | `users` | `user_id` | insert only; among duplicates the earliest registration (then the lowest device, MAC) |
+//! | `users` | `user_id` | the earliest registration (then the lowest device, MAC), in one batch or across batches |
 //! | `user_profile` | `user_id` | CDC: the greatest change wins (see [`change_order`]); a winning `delete` leaves a tombstone |
-//! | `workouts` | `user_id, time` | insert only; among duplicates the least (action, workout, session) |
+//! | `workouts` | `user_id, time` | the least (action, workout, session), in one batch or across batches |
 //! | `heart_rate` | `device_id, time` | `valid = heartrate > 0`; among duplicates the greatest heartrate, in one batch or across batches (a later greater one updates) |
 //! | `user_bins` | `user_id` | recomputed from the live (not tombstoned) `user_profile` rows at the as-of date |
-//! | `completed_workouts` | `user_id, workout_id, session_id` | a start joined to its stop within 3 hours |
-//! | `workout_bpm` | `user_id, workout_id, session_id, time` | valid readings of the user's device with start < time <= end; follows `heart_rate` updates |
+//! | `completed_workouts` | `user_id, workout_id, session_id` | a start joined to its stop within 3 hours; the least (start, end) pair |
+//! | `workout_bpm` | `user_id, workout_id, session_id, time` | valid readings of the user's device with start < time <= end; a session's rows are synced whenever it, its user or its readings change |
 
 pub mod age;
 pub mod decode;
 
 use fitlake_config::Layer;
-use fitlake_frame::merge::{anti_join, plan_merge, plan_sync, MergePlan};
+use fitlake_frame::merge::{plan_merge, plan_sync, MergePlan};
 use fitlake_frame::table::{self as t, TableDef};
 use polars::prelude::*;
 
@@ -186,8 +186,9 @@ fn least_per_key(df: LazyFrame, keys: &[&str], order: &[&str], descending: bool)
     )
 }
 
-/// `users`: new registrations, the earliest per user (then the lowest device id and MAC), that
-/// are not yet in the table.
+/// `users`: the registrations to upsert: per user the earliest registration (then the lowest
+/// device id and MAC) of the new ones, where it comes before the `stored` one (a late, earlier
+/// registration replaces the stored row) or the user has none.
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
@@ -200,26 +201,25 @@ fn least_per_key(df: LazyFrame, keys: &[&str], order: &[&str], descending: bool)
 ///     Column::new("mac_address".into(), ["a", "a2", "b"]),
 ///     times("registration_timestamp", &[200, 100, 300])?,
 /// ])?;
-/// let existing = df!("user_id" => [2i64])?;
-/// let users = fitlake_silver::users(&bronze, &existing)?;
+/// let stored = bronze.slice(2, 1); // user 2, registered at 300 as stored
+/// let users = fitlake_silver::users(&bronze, &stored)?;
 /// assert_eq!(users.column("device_id")?.i64()?.get(0), Some(11), "the earliest registration");
-/// assert_eq!(users.height(), 1, "user 2 is known already");
+/// assert_eq!(users.height(), 1, "user 2 is stored as it is");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn users(registered_users_bz: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
-    let candidates = least_per_key(
+pub fn users(registered_users_bz: &DataFrame, stored: &DataFrame) -> Result<DataFrame> {
+    upserts(
         registered_users_bz.clone().lazy().select(cols(&[
             "user_id",
             "device_id",
             "mac_address",
             "registration_timestamp",
         ])),
+        stored,
         &["user_id"],
         &["registration_timestamp", "device_id", "mac_address"],
         false,
     )
-    .collect()?;
-    Ok(anti_join(&candidates, existing_keys, &["user_id"])?)
 }
 
 /// `gym_logs`: new login records merged by visit; a visit's logout only ever moves later
@@ -263,6 +263,51 @@ pub fn gym_logs(gym_logins_bz: &DataFrame, target: &DataFrame) -> Result<MergePl
     Ok(plan_merge(target, &upserts, None, &keys)?)
 }
 
+/// The stored version of each key of `stored` with its `order` columns prefixed `stored_`, to
+/// join to new candidates.
+fn stored_order(stored: &DataFrame, keys: &[&str], order: &[&str]) -> LazyFrame {
+    stored.clone().lazy().select(
+        keys.iter()
+            .map(|k| col(*k))
+            .chain(order.iter().map(|c| col(*c).alias(format!("stored_{c}"))))
+            .chain([lit(true).alias("stored")])
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// True where the row comes before its stored version (columns prefixed `stored_`) in the
+/// order of `order`: ascending, or descending when `descending`; nulls last either way, as
+/// [`least_per_key`] sorts. Equal rows do not come before.
+fn precedes(order: &[&str], descending: bool) -> Expr {
+    let mut result = lit(false);
+    for c in order.iter().rev() {
+        let (new, old) = (col(*c), col(format!("stored_{c}")));
+        let before = if descending { new.clone().gt(old.clone()) } else { new.clone().lt(old.clone()) };
+        let before = new.clone().is_not_null().and(old.clone().is_null().or(before));
+        let tie = new.clone().eq(old.clone()).fill_null(lit(false)).or(new.is_null().and(old.is_null()));
+        result = before.or(tie.and(result));
+    }
+    result
+}
+
+/// The winner per key among `candidates` (least by `order`, or greatest when `descending`)
+/// that comes before its stored version in `stored`, or has none: the rows to upsert so that
+/// the table holds, per key, the first row by that order of everything it was ever given.
+fn upserts(
+    candidates: LazyFrame,
+    stored: &DataFrame,
+    keys: &[&str],
+    order: &[&str],
+    descending: bool,
+) -> Result<DataFrame> {
+    let columns: Vec<Expr> = candidates.clone().collect_schema()?.iter_names().map(|n| col(n.clone())).collect();
+    Ok(least_per_key(candidates, keys, order, descending)
+        .join(stored_order(stored, keys, order), cols(keys), cols(keys), JoinArgs::new(JoinType::Left))
+        .filter(col("stored").is_null().or(precedes(order, descending)))
+        .select(columns)
+        .collect()?)
+}
+
 /// Rank of an update type when two events of a user carry the same time: a delete wins over an
 /// update, an update over a new.
 fn update_rank(column: &str) -> Expr {
@@ -295,23 +340,6 @@ const TOMBSTONE_COLUMNS: [&str; 3] = ["user_id", "updated", "update_type"];
 /// changes the winner. These are the columns compared, in order, after `change_rank`.
 pub const CHANGE_ORDER: [&str; 10] =
     ["updated", "dob", "sex", "gender", "first_name", "last_name", "street_address", "city", "state", "zip"];
-
-/// True where the row's change is greater than the stored one (the stored columns carry the
-/// prefix `stored_`), by the order of [`CHANGE_ORDER`].
-fn greater_change() -> Expr {
-    let rank = |c: &str| update_rank(c);
-    let pairs: Vec<(Expr, Expr)> = std::iter::once((rank("update_type"), rank("stored_update_type")))
-        .chain(CHANGE_ORDER[1..].iter().map(|c| (col(*c), col(format!("stored_{c}")))))
-        .collect();
-    let (time, stored_time) = (col("updated"), col("stored_updated"));
-    let mut greater = lit(false);
-    for (new, old) in pairs.into_iter().rev() {
-        let gt = new.clone().is_not_null().and(old.clone().is_null().or(new.clone().gt(old.clone())));
-        let eq = new.clone().eq(old.clone()).fill_null(lit(false)).or(new.is_null().and(old.is_null()));
-        greater = gt.or(eq.and(greater));
-    }
-    time.clone().gt(stored_time.clone()).or(time.eq(stored_time).and(greater))
-}
 
 /// What [`user_profile`] decided.
 #[derive(Debug, Clone)]
@@ -368,16 +396,10 @@ pub fn user_profile(user_info: &DataFrame, target: &DataFrame) -> Result<Profile
     );
     let mut order = vec!["updated", "change_rank"];
     order.extend(&CHANGE_ORDER[1..]);
-    let ranked = changes.with_column(update_rank("update_type").alias("change_rank"));
-    let latest = least_per_key(ranked, &["user_id"], &order, true);
-    let stored = target.clone().lazy().select(
-        std::iter::once(col("user_id"))
-            .chain(PROFILE_COLUMNS[1..].iter().map(|c| col(*c).alias(format!("stored_{c}"))))
-            .collect::<Vec<_>>(),
-    );
-    let winners = latest
-        .join(stored, [col("user_id")], [col("user_id")], JoinArgs::new(JoinType::Left))
-        .filter(col("stored_updated").is_null().or(greater_change()))
+    let rank = update_rank("update_type").alias("change_rank");
+    let stored = target.clone().lazy().with_column(rank.clone()).collect()?;
+    let winners = upserts(changes.with_column(rank), &stored, &["user_id"], &order, true)?
+        .lazy()
         .select(cols(&PROFILE_COLUMNS))
         .collect()?;
     let deleted_users = winners.clone().lazy().filter(is_delete).select([col("user_id")]).collect()?;
@@ -389,8 +411,9 @@ fn user_info_type(frame: &DataFrame, column: &str) -> DataType {
     frame.schema().get(column).cloned().unwrap_or(DataType::Null)
 }
 
-/// `workouts`: new start/stop events, one per user and time (the least action, workout and
-/// session among duplicates), not yet in the table.
+/// `workouts`: the start/stop events to upsert, one per user and time: the least (action,
+/// workout, session) among the new ones, where it comes before the `stored` event or there is
+/// none.
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
@@ -402,20 +425,17 @@ fn user_info_type(frame: &DataFrame, column: &str) -> DataType {
 ///     times("time", &[10, 10, 50])?, Column::new("action".into(), ["start", "start", "stop"]),
 ///     Column::new("session_id".into(), [1i64, 1, 1]),
 /// ])?;
-/// let existing = DataFrame::new(0, vec![Column::new("user_id".into(), Vec::<i64>::new()), times("time", &[])?])?;
-/// assert_eq!(fitlake_silver::workouts(&events, &existing)?.height(), 2, "one event per user and time");
+/// assert_eq!(fitlake_silver::workouts(&events, &events.clear())?.height(), 2, "one event per user and time");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn workouts(workout_events: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
-    let keys = ["user_id", "time"];
-    let fresh = least_per_key(
+pub fn workouts(workout_events: &DataFrame, stored: &DataFrame) -> Result<DataFrame> {
+    upserts(
         workout_events.clone().lazy().select(cols(&["user_id", "workout_id", "time", "action", "session_id"])),
-        &keys,
+        stored,
+        &["user_id", "time"],
         &["action", "workout_id", "session_id"],
         false,
     )
-    .collect()?;
-    Ok(anti_join(&fresh, existing_keys, &keys)?)
 }
 
 /// `heart_rate`: the readings to upsert, one per device and time: among duplicates the
@@ -442,25 +462,18 @@ pub fn workouts(workout_events: &DataFrame, existing_keys: &DataFrame) -> Result
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn heart_rate(readings: &DataFrame, stored: &DataFrame) -> Result<DataFrame> {
-    let keys = ["device_id", "time"];
-    let fresh = least_per_key(
+    upserts(
         readings.clone().lazy().select([
             col("device_id"),
             col("time"),
             col("heartrate"),
             col("heartrate").gt(lit(0.0)).alias("valid"),
         ]),
-        &keys,
+        stored,
+        &["device_id", "time"],
         &["heartrate"],
         true,
-    );
-    let stored =
-        stored.clone().lazy().select([col("device_id"), col("time"), col("heartrate").alias("stored_heartrate")]);
-    Ok(fresh
-        .join(stored, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Left))
-        .filter(col("stored_heartrate").is_null().or(col("heartrate").gt(col("stored_heartrate"))))
-        .select(cols(&["device_id", "time", "heartrate", "valid"]))
-        .collect()?)
+    )
 }
 
 /// The rows of `user_profile` that are profiles, not tombstones of deleted users (a frame
@@ -499,10 +512,12 @@ pub fn user_bins(user_profile: &DataFrame, target: &DataFrame, as_of: chrono::Na
     Ok(plan_sync(target, &desired, &["user_id"])?)
 }
 
-/// `completed_workouts`: each start joined to its stop (same user, workout and session, stop
-/// after start and less than 3 hours later), for sessions not yet in the table. `workouts`
-/// must hold every event of the sessions to pair: the new events and the stored events within
-/// 3 hours of them.
+/// `completed_workouts`: the sessions to upsert: each start joined to its stop (same user,
+/// workout and session, stop after start and less than 3 hours later), per session the pair
+/// with the least (start, end), where it comes before the `stored` pair or there is none.
+/// `workouts` must hold every event of the sessions to pair: the new events and the stored
+/// events within 3 hours of them (a pair lies within 3 hours, so the least pair of all events is
+/// the least of the stored one and those).
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
@@ -515,12 +530,15 @@ pub fn user_bins(user_profile: &DataFrame, target: &DataFrame, as_of: chrono::Na
 ///     // user 2 stops 4 hours after starting: no session.
 ///     times("time", &[0, 600, 0, 4 * 3600])?, Column::new("action".into(), ["start", "stop", "start", "stop"]),
 /// ])?;
-/// let existing = df!("user_id" => Vec::<i64>::new(), "workout_id" => Vec::<i64>::new(), "session_id" => Vec::<i64>::new())?;
-/// let sessions = fitlake_silver::completed_workouts(&events, &existing)?;
+/// let stored = DataFrame::new(0, vec![
+///     Column::new("user_id".into(), Vec::<i64>::new()), Column::new("workout_id".into(), Vec::<i64>::new()),
+///     Column::new("session_id".into(), Vec::<i64>::new()), times("start_time", &[])?, times("end_time", &[])?,
+/// ])?;
+/// let sessions = fitlake_silver::completed_workouts(&events, &stored)?;
 /// assert_eq!(sessions.column("user_id")?.i64()?.to_vec(), [Some(1)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Result<DataFrame> {
+pub fn completed_workouts(workouts: &DataFrame, stored: &DataFrame) -> Result<DataFrame> {
     let keys = ["user_id", "workout_id", "session_id"];
     let events = workouts.clone().lazy();
     let starts = events.clone().filter(col("action").eq(lit("start"))).select([
@@ -536,24 +554,19 @@ pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Re
         col("time").alias("end_time"),
     ]);
     let max_session = lit(MAX_SESSION_MICROS);
-    let paired = starts
-        .join(stops, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Inner))
-        .filter(
-            col("end_time")
-                .gt(col("start_time"))
-                .and(col("end_time").cast(DataType::Int64).lt(col("start_time").cast(DataType::Int64) + max_session)),
-        )
-        .sort(["start_time", "end_time"], SortMultipleOptions::default().with_maintain_order(true));
-    let sessions =
-        first_per_key(paired, &keys).sort(["start_time", "user_id"], SortMultipleOptions::default()).collect()?;
-    Ok(anti_join(&sessions, existing_keys, &keys)?)
+    let paired = starts.join(stops, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Inner)).filter(
+        col("end_time")
+            .gt(col("start_time"))
+            .and(col("end_time").cast(DataType::Int64).lt(col("start_time").cast(DataType::Int64) + max_session)),
+    );
+    Ok(upserts(paired, stored, &keys, &["start_time", "end_time"], false)?
+        .sort(["start_time", "user_id"], SortMultipleOptions::default())?)
 }
 
-/// `workout_bpm`: the valid readings of each session's user's device with
-/// `start_time < time <= end_time` that are not in the table as they are: new ones, and those
-/// whose reading `heart_rate` has replaced (a greater duplicate). `readings` must hold every
-/// reading of the sessions' devices in the sessions' time span; `stored` the target rows of
-/// the sessions (at least the key and `heartrate`).
+/// `workout_bpm`: the rows `sessions` must have: the valid readings of each session's user's
+/// device with `start_time < time <= end_time`. The caller syncs the stored rows of those
+/// sessions to them (a session's pairing, its user's device or a reading may have changed).
+/// `readings` must hold every reading of the sessions' devices in the sessions' time span.
 /// ```
 /// # use fitlake_silver::polars::prelude::*;
 /// # fn times(name: &str, seconds: &[i64]) -> PolarsResult<Column> {
@@ -569,25 +582,11 @@ pub fn completed_workouts(workouts: &DataFrame, existing_keys: &DataFrame) -> Re
 ///     Column::new("device_id".into(), [5i64, 5, 5]), times("time", &[10, 15, 20])?,
 ///     Column::new("heartrate".into(), [60.0f64, 70.0, 80.0]), Column::new("valid".into(), [true, true, true]),
 /// ])?;
-/// let stored = DataFrame::new(1, vec![
-///     Column::new("user_id".into(), [1i64]), Column::new("workout_id".into(), [7i64]),
-///     Column::new("session_id".into(), [1i64]), times("time", &[15])?, Column::new("heartrate".into(), [70.0f64]),
-/// ])?;
-/// let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings, &stored)?;
-/// assert_eq!(bpm.height(), 1, "start < time <= end, and the reading at 15 is stored as it is");
+/// let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings)?;
+/// assert_eq!(bpm.height(), 2, "start < time <= end");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn workout_bpm(
-    sessions: &DataFrame,
-    users: &DataFrame,
-    readings: &DataFrame,
-    stored: &DataFrame,
-) -> Result<DataFrame> {
-    let keys = ["user_id", "workout_id", "session_id", "time"];
-    let stored = stored
-        .clone()
-        .lazy()
-        .select(keys.iter().map(|k| col(*k)).chain([col("heartrate").alias("stored_heartrate")]).collect::<Vec<_>>());
+pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame) -> Result<DataFrame> {
     let bpm = sessions
         .clone()
         .lazy()
@@ -604,8 +603,6 @@ pub fn workout_bpm(
             JoinArgs::new(JoinType::Inner),
         )
         .filter(col("time").gt(col("start_time")).and(col("time").lt_eq(col("end_time"))))
-        .join(stored, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Left))
-        .filter(col("stored_heartrate").is_null().or(col("heartrate").neq(col("stored_heartrate"))))
         .select(cols(&["user_id", "workout_id", "session_id", "start_time", "end_time", "time", "heartrate"]))
         .collect()?;
     Ok(bpm)

@@ -37,7 +37,7 @@ fn plan_text(plan: &MergePlan, by: &[&str]) -> String {
 }
 
 #[test]
-fn users_keeps_the_earliest_registration_and_skips_known_users() {
+fn users_keeps_the_earliest_registration_in_a_batch_and_across_batches() {
     let bronze = frame(vec![
         Column::new("user_id".into(), [1i64, 2, 2, 3]),
         Column::new("device_id".into(), [10i64, 20, 21, 30]),
@@ -45,8 +45,15 @@ fn users_keeps_the_earliest_registration_and_skips_known_users() {
         ts("registration_timestamp", &[100, 300, 200, 400]),
         Column::new("source_file".into(), ["f"; 4]),
     ]);
-    let existing = frame(vec![Column::new("user_id".into(), [3i64])]);
-    let users = fitlake_silver::users(&bronze, &existing).expect("users");
+    // User 3 is stored with a later registration: the new, earlier one replaces it. User 2's
+    // stored registration (at 150) comes first: nothing to write.
+    let stored = frame(vec![
+        Column::new("user_id".into(), [2i64, 3]),
+        Column::new("device_id".into(), [22i64, 33]),
+        Column::new("mac_address".into(), ["b3", "c3"]),
+        ts("registration_timestamp", &[150, 500]),
+    ]);
+    let users = fitlake_silver::users(&bronze, &stored).expect("users");
     insta::assert_snapshot!(to_text(&sorted(&users, &["user_id"])));
 }
 
@@ -115,7 +122,14 @@ fn workouts_and_heart_rate_deduplicate_and_skip_known_keys() {
         Column::new("action".into(), ["start", "start", "stop", "start"]),
         Column::new("session_id".into(), [1i64, 1, 1, 1]),
     ]);
-    let known = frame(vec![Column::new("user_id".into(), [2i64]), ts("time", &[100])]);
+    // User 2's stored event at 100 comes first (a start of workout 0): nothing to write.
+    let known = frame(vec![
+        Column::new("user_id".into(), [2i64]),
+        Column::new("workout_id".into(), [0i64]),
+        ts("time", &[100]),
+        Column::new("action".into(), ["start"]),
+        Column::new("session_id".into(), [1i64]),
+    ]);
     let workouts = fitlake_silver::workouts(&events, &known).expect("workouts");
     let readings = frame(vec![
         Column::new("device_id".into(), [7i64, 7, 7, 8]),
@@ -179,6 +193,8 @@ fn completed_workouts_pair_a_start_with_its_stop_within_three_hours() {
         Column::new("user_id".into(), Vec::<i64>::new()),
         Column::new("workout_id".into(), Vec::<i64>::new()),
         Column::new("session_id".into(), Vec::<i64>::new()),
+        ts("start_time", &[]),
+        ts("end_time", &[]),
     ]);
     let sessions = fitlake_silver::completed_workouts(&events, &none).expect("completed_workouts");
     insta::assert_snapshot!(to_text(&sessions));
@@ -200,15 +216,6 @@ fn workout_bpm_takes_valid_readings_with_start_before_time_up_to_end() {
         Column::new("heartrate".into(), [90.0f64, 91.0, 0.0, 93.0, 94.0, 99.0]),
         Column::new("valid".into(), [true, true, false, true, true, true]),
     ]);
-    // The reading at 101 is stored as it is; the one at 103 is stored with a value heart_rate
-    // has since replaced, so it is upserted.
-    let stored = frame(vec![
-        Column::new("user_id".into(), [1i64, 1]),
-        Column::new("workout_id".into(), [1i64, 1]),
-        Column::new("session_id".into(), [1i64, 1]),
-        ts("time", &[101, 103]),
-        Column::new("heartrate".into(), [91.0f64, 80.0]),
-    ]);
-    let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings, &stored).expect("workout_bpm");
+    let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings).expect("workout_bpm");
     insta::assert_snapshot!(to_text(&sorted(&bpm, &["time"])));
 }

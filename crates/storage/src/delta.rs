@@ -296,6 +296,13 @@ impl Table {
         Ok(actions)
     }
 
+    /// True when a commit after `version` removed rows' files as a data change: a MERGE replaced
+    /// or deleted stored rows (a plain append, a progress-only commit or a compaction removes
+    /// none).
+    pub async fn rows_replaced_since(&self, version: Option<i64>) -> Result<bool> {
+        Ok(self.data_actions_since(version).await?.iter().any(|a| matches!(a, Action::Remove(r) if r.data_change)))
+    }
+
     /// True when a commit after `version` added or removed data (commits that only record a
     /// step's progress change no rows, nor do `dataChange = false` rewrites such as a
     /// Databricks OPTIMIZE or ZORDER).

@@ -118,8 +118,40 @@ impl Folder {
                 })
             })
             .collect();
+        // Only regular files are landing data: the local store follows symbolic links, which
+        // could point anywhere (another source's folder, a device); they are skipped (see
+        // [`Folder::skipped`]).
+        if let Some(root) = fitlake_config::local_path(&self.url) {
+            files.retain(|f| std::fs::symlink_metadata(root.join(&f.name)).is_ok_and(|m| m.file_type().is_file()));
+        }
         files.sort();
         Ok(files)
+    }
+
+    /// Entries of a local folder that are not regular files and so are never read: symbolic
+    /// links, FIFOs, sockets, devices (relative names, sorted). Empty for object stores, which
+    /// hold only objects.
+    pub fn skipped(&self) -> Result<Vec<String>> {
+        self.allow(Privilege::ReadFiles)?;
+        let Some(root) = fitlake_config::local_path(&self.url) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || name.starts_with('_') {
+                    continue;
+                }
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => folders.push(entry.path()),
+                    Ok(t) if t.is_file() => {}
+                    _ => out.push(entry.path().strip_prefix(&root).unwrap_or(&entry.path()).display().to_string()),
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The bytes of a file.

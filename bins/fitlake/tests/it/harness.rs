@@ -246,6 +246,15 @@ impl Lake {
         df.lazy().select(keep).sort(names, SortMultipleOptions::default()).collect().expect("sort")
     }
 
+    /// Every silver and gold table, as [`Lake::table`] gives it (bronze holds each run's
+    /// records as they came, so it differs between differently split runs by `source_file`).
+    pub fn all_tables_but_bronze(&self) -> BTreeMap<String, DataFrame> {
+        self.all_tables()
+            .into_iter()
+            .filter(|(name, _)| TableId::from_name(name).is_some_and(|t| t.layer() != fitlake_config::Layer::Bronze))
+            .collect()
+    }
+
     /// Every data table, as [`Lake::table`] gives it. Left out are the run logs
     /// `landing_files` (which files each bronze batch took) and `quality_events` (one row per
     /// step run): they record how the work was split into runs, which differs between a

@@ -484,3 +484,73 @@ fn setup_upgrades_an_older_lakehouse_schema() {
     assert_eq!(plans.column("size").expect("size").null_count(), 0, "plans keep each file's size again");
     assert!(lake.counts()["user_profile"] > 0);
 }
+
+#[test]
+fn symlinks_and_fifos_in_landing_are_skipped_and_reported() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let folder = lake.landing("registered_users_bz");
+    let outside = lake.root.join("outside.csv");
+    std::fs::write(&outside, "user_id,device_id,mac_address,registration_timestamp\n9,90,zz,1678451168\n")
+        .expect("write");
+    std::os::unix::fs::symlink(&outside, folder.join("link.csv")).expect("symlink");
+    let fifo = folder.join("pipe.csv");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    land(
+        &lake,
+        "registered_users_bz",
+        "u.csv",
+        "user_id,device_id,mac_address,registration_timestamp\n1,10,aa,1678451168\n",
+    );
+    lake.run_once();
+    assert_eq!(lake.counts()["registered_users_bz"], 1, "only the regular file is read");
+    let status = lake.status();
+    let bronze = status.iter().find(|t| t["table"] == "bronze.registered_users_bz").expect("status");
+    assert_eq!(bronze["skipped"], serde_json::json!(["link.csv", "pipe.csv"]));
+}
+
+fn workout(user: i64, workout: i64, session: i64, action: &str, time: i64, offset: i64) -> String {
+    let value = format!(
+        r#"{{"user_id": {user}, "workout_id": {workout}, "timestamp": {time}, "action": "{action}", "session_id": {session}}}"#
+    );
+    format!(
+        "{}\n",
+        serde_json::json!({"key": user.to_string(), "value": value, "topic": "workout", "partition": 0, "offset": offset, "timestamp": time * 1000})
+    )
+}
+
+#[test]
+fn conflicting_workout_events_and_late_stops_give_the_one_run_sessions() {
+    const T: i64 = 1_678_521_900;
+    // User 1 (device 10): a session paired in run 1; in run 2 a different event at the same
+    // instant as its start wins (`start` of workout 0), so the session of workout 1 is gone.
+    // User 2 (device 20): run 1 pairs its start with a late stop; run 2 brings an earlier stop.
+    let users = "user_id,device_id,mac_address,registration_timestamp\n1,10,aa,1678451168\n2,20,bb,1678451168\n";
+    let first = [
+        workout(1, 1, 1, "start", T, 1),
+        workout(1, 1, 1, "stop", T + 600, 2),
+        workout(2, 1, 1, "start", T, 3),
+        workout(2, 1, 1, "stop", T + 1200, 4),
+    ]
+    .concat();
+    let second = [workout(1, 0, 1, "start", T, 5), workout(2, 1, 1, "stop", T + 300, 6)].concat();
+    let readings: String = (0..1300).map(|s| reading(10, T + s, 70.0, s) + &reading(20, T + s, 80.0, s)).collect();
+    let split = Lake::new();
+    let together = Lake::new();
+    for lake in [&split, &together] {
+        lake.fitlake(&["setup"]);
+        land(lake, "registered_users_bz", "u.csv", users);
+        land(lake, "kafka_multiplex_bz", "r.json", &readings);
+        land(lake, "kafka_multiplex_bz", "w1.json", &first);
+    }
+    split.run_once();
+    assert_eq!(split.counts()["completed_workouts"], 2);
+    land(&split, "kafka_multiplex_bz", "w2.json", &second);
+    split.run_once();
+    land(&together, "kafka_multiplex_bz", "w2.json", &second);
+    together.run_once();
+    let sessions = together.table("completed_workouts");
+    assert_eq!(crate::harness::rows_text(&sessions).lines().count(), 2, "one session left: {sessions}");
+    assert_same_tables(&together.all_tables_but_bronze(), &split.all_tables_but_bronze(), "split against one run");
+}

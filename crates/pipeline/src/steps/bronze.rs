@@ -331,6 +331,8 @@ pub struct LandingState {
     pub committed: Vec<FileEntry>,
     /// Files not committed yet (planned or not).
     pub pending: Vec<FileEntry>,
+    /// Entries that are not regular files (symbolic links, FIFOs): never read.
+    pub skipped: Vec<String>,
 }
 
 impl LandingState {
@@ -349,7 +351,7 @@ pub async fn landing_state(ctx: &Context, table: TableId) -> Result<LandingState
     let plans = plan_log(ctx, table).load().await?;
     let done = planned_files(&plans, committed + 1);
     let (committed, pending) = landing.list().await?.into_iter().partition(|f| done.contains(f.name.as_str()));
-    Ok(LandingState { committed, pending })
+    Ok(LandingState { committed, pending, skipped: landing.skipped()? })
 }
 
 /// The landing parser of a bronze table.

@@ -19,6 +19,17 @@ pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Re
     if !readings.moved() && !bins.moved() {
         return Ok(StepReport::default());
     }
+    if readings.from.is_some() && readings.table.rows_replaced_since(readings.from).await? {
+        // Rows of workout_bpm were replaced or deleted (a session re-paired or gone, a reading
+        // replaced; rare): every session is recomputed, and sessions without rows go.
+        let all = readings.table.scan().collect().await?;
+        let current = target.scan().with_file_column().collect().await?;
+        let user_bins = bins.table.scan().collect().await?;
+        let stats = fitlake_gold::session_stats(&all)?;
+        let desired = fitlake_gold::workout_bpm_summary(&current.clear(), &stats, &user_bins)?.rows_to_add;
+        let plan = fitlake_frame::plan_sync(&current, &desired, &SESSION_KEY)?;
+        return commit_plan(ctx, target, all.height(), &plan, &[readings.txn(), bins.txn()]).await;
+    }
     // Sessions with new readings: only their keys and start times are read from the new files.
     let new_files = readings.new_files(None, None).await?;
     let touched = readings

@@ -45,24 +45,7 @@ pub(crate) async fn commit_plan(
     txns: &[(String, i64)],
 ) -> Result<StepReport> {
     let checked = quality::check(ctx, target, &plan.rows_to_add, false).await?;
-    let version = target
-        .commit()
-        .rows(&plan.rows_to_add)
-        .remove(plan.files_to_remove.iter().cloned())
-        .progress(txns.iter().cloned())
-        .operation(Operation::Merge)
-        .merge_counts(plan.inserted as u64, plan.updated as u64, plan.deleted as u64)
-        .await?;
-    quality::record(ctx, target.id(), &checked.outcomes, version).await?;
-    Ok(StepReport {
-        rows_read: rows_read as u64,
-        rows_written: plan.rows_to_add.height() as u64,
-        inserted: plan.inserted as u64,
-        updated: plan.updated as u64,
-        deleted: plan.deleted as u64,
-        version,
-        ..Default::default()
-    })
+    commit_checked(ctx, target, rows_read, plan, (&checked.outcomes, 0), txns, Operation::Merge).await
 }
 
 /// Commits checked upserts as a MERGE against `stored` (the target rows, with their files,
@@ -79,21 +62,36 @@ async fn commit_upserts(
     let keys = target.def().keys.clone();
     let plan = fitlake_frame::plan_merge(stored, &checked.rows, None, &keys)?;
     let operation = if plan.files_to_remove.is_empty() { Operation::Append } else { Operation::Merge };
+    commit_checked(ctx, target, rows_read, &plan, (&checked.outcomes, checked.dropped), txns, operation).await
+}
+
+/// Commits a plan whose rows passed the table's expectations (their outcomes, and how many
+/// rows a `drop` refused), then notes the outcomes against the new version.
+async fn commit_checked(
+    ctx: &Context,
+    target: &mut Table,
+    rows_read: usize,
+    plan: &MergePlan,
+    (outcomes, dropped): (&[fitlake_quality::Outcome], u64),
+    txns: &[(String, i64)],
+    operation: Operation,
+) -> Result<StepReport> {
     let version = target
         .commit()
         .rows(&plan.rows_to_add)
         .remove(plan.files_to_remove.iter().cloned())
         .progress(txns.iter().cloned())
         .operation(operation)
-        .merge_counts(plan.inserted as u64, plan.updated as u64, 0)
+        .merge_counts(plan.inserted as u64, plan.updated as u64, plan.deleted as u64)
         .await?;
-    quality::record(ctx, target.id(), &checked.outcomes, version).await?;
+    quality::record(ctx, target.id(), outcomes, version).await?;
     Ok(StepReport {
         rows_read: rows_read as u64,
         rows_written: plan.rows_to_add.height() as u64,
         inserted: plan.inserted as u64,
         updated: plan.updated as u64,
-        quarantined: checked.dropped,
+        deleted: plan.deleted as u64,
+        quarantined: dropped,
         version,
         ..Default::default()
     })
@@ -108,24 +106,17 @@ async fn rows_in_range(target: &Table, column: &str, range: Option<(i64, i64)>) 
     Ok(target.scan().files(files).with_file_column().collect().await?)
 }
 
-/// The target's key columns of the files whose `column` range overlaps `range`.
-async fn keys_in_range(target: &Table, column: &str, range: Option<(i64, i64)>) -> Result<DataFrame> {
-    let files = match range {
-        Some((lo, hi)) => overlapping(target.files(Some(column))?, lo, hi),
-        None => Vec::new(),
-    };
-    Ok(target.scan().files(files).columns(&target.def().keys).collect().await?)
-}
-
 pub(crate) async fn users(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let source = Source::open(ctx, target, TableId::RegisteredUsersBz).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
     let new = source.new_rows(None).await?;
-    let existing = target.scan().collect().await?;
-    let inserts = fitlake_silver::users(&new, &existing)?;
-    commit_inserts(ctx, target, new.height(), &inserts, &[&source]).await
+    // One small row per user: the stored versions are read whole.
+    let stored = target.scan().with_file_column().collect().await?;
+    let upserts = fitlake_silver::users(&new, &stored)?;
+    let checked = quality::check(ctx, target, &upserts, true).await?;
+    commit_upserts(ctx, target, new.height(), checked, &stored, &[source.txn()]).await
 }
 
 pub(crate) async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepReport> {
@@ -219,7 +210,7 @@ pub(crate) async fn heart_rate(ctx: &Context, target: &mut Table) -> Result<Step
     Ok(report)
 }
 
-/// An insert-only table fed by one multiplex topic with a `time` column: `workouts`
+/// A table fed by one multiplex topic with a `time` column, upserted by key: `workouts`
 /// (topic `workout`).
 pub(crate) async fn timed_events(
     ctx: &Context,
@@ -232,9 +223,10 @@ pub(crate) async fn timed_events(
         return Ok(StepReport::default());
     }
     let (events, read, quarantined, warnings) = decoded_topic(ctx, &source, target.id(), topic).await?;
-    let existing = keys_in_range(target, "time", range_of(&events, "time")?).await?;
-    let inserts = transform(&events, &existing)?;
-    let mut report = commit_inserts(ctx, target, read, &inserts, &[&source]).await?;
+    let stored = rows_in_range(target, "time", range_of(&events, "time")?).await?;
+    let upserts = transform(&events, &stored)?;
+    let checked = quality::check(ctx, target, &upserts, true).await?;
+    let mut report = commit_upserts(ctx, target, read, checked, &stored, &[source.txn()]).await?;
     if report.version.is_some() {
         quality::record(ctx, target.id(), &warnings, report.version).await?;
     }
@@ -275,6 +267,21 @@ pub(crate) async fn completed_workouts(ctx: &Context, target: &mut Table) -> Res
         return Ok(StepReport::default());
     }
     let new = source.new_rows(None).await?;
+    // A session key is unique across the table, whenever it happened: every stored session is
+    // read (one small row each).
+    let stored = target.scan().with_file_column().collect().await?;
+    if source.from.is_some() && source.table.rows_replaced_since(source.from).await? {
+        // A stored event was replaced (two different events of a user at one instant): a
+        // session paired from it may no longer stand. Rare, so every session is recomputed
+        // from every event and the table synced to them.
+        let events = source.table.scan().collect().await?;
+        let desired = fitlake_silver::completed_workouts(&events, &stored.clear())?;
+        let checked = quality::check(ctx, target, &desired, true).await?;
+        let keys = target.def().keys.clone();
+        let plan = fitlake_frame::plan_sync(&stored, &checked.rows, &keys)?;
+        let outcomes = (checked.outcomes.as_slice(), checked.dropped);
+        return commit_checked(ctx, target, new.height(), &plan, outcomes, &[source.txn()], Operation::Merge).await;
+    }
     let Some((lo, hi)) = range_of(&new, "time")? else {
         return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&source]).await;
     };
@@ -283,11 +290,9 @@ pub(crate) async fn completed_workouts(ctx: &Context, target: &mut Table) -> Res
     let (lo, hi) = (lo - MAX_SESSION_MICROS, hi + MAX_SESSION_MICROS);
     let nearby = overlapping(source.table.files(Some("time"))?, lo, hi);
     let events = source.table.scan().files(nearby).collect().await?;
-    // A session key is unique across the table, whenever it happened: every stored key is read
-    // (one small row per session).
-    let existing = target.scan().collect().await?;
-    let inserts = fitlake_silver::completed_workouts(&events, &existing)?;
-    commit_inserts(ctx, target, new.height(), &inserts, &[&source]).await
+    let upserts = fitlake_silver::completed_workouts(&events, &stored)?;
+    let checked = quality::check(ctx, target, &upserts, true).await?;
+    commit_upserts(ctx, target, new.height(), checked, &stored, &[source.txn()]).await
 }
 
 pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<StepReport> {
@@ -324,16 +329,50 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
     let in_scope = concat(in_scope, UnionArgs::default())?
         .unique(Some(fitlake_frame::by_names(&["user_id", "workout_id", "session_id"])), UniqueKeepStrategy::First)
         .collect()?;
-    let (Some((start_lo, start_hi)), Some((_, end_hi))) =
-        (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?)
-    else {
-        return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
-    };
-    let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
-    let session_readings = readings.table.scan().files(reading_files).collect().await?;
-    let stored = rows_in_range(target, "start_time", Some((start_lo, start_hi))).await?;
-    let upserts = fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings, &stored)?;
-    let checked = quality::check(ctx, target, &upserts, true).await?;
+    // A session whose pairing moved or went (a late, earlier start or stop, a replaced event;
+    // rare) may have stored rows anywhere: then every stored row is read.
+    let moved = sessions.from.is_some() && sessions.table.rows_replaced_since(sessions.from).await?;
     let txns = [sessions.txn(), readings.txn(), users.txn()];
-    commit_upserts(ctx, target, session_readings.height(), checked, &stored, &txns).await
+    let ranges = (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?);
+    if ranges.0.is_none() && !moved {
+        return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
+    }
+    let (desired, read) = match ranges {
+        (Some((start_lo, _)), Some((_, end_hi))) => {
+            let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
+            let session_readings = readings.table.scan().files(reading_files).collect().await?;
+            (fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings)?, session_readings.height())
+        }
+        // No session in scope: only gone sessions' rows to delete.
+        _ => (target.scan().files(Vec::new()).collect().await?, 0),
+    };
+    let checked = quality::check(ctx, target, &desired, true).await?;
+    // The in-scope sessions' stored rows are synced to what they must be now, and when sessions
+    // moved, the rows of sessions that are gone are deleted.
+    let session: Vec<Expr> = ["user_id", "workout_id", "session_id"].iter().map(|k| col(*k)).collect();
+    let mut scope = in_scope.clone().lazy().select(session.clone());
+    let stored = if moved {
+        let stored = target.scan().with_file_column().collect().await?;
+        let current = sessions.table.scan().columns(&["user_id", "workout_id", "session_id"]).collect().await?;
+        let gone = stored.clone().lazy().select(session.clone()).join(
+            current.lazy(),
+            session.clone(),
+            session.clone(),
+            JoinArgs::new(JoinType::Anti),
+        );
+        scope = concat([scope, gone], UnionArgs::default())?;
+        stored
+    } else {
+        let (start_lo, start_hi) = ranges.0.unwrap_or_default();
+        rows_in_range(target, "start_time", Some((start_lo, start_hi))).await?
+    };
+    let stored_in_scope =
+        stored.clone().lazy().join(scope, session.clone(), session, JoinArgs::new(JoinType::Semi)).collect()?;
+    let keys = target.def().keys.clone();
+    let (changed, gone) =
+        fitlake_frame::sync_changes(&stored_in_scope.drop(fitlake_frame::FILE_COLUMN)?, &checked.rows, &keys)?;
+    let plan = fitlake_frame::plan_merge(&stored, &changed, Some(&gone), &keys)?;
+    let operation = if plan.files_to_remove.is_empty() { Operation::Append } else { Operation::Merge };
+    let outcomes = (checked.outcomes.as_slice(), checked.dropped);
+    commit_checked(ctx, target, read, &plan, outcomes, &txns, operation).await
 }
