@@ -438,6 +438,11 @@ impl Stores {
             builder.with_storage_backend(store, url.clone())
         };
         let mut table = builder.build()?;
+        // A location without a log is no table yet: loading it would only make deltalake log
+        // an error event (a fresh `setup` printed one per table).
+        if !table.log_store().is_delta_table_location().await? {
+            return Ok(table);
+        }
         match table.load().await {
             Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(table),
             Err(e) => Err(e),
