@@ -554,3 +554,26 @@ fn conflicting_workout_events_and_late_stops_give_the_one_run_sessions() {
     assert_eq!(crate::harness::rows_text(&sessions).lines().count(), 2, "one session left: {sessions}");
     assert_same_tables(&together.all_tables_but_bronze(), &split.all_tables_but_bronze(), "split against one run");
 }
+
+#[test]
+fn a_landing_file_over_the_size_limit_is_quarantined_by_its_digest_not_read() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let big: String = (0..200).map(|i| reading(7, 1_678_521_900 + i, 70.0, i)).collect();
+    land(&lake, "kafka_multiplex_bz", "big.json", &big);
+    land(&lake, "kafka_multiplex_bz", "small.json", &reading(8, 1_678_521_900, 70.0, 1));
+    let limit = (big.len() - 1).to_string();
+    lake.fitlake(&["run", "--once", "--as-of", crate::harness::AS_OF, "--max-file-bytes", &limit]);
+    assert_eq!(lake.counts()["heart_rate"], 1, "only the small file is read");
+    let quarantine = lake.table("quarantine");
+    let reason =
+        quarantine.column("reason").expect("reason").str().expect("str").get(0).unwrap_or_default().to_string();
+    let digest: String = ring::digest::digest(&ring::digest::SHA256, big.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(reason, format!("file of {} bytes is over --max-file-bytes {limit} (sha256 {digest})", big.len()));
+    let raw = quarantine.column("raw").expect("raw").str().expect("str").get(0).unwrap_or_default().len();
+    assert_eq!(raw, fitlake_landing::quarantine::RAW_PREFIX_BYTES, "a bounded prefix is kept");
+}
