@@ -90,7 +90,7 @@ pub fn iso_to_micros(text: &str) -> Option<i64> {
 
 /// An event time given as text: epoch seconds (integer or fractional) or ISO-8601.
 pub fn event_time_text_to_micros(text: &str) -> Option<i64> {
-    seconds_text_to_micros(text).or_else(|| iso_to_micros(text))
+    event_time_text_to_micros_wide(text).and_then(|v| i64::try_from(v).ok())
 }
 
 /// [`event_time_text_to_micros`], wide: epoch seconds beyond `i64` microseconds are kept (to
@@ -111,11 +111,7 @@ pub fn event_time_json_to_micros_wide(raw: &str) -> Option<i128> {
 /// An event time given as a raw JSON value: a number of epoch seconds, or a string holding
 /// epoch seconds or an ISO-8601 date-time.
 pub fn event_time_json_to_micros(raw: &str) -> Option<i64> {
-    let raw = raw.trim();
-    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-        Some(inner) => event_time_text_to_micros(inner),
-        None => seconds_text_to_micros(raw),
-    }
+    event_time_json_to_micros_wide(raw).and_then(|v| i64::try_from(v).ok())
 }
 
 /// A Kafka envelope timestamp as a raw JSON number: milliseconds, or seconds when below

@@ -245,21 +245,9 @@ pub fn users(registered_users_bz: &DataFrame, stored: &DataFrame) -> Result<Data
 /// ```
 pub fn gym_logs(gym_logins_bz: &DataFrame, target: &DataFrame) -> Result<MergePlan> {
     let keys = ["mac_address", "gym", "login"];
-    let source = gym_logins_bz.clone().lazy().group_by_stable(cols(&keys)).agg([col("logout").max()]);
-    let existing = target.clone().lazy().select([
-        col("mac_address"),
-        col("gym"),
-        col("login"),
-        col("logout").alias("target_logout"),
-        lit(true).alias("in_target"),
-    ]);
-    let later_logout =
-        col("logout").is_not_null().and(col("target_logout").is_null().or(col("logout").gt(col("target_logout"))));
-    let upserts = source
-        .join(existing, cols(&keys), cols(&keys), JoinArgs::new(JoinType::Left))
-        .filter(col("in_target").is_null().or(later_logout))
-        .select(cols(&["mac_address", "gym", "login", "logout"]))
-        .collect()?;
+    // The greatest logout per visit (a missing one is least), where it is later than the stored.
+    let candidates = gym_logins_bz.clone().lazy().select(cols(&["mac_address", "gym", "login", "logout"]));
+    let upserts = upserts(candidates, target, &keys, &["logout"], true)?;
     Ok(plan_merge(target, &upserts, None, &keys)?)
 }
 

@@ -129,9 +129,10 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
             };
             write_quarantine(ctx, quarantine, table, "changed", &changed, batch).await?;
         }
-        let plan = match plans.get(&batch) {
+        // The plan, and the listing its files are read against (taken just before).
+        let (plan, now) = match plans.get(&batch) {
             // Planned by a run that died before committing: redo exactly those files.
-            Some(plan) => plan.clone(),
+            Some(plan) => (plan.clone(), listed),
             None => {
                 let seen = planned_files(&plans, batch);
                 let youngest = ctx.options.load_time_micros.saturating_sub(ctx.options.min_file_age_micros);
@@ -160,12 +161,11 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
                 let stamped = files.into_iter().map(|f| (f.name.clone(), Some(stamp_of(&f))));
                 let plan = log.write(&BatchPlan::new(batch, stamped)).await?;
                 fault::point("after-plan", table.name());
-                plan
+                (plan, again)
             }
         };
         let mut staged = run.target.stage()?;
         let mut bad: Vec<Quarantined> = Vec::new();
-        let now: HashMap<String, FileEntry> = landing.list().await?.into_iter().map(|f| (f.name.clone(), f)).collect();
         for file in &plan.files {
             let current = now.get(file).map(stamp_of);
             if let Some(planned) = plan.stamps.get(file).filter(|p| current.is_some_and(|c| c != **p)) {

@@ -163,6 +163,22 @@ async fn decoded_topic(
     Ok((decoded, rows.height(), bad.len() as u64, outcomes))
 }
 
+/// Completes the report of a step fed by [`decoded_topic`]: the values quarantined as
+/// undecodable, and the optional-field `warn`s noted against the version the step committed.
+async fn with_decode_outcomes(
+    ctx: &Context,
+    target: TableId,
+    mut report: StepReport,
+    quarantined: u64,
+    warnings: &[Outcome],
+) -> Result<StepReport> {
+    if report.version.is_some() {
+        quality::record(ctx, target, warnings, report.version).await?;
+    }
+    report.quarantined += quarantined;
+    Ok(report)
+}
+
 pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let source = Source::open(ctx, target, TableId::KafkaMultiplexBz).await?;
     if !source.moved() {
@@ -172,12 +188,8 @@ pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<St
         decoded_topic(ctx, &source, TableId::UserProfile, topics::USER_INFO).await?;
     let current = target.scan().with_file_column().collect().await?;
     let plan = fitlake_silver::user_profile(&events, &current)?.plan;
-    let mut report = commit_plan(ctx, target, read, &plan, &[source.txn()]).await?;
-    if report.version.is_some() {
-        quality::record(ctx, target.id(), &warnings, report.version).await?;
-    }
-    report.quarantined += quarantined;
-    Ok(report)
+    let report = commit_plan(ctx, target, read, &plan, &[source.txn()]).await?;
+    with_decode_outcomes(ctx, target.id(), report, quarantined, &warnings).await
 }
 
 /// `heart_rate`: new readings upserted by device and time, the greatest heartrate winning. A
@@ -202,12 +214,8 @@ pub(crate) async fn heart_rate(ctx: &Context, target: &mut Table) -> Result<Step
         let refused = fitlake_frame::anti_join(&upserts, &checked.rows, &["device_id", "time"])?;
         events = fitlake_frame::anti_join(&events, &refused, &["device_id", "time", "heartrate"])?;
     };
-    let mut report = commit_upserts(ctx, target, read, checked, &stored, &[source.txn()]).await?;
-    if report.version.is_some() {
-        quality::record(ctx, target.id(), &warnings, report.version).await?;
-    }
-    report.quarantined += quarantined;
-    Ok(report)
+    let report = commit_upserts(ctx, target, read, checked, &stored, &[source.txn()]).await?;
+    with_decode_outcomes(ctx, target.id(), report, quarantined, &warnings).await
 }
 
 /// A table fed by one multiplex topic with a `time` column, upserted by key: `workouts`
@@ -226,12 +234,8 @@ pub(crate) async fn timed_events(
     let stored = rows_in_range(target, "time", range_of(&events, "time")?).await?;
     let upserts = transform(&events, &stored)?;
     let checked = quality::check(ctx, target, &upserts, true).await?;
-    let mut report = commit_upserts(ctx, target, read, checked, &stored, &[source.txn()]).await?;
-    if report.version.is_some() {
-        quality::record(ctx, target.id(), &warnings, report.version).await?;
-    }
-    report.quarantined += quarantined;
-    Ok(report)
+    let report = commit_upserts(ctx, target, read, checked, &stored, &[source.txn()]).await?;
+    with_decode_outcomes(ctx, target.id(), report, quarantined, &warnings).await
 }
 
 /// `txn` application id under which `user_bins` records the as-of date (days since epoch) it
