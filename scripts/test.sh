@@ -5,5 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/toolchain.sh
+# Snapshots are found from this checkout, not from the folder a test binary was compiled in:
+# clones share one target folder, and cargo may reuse a test binary built in another clone.
+export INSTA_WORKSPACE_ROOT="$PWD"
 eval "$(scripts/install-services.sh)"
 exec cargo test --workspace --locked "$@"
