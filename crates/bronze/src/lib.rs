@@ -72,7 +72,7 @@ pub fn tables() -> Vec<TableDef> {
         TableDef::new(
             Layer::Bronze,
             KAFKA_MULTIPLEX_BZ,
-            "One row per Kafka envelope (topics user_info, workout, bpm) as it landed.",
+            "One row per Kafka envelope (topics user_info, workout, bpm) as it landed, a bpm payload also typed.",
             vec![
                 t::string_null("key"),
                 t::string("value"),
@@ -84,6 +84,11 @@ pub fn tables() -> Vec<TableDef> {
                 t::string("week_part"),
                 t::timestamp("load_time"),
                 t::string("source_file"),
+                // A `bpm` payload, typed when bronze validated it (null for other topics and
+                // in rows written before these columns existed).
+                t::int64_null("bpm_device_id"),
+                t::timestamp_null("bpm_time"),
+                t::float64("bpm_heartrate"),
             ],
         )
         .partitioned_by(&["topic", "week_part"]),

@@ -65,6 +65,10 @@ pub fn plan_merge(
     deletes: Option<&DataFrame>,
     keys: &[&str],
 ) -> Result<MergePlan> {
+    if target.height() == 0 {
+        // Nothing stored to replace or delete (a first load): every upsert is an insert.
+        return Ok(MergePlan { rows_to_add: upserts.clone(), inserted: upserts.height(), ..Default::default() });
+    }
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     let upsert_keys = upserts.clone().lazy().select(key_cols.clone());
     let changed_keys = match deletes {
@@ -141,6 +145,10 @@ pub fn plan_sync(target: &DataFrame, desired: &DataFrame, keys: &[&str]) -> Resu
 pub fn sync_changes(target: &DataFrame, desired: &DataFrame, keys: &[&str]) -> Result<(DataFrame, DataFrame)> {
     let all: Vec<Expr> = desired.get_column_names().into_iter().map(|c| col(c.clone())).collect();
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    if target.height() == 0 {
+        // Nothing stored: everything desired is a change, nothing is gone.
+        return Ok((desired.clone(), desired.clear().lazy().select(key_cols).collect()?));
+    }
     let anti = JoinArgs { nulls_equal: true, ..JoinArgs::new(JoinType::Anti) };
     let changed = desired
         .clone()

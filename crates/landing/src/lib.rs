@@ -6,6 +6,7 @@
 //! seed and synthetic landing data.
 
 pub mod calendar;
+pub mod chunks;
 pub mod csv;
 pub mod device_events;
 pub mod multiplex;

@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 
 use crate::quarantine::{datetime_column, oversized, strip_bom, utf8_line, Parsed, Quarantined};
 use crate::time::{kafka_timestamp_to_micros, TimeWindow, Unit, KAFKA_SECONDS_LIMIT};
-use crate::value::validate_value;
-use crate::{ReadOptions, Result};
+use crate::value::{decode_bpm, validate_value, Bpm};
+use crate::{topics, ReadOptions, Result};
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -45,6 +45,9 @@ pub struct Record<'a> {
     pub offset: i64,
     /// The Kafka timestamp, epoch microseconds.
     pub timestamp: i64,
+    /// A `bpm` payload, decoded (bronze keeps it typed next to `value`, so silver never parses
+    /// the JSON of the high-volume topic again).
+    pub bpm: Option<Bpm>,
 }
 
 /// The text of a JSON string (borrowed when it has no escapes) or, for any other JSON value,
@@ -78,7 +81,12 @@ pub fn parse_envelope<'a>(line: &'a str, window: &TimeWindow) -> std::result::Re
         _ => Unit::Seconds,
     };
     let timestamp = window.check("timestamp", timestamp.into(), raw_timestamp, unit)?;
-    validate_value(&envelope.topic, &value, window)?;
+    let bpm = if envelope.topic == topics::BPM {
+        Some(decode_bpm(&value, window)?)
+    } else {
+        validate_value(&envelope.topic, &value, window)?;
+        None
+    };
     Ok(Record {
         key: match envelope.key {
             Some(k) => text_of(k).map_err(|e| format!("key: {e}"))?,
@@ -89,8 +97,16 @@ pub fn parse_envelope<'a>(line: &'a str, window: &TimeWindow) -> std::result::Re
         partition: envelope.partition,
         offset: envelope.offset,
         timestamp,
+        bpm,
     })
 }
+
+/// The typed `bpm` payload columns of a multiplex frame (null for other topics).
+pub const BPM_DEVICE_ID: &str = "bpm_device_id";
+/// See [`BPM_DEVICE_ID`].
+pub const BPM_TIME: &str = "bpm_time";
+/// See [`BPM_DEVICE_ID`].
+pub const BPM_HEARTRATE: &str = "bpm_heartrate";
 
 fn records_frame(records: &[Record<'_>]) -> Result<DataFrame> {
     Ok(DataFrame::new(
@@ -102,17 +118,20 @@ fn records_frame(records: &[Record<'_>]) -> Result<DataFrame> {
             Column::new("partition".into(), records.iter().map(|r| r.partition).collect::<Vec<_>>()),
             Column::new("offset".into(), records.iter().map(|r| r.offset).collect::<Vec<_>>()),
             datetime_column("timestamp", records.iter().map(|r| Some(r.timestamp)).collect())?,
+            Column::new(BPM_DEVICE_ID.into(), records.iter().map(|r| r.bpm.map(|b| b.device_id)).collect::<Vec<_>>()),
+            datetime_column(BPM_TIME, records.iter().map(|r| r.bpm.map(|b| b.time)).collect())?,
+            Column::new(BPM_HEARTRATE.into(), records.iter().map(|r| r.bpm.map(|b| b.heartrate)).collect::<Vec<_>>()),
         ],
     )?)
 }
 
 /// Splits `text` into about `parts` pieces at line boundaries, with the 1-based number of each
 /// piece's first line.
-fn split_at_lines(text: &[u8], parts: usize) -> Vec<(u64, &[u8])> {
+fn split_at_lines(text: &[u8], parts: usize, first_line: u64) -> Vec<(u64, &[u8])> {
     let mut out = Vec::with_capacity(parts);
     let target = text.len().div_ceil(parts.max(1)).max(1);
     let mut start = 0;
-    let mut line = 1u64;
+    let mut line = first_line;
     while start < text.len() {
         let mut end = (start + target).min(text.len());
         while end < text.len() && text[end - 1] != b'\n' {
@@ -143,9 +162,20 @@ fn split_at_lines(text: &[u8], parts: usize) -> Vec<(u64, &[u8])> {
 /// # Ok::<(), fitlake_landing::Error>(())
 /// ```
 pub fn parse_kafka_multiplex(text: &[u8], source_file: &str, options: &ReadOptions) -> Result<Parsed> {
-    let body = strip_bom(text);
     // Line numbers count from the file's start; the mark is not a line of its own.
-    let pieces = split_at_lines(body, options.threads);
+    parse_kafka_multiplex_lines(strip_bom(text), source_file, 1, options)
+}
+
+/// Parses whole lines of a multiplex file whose first is line `first_line` (a
+/// [`Chunk`](crate::chunks::Chunk) of a file read in chunks), as [`parse_kafka_multiplex`] does.
+pub fn parse_kafka_multiplex_lines(
+    text: &[u8],
+    source_file: &str,
+    first_line: u64,
+    options: &ReadOptions,
+) -> Result<Parsed> {
+    let body = text;
+    let pieces = split_at_lines(body, options.threads, first_line);
     let results: Vec<Result<(DataFrame, Vec<Quarantined>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = pieces
             .iter()
@@ -201,7 +231,7 @@ mod tests {
     #[test]
     fn split_keeps_line_numbers() {
         let text = "a\nb\n\nc\nd";
-        let pieces = split_at_lines(text.as_bytes(), 3);
+        let pieces = split_at_lines(text.as_bytes(), 3, 1);
         let joined: Vec<u8> = pieces.iter().flat_map(|(_, p)| p.iter().copied()).collect();
         assert_eq!(joined, text.as_bytes());
         for (first, piece) in pieces {

@@ -1,5 +1,8 @@
-//! Typed payloads from `kafka_multiplex_bz` rows of one topic.
+//! Typed payloads from `kafka_multiplex_bz` rows of one topic: `bpm` from the typed columns
+//! bronze wrote when it validated the payload (parsed once), anything else, and rows written
+//! before bronze kept those columns, from the `value` JSON.
 
+use fitlake_landing::multiplex::{BPM_DEVICE_ID, BPM_HEARTRATE, BPM_TIME};
 use fitlake_landing::value::{decode_bpm_values, decode_user_info_values, decode_workout_values, Decoded};
 use std::collections::BTreeMap;
 
@@ -23,6 +26,11 @@ use crate::Result;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn decode_topic(bronze_rows: &DataFrame, topic: &str, options: &ReadOptions) -> Result<DecodedTopic> {
+    if topic == topics::BPM {
+        if let Some(typed) = typed_bpm(bronze_rows)? {
+            return Ok(typed);
+        }
+    }
     let values = bronze_rows.column("value")?.str()?;
     let values: Vec<Option<&str>> = values.iter().collect();
     let Decoded { rows, failures, unusable } = match topic {
@@ -50,6 +58,38 @@ pub fn decode_topic(bronze_rows: &DataFrame, topic: &str, options: &ReadOptions)
         })
         .collect();
     Ok(DecodedTopic { rows: rows.drop("row")?, quarantined, unusable })
+}
+
+/// The bronze columns every `bpm` row has since bronze began keeping its payload typed (null
+/// in rows an older fitlake wrote, which are decoded from `value`).
+pub const TYPED_BPM_COLUMNS: [&str; 3] = [BPM_DEVICE_ID, BPM_TIME, BPM_HEARTRATE];
+
+/// `bpm` rows from the typed payload columns bronze wrote (no JSON parsing), when every row has
+/// them; `None` when any row lacks them (written before bronze kept them) or they are absent.
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// let time = Column::new("bpm_time".into(), [1_678_521_600_500_000i64])
+///     .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?;
+/// let bronze = DataFrame::new(1, vec![
+///     Column::new("bpm_device_id".into(), [1i64]), time, Column::new("bpm_heartrate".into(), [70.0f64]),
+/// ])?;
+/// let decoded = fitlake_silver::decode_topic(&bronze, "bpm", &Default::default())?;
+/// assert_eq!(decoded.rows.get_column_names(), ["device_id", "time", "heartrate"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn typed_bpm(bronze_rows: &DataFrame) -> Result<Option<DecodedTopic>> {
+    for name in TYPED_BPM_COLUMNS {
+        match bronze_rows.column(name) {
+            Ok(column) if column.null_count() == 0 => {}
+            _ => return Ok(None),
+        }
+    }
+    let rows = bronze_rows
+        .select(TYPED_BPM_COLUMNS)?
+        .lazy()
+        .rename(TYPED_BPM_COLUMNS, ["device_id", "time", "heartrate"], true)
+        .collect()?;
+    Ok(Some(DecodedTopic { rows, quarantined: Vec::new(), unusable: BTreeMap::new() }))
 }
 
 /// The rows [`decode_topic`] decoded, and the values it could not.

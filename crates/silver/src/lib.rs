@@ -24,7 +24,7 @@ use fitlake_frame::merge::{plan_merge, plan_sync, MergePlan};
 use fitlake_frame::table::{self as t, TableDef};
 use polars::prelude::*;
 
-pub use decode::{decode_topic, DecodedTopic};
+pub use decode::{decode_topic, typed_bpm, DecodedTopic, TYPED_BPM_COLUMNS};
 /// Polars, as the transforms' frames are of it (use this one to build their inputs).
 pub use polars;
 
@@ -171,19 +171,19 @@ fn cols(names: &[&str]) -> Vec<Expr> {
 }
 
 /// Keeps the first row (in input order) of each key; the output order is not kept.
-fn first_per_key(df: LazyFrame, keys: &[&str]) -> LazyFrame {
-    df.unique(Some(fitlake_frame::by_names(keys)), UniqueKeepStrategy::First)
-}
-
-/// Keeps, of the rows sharing `keys`, the least by `order` (all columns ascending, or
-/// descending when `descending`): a rule that does not depend on the order the rows came in.
-fn least_per_key(df: LazyFrame, keys: &[&str], order: &[&str], descending: bool) -> LazyFrame {
+fn least_per_key(df: LazyFrame, keys: &[&str], order: &[&str], descending: bool) -> Result<LazyFrame> {
     let by: Vec<&str> = keys.iter().chain(order).copied().collect();
     let directions: Vec<bool> = keys.iter().map(|_| false).chain(order.iter().map(|_| descending)).collect();
-    first_per_key(
-        df.sort(by, SortMultipleOptions::default().with_order_descending_multi(directions).with_nulls_last(true)),
-        keys,
-    )
+    let sorted = df
+        .sort(by, SortMultipleOptions::default().with_order_descending_multi(directions).with_nulls_last(true))
+        .collect()?;
+    if keys.iter().any(|k| sorted.column(k).map_or(true, |c| c.null_count() > 0)) {
+        return Ok(sorted.lazy().unique_stable(Some(fitlake_frame::by_names(keys)), UniqueKeepStrategy::First));
+    }
+    // Sorted by key, a key's rows are adjacent: its first row is the one whose key differs from
+    // the row before (no hash table over the keys).
+    let new_key = keys.iter().fold(lit(false), |new, k| new.or(col(*k).neq_missing(col(*k).shift(lit(1)))));
+    Ok(sorted.lazy().filter(new_key))
 }
 
 /// `users`: the registrations to upsert: per user the earliest registration (then the lowest
@@ -289,7 +289,10 @@ fn upserts(
     descending: bool,
 ) -> Result<DataFrame> {
     let columns: Vec<Expr> = candidates.clone().collect_schema()?.iter_names().map(|n| col(n.clone())).collect();
-    Ok(least_per_key(candidates, keys, order, descending)
+    if stored.height() == 0 {
+        return Ok(least_per_key(candidates, keys, order, descending)?.collect()?);
+    }
+    Ok(least_per_key(candidates, keys, order, descending)?
         .join(stored_order(stored, keys, order), cols(keys), cols(keys), JoinArgs::new(JoinType::Left))
         .filter(col("stored").is_null().or(precedes(order, descending)))
         .select(columns)
@@ -575,7 +578,7 @@ pub fn completed_workouts(workouts: &DataFrame, stored: &DataFrame) -> Result<Da
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame) -> Result<DataFrame> {
-    let bpm = sessions
+    let sessions = sessions
         .clone()
         .lazy()
         .join(
@@ -584,16 +587,58 @@ pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame
             [col("user_id")],
             JoinArgs::new(JoinType::Inner),
         )
+        .collect()?;
+    // A join on the device alone pairs every reading of a device with every session of it (a
+    // device with 6 sessions and 60,000 readings gives 360,000 pairs to filter). Joining on
+    // (device, time bucket) instead pairs a reading only with the sessions that overlap its
+    // bucket, usually one: each session is listed once per bucket it spans.
+    let (covered, width) = session_buckets(&sessions)?;
+    let width = lit(width);
+    Ok(covered
+        .lazy()
         .join(
-            readings.clone().lazy().filter(col("valid")).select([col("device_id"), col("time"), col("heartrate")]),
-            [col("device_id")],
-            [col("device_id")],
+            readings.clone().lazy().filter(col("valid")).select([
+                col("device_id"),
+                col("time"),
+                col("heartrate"),
+                col("time").cast(DataType::Int64).floor_div(width).alias(BUCKET),
+            ]),
+            [col("device_id"), col(BUCKET)],
+            [col("device_id"), col(BUCKET)],
             JoinArgs::new(JoinType::Inner),
         )
         .filter(col("time").gt(col("start_time")).and(col("time").lt_eq(col("end_time"))))
         .select(cols(&["user_id", "workout_id", "session_id", "start_time", "end_time", "time", "heartrate"]))
-        .collect()?;
-    Ok(bpm)
+        .collect()?)
+}
+
+/// The bucket column of [`session_buckets`].
+const BUCKET: &str = "_bucket";
+
+/// Every session (with its `device_id`) once per time bucket its `[start_time, end_time]`
+/// spans, in `_bucket` (time in µs floor-divided by the width), and the width: at least 10
+/// minutes, and wide enough that no session spans more than 64 buckets (so one long session
+/// cannot blow the list up). Any width gives the same pairs; it only sets how many.
+fn session_buckets(sessions: &DataFrame) -> Result<(DataFrame, i64)> {
+    let micros = |name: &str| -> Result<Vec<Option<i64>>> {
+        Ok(sessions.column(name)?.to_physical_repr().cast(&DataType::Int64)?.i64()?.iter().collect())
+    };
+    let (starts, ends) = (micros("start_time")?, micros("end_time")?);
+    let spans = starts.iter().zip(&ends).filter_map(|(s, e)| Some(e.as_ref()?.saturating_sub(*s.as_ref()?)));
+    let width = (spans.max().unwrap_or(0).max(0) / 64 + 1).max(600_000_000);
+    let mut rows: Vec<IdxSize> = Vec::new();
+    let mut buckets: Vec<i64> = Vec::new();
+    for (row, (start, end)) in starts.iter().zip(&ends).enumerate() {
+        if let (Some(start), Some(end)) = (start, end) {
+            for bucket in start.div_euclid(width)..=end.div_euclid(width) {
+                rows.push(row as IdxSize);
+                buckets.push(bucket);
+            }
+        }
+    }
+    let mut covered = sessions.take(&IdxCa::from_vec("row".into(), rows))?;
+    covered.with_column(Column::new(BUCKET.into(), buckets))?;
+    Ok((covered, width))
 }
 
 /// The README's examples, compiled and run as doctests (`cargo test --doc`).

@@ -162,6 +162,12 @@ impl Folder {
         got.bytes().await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
     }
 
+    /// Bytes `range` of a file: read a large file piece by piece without holding it whole.
+    pub async fn read_range(&self, name: &str, range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
+        self.allow(Privilege::ReadFiles)?;
+        self.store.get_range(&self.path(name), range).await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
+    }
+
     /// The first `prefix_bytes` bytes of a file and the SHA-256 of all of it (hex), read as a
     /// stream: a file too large to read whole is still identified without holding it.
     pub async fn digest(&self, name: &str, prefix_bytes: usize) -> Result<(Vec<u8>, String)> {

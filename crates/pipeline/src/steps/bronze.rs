@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fitlake_catalog::TableId;
 use fitlake_governance::policy::Zone;
+use fitlake_landing::chunks::LineChunker;
 use fitlake_landing::quarantine::{quarantine_frame, RAW_PREFIX_BYTES};
 use fitlake_landing::{Parsed, Quarantined};
 use fitlake_sources::RecordSource;
@@ -64,8 +65,20 @@ impl<'a> Ingestion<'a> {
     /// Parses one file's (or one source part's) text, writes its rows to `staged` stamped with
     /// `source_name`, and returns its quarantined records.
     async fn stage(&mut self, staged: &mut Staged, text: &[u8], source_name: &str) -> Result<Vec<Quarantined>> {
+        self.stage_lines(staged, text, source_name, 1).await
+    }
+
+    /// [`Ingestion::stage`] for whole lines of a multiplex file from line `first_line` on (a
+    /// chunk of a file read in chunks; other sources are read whole, from line 1).
+    async fn stage_lines(
+        &mut self,
+        staged: &mut Staged,
+        text: &[u8],
+        source_name: &str,
+        first_line: u64,
+    ) -> Result<Vec<Quarantined>> {
         let table = self.table();
-        let parsed = parse(self.ctx, table, text, source_name)?;
+        let parsed = parse(self.ctx, table, text, source_name, first_line)?;
         self.report.rows_read += (parsed.rows.height() + parsed.quarantined.len()) as u64;
         let load_time = self.ctx.options.load_time_micros;
         let rows = if table == TableId::KafkaMultiplexBz {
@@ -79,6 +92,44 @@ impl<'a> Ingestion<'a> {
         };
         staged.write(&rows).await?;
         Ok(parsed.quarantined)
+    }
+
+    /// Stages a multiplex landing file of `size` bytes (as planned) read in pieces of
+    /// [`CHUNK_BYTES`], the next piece read while the last is parsed and written: memory is
+    /// bounded by the chunk, not the file.
+    async fn stage_chunks(
+        &mut self,
+        staged: &mut Staged,
+        landing: &Folder,
+        file: &str,
+        size: u64,
+    ) -> Result<Vec<Quarantined>> {
+        let read = |range: std::ops::Range<u64>| {
+            let (landing, file) = (landing.clone(), file.to_string());
+            tokio::spawn(async move { landing.read_range(&file, range).await })
+        };
+        let step = CHUNK_BYTES as u64;
+        let mut chunker = LineChunker::new(file, CHUNK_BYTES, self.ctx.options.max_line_bytes);
+        let mut bad = Vec::new();
+        let mut next = (size > 0).then(|| read(0..size.min(step)));
+        let mut offset = size.min(step);
+        while let Some(reading) = next.take() {
+            let piece = reading.await.map_err(|e| crate::Error::Internal(e.into()))??;
+            if offset < size {
+                next = Some(read(offset..size.min(offset + step)));
+                offset = size.min(offset + step);
+            }
+            for chunk in chunker.push(&piece) {
+                bad.extend(self.stage_lines(staged, &chunk.text, file, chunk.first_line).await?);
+            }
+        }
+        if let Some(chunk) = chunker.finish() {
+            bad.extend(self.stage_lines(staged, &chunk.text, file, chunk.first_line).await?);
+        }
+        let skipped = chunker.take_oversized();
+        self.report.rows_read += skipped.len() as u64;
+        bad.extend(skipped);
+        Ok(bad)
     }
 
     /// Commits one batch: its quarantined records first (exactly once, see
@@ -189,9 +240,14 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
                 });
                 continue;
             }
-            let bytes = landing.read(file).await?;
-            let span = tracing::debug_span!("file", table = %table, file = %file, bytes = bytes.len());
-            bad.extend(run.stage(&mut staged, &bytes, file).instrument(span).await?);
+            let span = tracing::debug_span!("file", table = %table, file = %file, bytes = size);
+            if table == TableId::KafkaMultiplexBz {
+                bad.extend(run.stage_chunks(&mut staged, &landing, file, size).instrument(span).await?);
+            } else {
+                // Registrations and gym visits: small CSV files, read whole.
+                let bytes = landing.read(file).await?;
+                bad.extend(run.stage(&mut staged, &bytes, file).instrument(span).await?);
+            }
         }
         run.commit("landing", staged, &bad, vec![(app.clone(), plan.batch)]).await?;
         if ctx.options.streaming {
@@ -354,13 +410,22 @@ pub async fn landing_state(ctx: &Context, table: TableId) -> Result<LandingState
     Ok(LandingState { committed, pending, skipped: landing.skipped()? })
 }
 
-/// The landing parser of a bronze table.
-fn parse(ctx: &Context, table: TableId, text: &[u8], file: &str) -> Result<Parsed> {
+/// Bytes of whole lines a multiplex landing file is parsed and written in at a time.
+pub const CHUNK_BYTES: usize = 32 << 20;
+
+/// The landing parser of a bronze table; `first_line` is the number of the text's first line
+/// (1 for a whole file, which may start with a byte-order mark).
+fn parse(ctx: &Context, table: TableId, text: &[u8], file: &str, first_line: u64) -> Result<Parsed> {
     let options = ctx.options.read();
     Ok(match table {
         TableId::RegisteredUsersBz => fitlake_landing::csv::parse_registered_users(text, file, &options)?,
         TableId::GymLoginsBz => fitlake_landing::csv::parse_gym_logins(text, file, &options)?,
-        TableId::KafkaMultiplexBz => fitlake_landing::multiplex::parse_kafka_multiplex(text, file, &options)?,
+        TableId::KafkaMultiplexBz if first_line == 1 => {
+            fitlake_landing::multiplex::parse_kafka_multiplex(text, file, &options)?
+        }
+        TableId::KafkaMultiplexBz => {
+            fitlake_landing::multiplex::parse_kafka_multiplex_lines(text, file, first_line, &options)?
+        }
         other => return Err(crate::Error::Internal(format!("{other} has no landing source").into())),
     })
 }

@@ -39,6 +39,9 @@ pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Re
         .columns(&["user_id", "workout_id", "session_id", "start_time"])
         .collect()
         .await?;
+    let read = touched.height();
+    // One row per session: the keys to recompute, and the span of their start times.
+    let touched = touched.unique::<&str, &str>(None, UniqueKeepStrategy::Any, None)?;
     // Recompute their statistics over all their readings (the new files included).
     let rows = match range_of(&touched, "start_time")? {
         Some((lo, hi)) => {
@@ -48,6 +51,7 @@ pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Re
                 .table
                 .scan()
                 .files(files)
+                .columns(&["user_id", "workout_id", "session_id", "heartrate"])
                 .collect()
                 .await?
                 .lazy()
@@ -60,7 +64,7 @@ pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Re
     let current = target.scan().with_file_column().collect().await?;
     let user_bins = bins.table.scan().collect().await?;
     let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;
-    commit_plan(ctx, target, touched.height(), &plan, &[readings.txn(), bins.txn()]).await
+    commit_plan(ctx, target, read, &plan, &[readings.txn(), bins.txn()]).await
 }
 
 /// `gold.gym_summary`: one row per visit and session, recomputed whole when a source changes.

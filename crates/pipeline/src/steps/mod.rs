@@ -81,6 +81,12 @@ impl Source {
         let files = self.new_files(partition, None).await?;
         Ok(self.table.scan().files(files).collect().await?)
     }
+
+    /// Some columns of the rows the source added since the consumed version.
+    pub async fn new_columns(&self, partition: Option<(&str, &str)>, columns: &[&str]) -> Result<DataFrame> {
+        let files = self.new_files(partition, None).await?;
+        Ok(self.table.scan().files(files).columns(columns).collect().await?)
+    }
 }
 
 /// Files whose `range` overlaps `[lo, hi]` (files without stats are kept).

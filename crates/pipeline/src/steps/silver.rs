@@ -143,7 +143,15 @@ async fn decoded_topic(
     target: TableId,
     topic: &str,
 ) -> Result<(DataFrame, usize, u64, Vec<Outcome>)> {
-    let rows = source.new_rows(Some(("topic", topic))).await?;
+    let partition = Some(("topic", topic));
+    if topic == topics::BPM {
+        // Parsed once: bronze keeps readings typed, so only those columns are read.
+        let typed = source.new_columns(partition, &fitlake_silver::TYPED_BPM_COLUMNS).await?;
+        if let Some(decoded) = fitlake_silver::typed_bpm(&typed)? {
+            return Ok((decoded.rows, typed.height(), 0, Vec::new()));
+        }
+    }
+    let rows = source.new_rows(partition).await?;
     let fitlake_silver::DecodedTopic { rows: decoded, quarantined: bad, unusable } =
         fitlake_silver::decode_topic(&rows, topic, &ctx.options.read())?;
     let mut quarantine = ctx.open(TableId::Quarantine).await?;
