@@ -90,6 +90,11 @@ pub struct RunArgs {
     /// Most landing bytes one bronze batch takes (bigger is faster, smaller uses less memory).
     #[arg(long, default_value_t = 1 << 30)]
     pub max_batch_bytes: u64,
+    /// About how much memory a run aims to stay within, in bytes, whatever the size of its
+    /// input: landing files are parsed in chunks of a 32nd of it, and the reading-heavy steps
+    /// take their new input in groups of files of a 16th of it, each group its own commit.
+    #[arg(long, default_value_t = fitlake_pipeline::context::DEFAULT_MEMORY_BUDGET)]
+    pub memory_budget: u64,
     /// Threads for parsing (defaults to the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -447,6 +452,10 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
         return Err(Error::Config("--max-batch-bytes must be at least 1".into()));
     }
     options.max_batch_bytes = run.max_batch_bytes;
+    if run.memory_budget < 16 << 10 {
+        return Err(Error::Config("--memory-budget must be at least 16 KiB (16384)".into()));
+    }
+    options.memory_budget = run.memory_budget;
     if run.max_file_bytes == 0 || run.max_line_bytes == 0 {
         return Err(Error::Config("--max-file-bytes and --max-line-bytes must be at least 1".into()));
     }
@@ -551,6 +560,7 @@ fn default_run_args() -> RunArgs {
         trigger: "5s".into(),
         as_of: None,
         max_batch_bytes: 1 << 30,
+        memory_budget: fitlake_pipeline::context::DEFAULT_MEMORY_BUDGET,
         threads: None,
         max_file_bytes: fitlake_pipeline::context::DEFAULT_MAX_FILE_BYTES,
         max_line_bytes: 1 << 20,

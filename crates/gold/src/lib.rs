@@ -95,15 +95,46 @@ fn cols(names: &[&str]) -> Vec<Expr> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn session_stats(workout_bpm: &DataFrame) -> Result<DataFrame> {
-    Ok(workout_bpm
+    combine_session_stats(&partial_session_stats(workout_bpm.clone().lazy()).collect()?)
+}
+
+/// Per session, the parts of [`session_stats`] that combine across any split of the rows:
+/// minimum, maximum, sum and count of `heartrate` (`part_min`, `part_max`, `part_sum`,
+/// `part_count`). Computed per data file as it is read, then put together with
+/// [`combine_session_stats`], the statistics of millions of readings need only one file's rows
+/// in memory at a time.
+/// ```
+/// # use fitlake_gold::polars::prelude::*;
+/// let a = df!("user_id" => [1i64], "workout_id" => [7i64], "session_id" => [1i64], "heartrate" => [60.0])?;
+/// let b = df!("user_id" => [1i64, 1], "workout_id" => [7i64, 7], "session_id" => [1i64, 1], "heartrate" => [80.0, 100.0])?;
+/// let parts = fitlake_gold::partial_session_stats(a.lazy())
+///     .collect()?
+///     .vstack(&fitlake_gold::partial_session_stats(b.lazy()).collect()?)?;
+/// let stats = fitlake_gold::combine_session_stats(&parts)?;
+/// assert_eq!(stats.column("avg_bpm")?.f64()?.get(0), Some(80.0));
+/// assert_eq!(stats.column("num_recordings")?.i64()?.get(0), Some(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn partial_session_stats(workout_bpm: LazyFrame) -> LazyFrame {
+    workout_bpm.group_by(cols(&SESSION_KEY)).agg([
+        col("heartrate").min().alias("part_min"),
+        col("heartrate").max().alias("part_max"),
+        col("heartrate").sum().alias("part_sum"),
+        col("heartrate").count().cast(DataType::Int64).alias("part_count"),
+    ])
+}
+
+/// [`session_stats`] from the parts [`partial_session_stats`] gave for any split of the rows.
+pub fn combine_session_stats(parts: &DataFrame) -> Result<DataFrame> {
+    Ok(parts
         .clone()
         .lazy()
         .group_by(cols(&SESSION_KEY))
         .agg([
-            col("heartrate").min().alias("min_bpm"),
-            col("heartrate").mean().alias("avg_bpm"),
-            col("heartrate").max().alias("max_bpm"),
-            col("heartrate").count().cast(DataType::Int64).alias("num_recordings"),
+            col("part_min").min().alias("min_bpm"),
+            (col("part_sum").sum() / col("part_count").sum().cast(DataType::Float64)).alias("avg_bpm"),
+            col("part_max").max().alias("max_bpm"),
+            col("part_count").sum().alias("num_recordings"),
         ])
         .collect()?)
 }

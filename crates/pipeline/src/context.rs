@@ -43,6 +43,10 @@ pub struct RunOptions {
     /// A landing file larger than this is quarantined whole (its prefix and SHA-256), never
     /// read into memory.
     pub max_file_bytes: u64,
+    /// About how much memory the large steps aim to stay within, whatever the size of their
+    /// input: landing files are parsed in chunks of a 32nd of it, and the silver and gold steps
+    /// fed by readings take their new input in groups of files of a 16th of it.
+    pub memory_budget: u64,
 }
 
 impl RunOptions {
@@ -61,7 +65,18 @@ impl RunOptions {
             max_line_bytes: ReadOptions::default().max_line_bytes,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             min_file_age_micros: 0,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
+    }
+
+    /// Bytes of whole landing lines parsed and written at a time.
+    pub fn landing_chunk_bytes(&self) -> usize {
+        (self.memory_budget / 32).max(1 << 20) as usize
+    }
+
+    /// Bytes of source data files a step that reads readings takes at a time.
+    pub fn group_bytes(&self) -> u64 {
+        (self.memory_budget / 16).max(1)
     }
 
     /// How landing records are read in this run.
@@ -69,6 +84,9 @@ impl RunOptions {
         ReadOptions { window: self.window, max_line_bytes: self.max_line_bytes, threads: self.threads }
     }
 }
+
+/// The default memory budget: 1 GiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
 
 /// Largest landing file read by default: 2 GiB (real files are 100-300 MB).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 << 30;

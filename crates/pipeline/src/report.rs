@@ -30,6 +30,24 @@ pub struct StepReport {
     pub seconds: f64,
 }
 
+impl StepReport {
+    /// This report followed by `later` (a step committed in parts): counts add up, the
+    /// version is the last one committed.
+    pub fn then(self, later: StepReport) -> StepReport {
+        StepReport {
+            table: self.table,
+            rows_read: self.rows_read + later.rows_read,
+            rows_written: self.rows_written + later.rows_written,
+            inserted: self.inserted + later.inserted,
+            updated: self.updated + later.updated,
+            deleted: self.deleted + later.deleted,
+            quarantined: self.quarantined + later.quarantined,
+            version: later.version.or(self.version),
+            seconds: self.seconds + later.seconds,
+        }
+    }
+}
+
 /// Every step of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {

@@ -278,6 +278,24 @@ impl Table {
         Ok(sum().map_err(polars_error(self.id))?.max(0) as u64)
     }
 
+    /// Number of rows in some of the table's files, from the log's file statistics (files no
+    /// longer active, or without statistics, count nothing).
+    pub fn row_count_of(&self, files: &[DataFile]) -> Result<u64> {
+        let index = self.file_index()?;
+        let wanted: std::collections::HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        let sum = || -> PolarsResult<i64> {
+            let paths = index.column("path")?.str()?.clone();
+            let counts = index.column("num_records")?.cast(&DataType::Int64)?;
+            Ok(paths
+                .iter()
+                .zip(counts.i64()?.iter())
+                .filter(|(p, _)| p.is_some_and(|p| wanted.contains(p)))
+                .map(|(_, n)| n.unwrap_or(0))
+                .sum())
+        };
+        Ok(sum().map_err(polars_error(self.id))?.max(0) as u64)
+    }
+
     /// The `add` and `remove` actions of the commits after `version` up to the loaded one
     /// (from the first commit when `version` is `None`).
     async fn data_actions_since(&self, version: Option<i64>) -> Result<Vec<Action>> {
@@ -344,14 +362,16 @@ impl Table {
 
     /// A read of the table: every active file and column unless narrowed.
     pub fn scan(&self) -> Scan<'_> {
-        Scan { table: self, files: None, columns: None, tag_files: false }
+        Scan { table: self, files: None, columns: None, tag_files: false, each_file: None }
     }
 
     /// A writer for new data files of this table; nothing is visible until committed with
     /// [`Table::commit`].
     pub fn stage(&self) -> Result<Staged> {
         self.access.check_table(self.id, Privilege::Modify)?;
-        let writer = RecordBatchWriter::for_table(&self.delta).map_err(self.err())?;
+        // Files roll at a size, so that a step reading them later can take them a few at a time.
+        let writer =
+            RecordBatchWriter::for_table(&self.delta).map_err(self.err())?.with_target_file_size(STAGED_FILE_BYTES);
         Ok(Staged { writer, id: self.id, version: self.version(), rows: 0 })
     }
 
@@ -370,6 +390,10 @@ impl Table {
     }
 }
 
+/// Size at which a [`Staged`] writer starts a new data file (bronze batches of a GiB of landing
+/// data become several files, which the silver steps consume in groups).
+pub const STAGED_FILE_BYTES: u64 = 64 << 20;
+
 /// A read of some files and columns of a table ([`Table::scan`]).
 #[must_use = "a scan reads nothing until collected"]
 pub struct Scan<'a> {
@@ -377,7 +401,11 @@ pub struct Scan<'a> {
     files: Option<Vec<DataFile>>,
     columns: Option<Vec<String>>,
     tag_files: bool,
+    each_file: Option<EachFile>,
 }
+
+/// A transform applied to each file's rows as it is read (see [`Scan::each_file`]).
+pub type EachFile = Arc<dyn Fn(LazyFrame) -> LazyFrame + Send + Sync>;
 
 impl Scan<'_> {
     /// Reads only these files (all active files otherwise).
@@ -396,6 +424,14 @@ impl Scan<'_> {
     /// know which files to rewrite).
     pub fn with_file_column(mut self) -> Self {
         self.tag_files = true;
+        self
+    }
+
+    /// Transforms each file's rows as soon as the file is read, before the files are put
+    /// together: a filter or partial aggregate here keeps memory at one file plus what
+    /// survives, not the whole scan.
+    pub fn each_file(mut self, transform: impl Fn(LazyFrame) -> LazyFrame + Send + Sync + 'static) -> Self {
+        self.each_file = Some(Arc::new(transform));
         self
     }
 
@@ -419,11 +455,22 @@ impl Scan<'_> {
             .collect();
         let tag_files = self.tag_files;
         let id = table.id;
+        let each_file = self.each_file.clone();
         let frames: Vec<DataFrame> = futures::stream::iter(files)
             .map(|file| {
                 let store = store.clone();
                 let wanted = wanted.clone();
-                tokio::spawn(async move { read_file(store, id, &file, &wanted, tag_files).await })
+                let each_file = each_file.clone();
+                tokio::spawn(async move {
+                    let rows = read_file(store, id, &file, &wanted, tag_files).await?;
+                    match each_file {
+                        None => Ok(rows),
+                        Some(transform) => tokio::task::spawn_blocking(move || transform(rows.lazy()).collect())
+                            .await
+                            .map_err(|e| Error::Internal(e.into()))?
+                            .map_err(polars_error(id)),
+                    }
+                })
             })
             .buffered(4)
             .map(|joined| joined.map_err(|e| Error::Internal(e.into()))?)
@@ -438,6 +485,9 @@ impl Scan<'_> {
             let mut df = from_record_batches(&schema, &[]).map_err(rows_error(id))?;
             if tag_files {
                 df.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new())).map_err(&polars)?;
+            }
+            if let Some(transform) = &self.each_file {
+                df = transform(df.lazy()).collect().map_err(&polars)?;
             }
             return Ok(df);
         }

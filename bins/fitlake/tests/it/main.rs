@@ -148,6 +148,39 @@ fn killed_runs_then_rerun_equal_an_uninterrupted_run() {
     }
 }
 
+/// Commits in a table's Delta log.
+fn commits(lake: &Lake, layer: &str, table: &str) -> usize {
+    let log = lake.root.join("managed").join(layer).join(table).join("_delta_log");
+    std::fs::read_dir(&log)
+        .map(|entries| entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn steps_killed_between_their_groups_then_rerun_equal_an_uninterrupted_run() {
+    let reference = reference_run();
+    // A tiny memory budget (groups of 1 KiB), and one landing file per bronze batch:
+    // `heart_rate` takes its new bronze files in several groups and `workout_bpm` its sessions
+    // in several parts, each committed on its own, the progress with the last.
+    let run: &[&str] =
+        &["run", "--once", "--as-of", harness::AS_OF, "--memory-budget", "16384", "--max-batch-bytes", "1"];
+    for (fault, layer, table) in
+        [("after-commit:heart_rate", "silver", "heart_rate"), ("after-commit:workout_bpm", "silver", "workout_bpm")]
+    {
+        let lake = Lake::new();
+        lake.fitlake(&["setup"]);
+        lake.fitlake(&["produce", "--set", "1"]);
+        lake.fitlake(&["produce", "--set", "2"]);
+        let before = commits(&lake, layer, table);
+        let out = lake.fitlake_env(run, &[("FITLAKE_FAULT", fault)]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("injected fault"), "fault {fault} not reached");
+        assert_eq!(commits(&lake, layer, table), before + 1, "{fault}: one group committed, then killed");
+        lake.fitlake(run);
+        assert!(commits(&lake, layer, table) >= before + 2, "{table} was not taken in several groups");
+        assert_same_tables(&reference, &lake.all_tables(), &format!("after {fault} between groups"));
+    }
+}
+
 #[test]
 fn bad_records_are_quarantined_and_the_run_goes_on() {
     let lake = Lake::new();

@@ -95,7 +95,7 @@ impl<'a> Ingestion<'a> {
     }
 
     /// Stages a multiplex landing file of `size` bytes (as planned) read in pieces of
-    /// [`CHUNK_BYTES`], the next piece read while the last is parsed and written: memory is
+    /// [`RunOptions::landing_chunk_bytes`](crate::context::RunOptions::landing_chunk_bytes), the next piece read while the last is parsed and written: memory is
     /// bounded by the chunk, not the file.
     async fn stage_chunks(
         &mut self,
@@ -108,8 +108,9 @@ impl<'a> Ingestion<'a> {
             let (landing, file) = (landing.clone(), file.to_string());
             tokio::spawn(async move { landing.read_range(&file, range).await })
         };
-        let step = CHUNK_BYTES as u64;
-        let mut chunker = LineChunker::new(file, CHUNK_BYTES, self.ctx.options.max_line_bytes);
+        let chunk_bytes = self.ctx.options.landing_chunk_bytes();
+        let step = chunk_bytes as u64;
+        let mut chunker = LineChunker::new(file, chunk_bytes, self.ctx.options.max_line_bytes);
         let mut bad = Vec::new();
         let mut next = (size > 0).then(|| read(0..size.min(step)));
         let mut offset = size.min(step);
@@ -409,9 +410,6 @@ pub async fn landing_state(ctx: &Context, table: TableId) -> Result<LandingState
     let (committed, pending) = landing.list().await?.into_iter().partition(|f| done.contains(f.name.as_str()));
     Ok(LandingState { committed, pending, skipped: landing.skipped()? })
 }
-
-/// Bytes of whole lines a multiplex landing file is parsed and written in at a time.
-pub const CHUNK_BYTES: usize = 32 << 20;
 
 /// The landing parser of a bronze table; `first_line` is the number of the text's first line
 /// (1 for a whole file, which may start with a byte-order mark).

@@ -30,37 +30,46 @@ pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Re
         let plan = fitlake_frame::plan_sync(&current, &desired, &SESSION_KEY)?;
         return commit_plan(ctx, target, all.height(), &plan, &[readings.txn(), bins.txn()]).await;
     }
-    // Sessions with new readings: only their keys and start times are read from the new files.
+    // Sessions with new readings: only their keys and start times are read from the new files,
+    // one row per session and file.
     let new_files = readings.new_files(None, None).await?;
+    let read = readings.table.row_count_of(&new_files)? as usize;
+    let session_columns = ["user_id", "workout_id", "session_id", "start_time"];
     let touched = readings
         .table
         .scan()
         .files(new_files)
-        .columns(&["user_id", "workout_id", "session_id", "start_time"])
+        .columns(&session_columns)
+        .each_file(|rows| rows.unique(None, UniqueKeepStrategy::Any))
         .collect()
-        .await?;
-    let read = touched.height();
-    // One row per session: the keys to recompute, and the span of their start times.
-    let touched = touched.unique::<&str, &str>(None, UniqueKeepStrategy::Any, None)?;
-    // Recompute their statistics over all their readings (the new files included).
-    let rows = match range_of(&touched, "start_time")? {
+        .await?
+        .unique::<&str, &str>(None, UniqueKeepStrategy::Any, None)?;
+    // Recompute their statistics over all their readings (the new files included), combined
+    // from per-file parts.
+    let parts = match range_of(&touched, "start_time")? {
         Some((lo, hi)) => {
             let files = overlapping(readings.table.files(Some("start_time"))?, lo, hi);
             let key: Vec<Expr> = SESSION_KEY.iter().map(|k| col(*k)).collect();
+            let sessions = touched.select(SESSION_KEY)?;
             readings
                 .table
                 .scan()
                 .files(files)
                 .columns(&["user_id", "workout_id", "session_id", "heartrate"])
+                .each_file(move |rows| {
+                    let rows =
+                        rows.join(sessions.clone().lazy(), key.clone(), key.clone(), JoinArgs::new(JoinType::Semi));
+                    fitlake_gold::partial_session_stats(rows)
+                })
                 .collect()
                 .await?
-                .lazy()
-                .join(touched.clone().lazy().select(key.clone()), key.clone(), key, JoinArgs::new(JoinType::Semi))
-                .collect()?
         }
-        None => readings.table.scan().files(Vec::new()).collect().await?,
+        None => {
+            let none = readings.table.scan().files(Vec::new()).collect().await?;
+            fitlake_gold::partial_session_stats(none.lazy()).collect()?
+        }
     };
-    let fresh_stats = fitlake_gold::session_stats(&rows)?;
+    let fresh_stats = fitlake_gold::combine_session_stats(&parts)?;
     let current = target.scan().with_file_column().collect().await?;
     let user_bins = bins.table.scan().collect().await?;
     let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;

@@ -81,12 +81,25 @@ impl Source {
         let files = self.new_files(partition, None).await?;
         Ok(self.table.scan().files(files).collect().await?)
     }
+}
 
-    /// Some columns of the rows the source added since the consumed version.
-    pub async fn new_columns(&self, partition: Option<(&str, &str)>, columns: &[&str]) -> Result<DataFrame> {
-        let files = self.new_files(partition, None).await?;
-        Ok(self.table.scan().files(files).columns(columns).collect().await?)
+/// `files` in order, in groups of at most `bytes` (a larger file is a group of its own): the
+/// parts a step takes its new input in, so its memory follows the group, not the input.
+pub fn in_groups(files: Vec<DataFile>, bytes: u64) -> Vec<Vec<DataFile>> {
+    let mut groups: Vec<Vec<DataFile>> = Vec::new();
+    let mut size = 0u64;
+    for file in files {
+        let file_size = file.size.max(0) as u64;
+        match groups.last_mut() {
+            Some(group) if size + file_size <= bytes => group.push(file),
+            _ => {
+                groups.push(vec![file]);
+                size = 0;
+            }
+        }
+        size += file_size;
     }
+    groups
 }
 
 /// Files whose `range` overlaps `[lo, hi]` (files without stats are kept).

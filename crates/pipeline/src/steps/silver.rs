@@ -6,11 +6,11 @@ use fitlake_frame::MergePlan;
 use fitlake_landing::topics;
 use fitlake_quality::{Action, Outcome};
 use fitlake_silver::MAX_SESSION_MICROS;
-use fitlake_storage::{Operation, Table};
+use fitlake_storage::{DataFile, Operation, Table};
 use polars::prelude::*;
 
 use super::bronze::write_quarantine;
-use super::{overlapping, quality, range_of, Context, Source};
+use super::{in_groups, overlapping, quality, range_of, Context, Source};
 use crate::progress::app_id;
 use crate::report::StepReport;
 use crate::Result;
@@ -134,24 +134,25 @@ pub(crate) async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepRe
     commit_plan(ctx, target, new.height(), &plan, &[source.txn()]).await
 }
 
-/// New multiplex rows of one topic, decoded: the rows, how many were read, how many were
-/// quarantined (once) as undecodable, and a `warn` outcome per optional field read as null
-/// (to record with the step's commit).
+/// Multiplex rows of one topic in `files` (new to the step), decoded: the rows, how many were
+/// read, how many were quarantined (once) as undecodable, and a `warn` outcome per optional
+/// field read as null (to record with the step's commit).
 async fn decoded_topic(
     ctx: &Context,
     source: &Source,
+    files: Vec<DataFile>,
     target: TableId,
     topic: &str,
 ) -> Result<(DataFrame, usize, u64, Vec<Outcome>)> {
-    let partition = Some(("topic", topic));
     if topic == topics::BPM {
         // Parsed once: bronze keeps readings typed, so only those columns are read.
-        let typed = source.new_columns(partition, &fitlake_silver::TYPED_BPM_COLUMNS).await?;
+        let typed =
+            source.table.scan().files(files.clone()).columns(&fitlake_silver::TYPED_BPM_COLUMNS).collect().await?;
         if let Some(decoded) = fitlake_silver::typed_bpm(&typed)? {
             return Ok((decoded.rows, typed.height(), 0, Vec::new()));
         }
     }
-    let rows = source.new_rows(partition).await?;
+    let rows = source.table.scan().files(files).collect().await?;
     let fitlake_silver::DecodedTopic { rows: decoded, quarantined: bad, unusable } =
         fitlake_silver::decode_topic(&rows, topic, &ctx.options.read())?;
     let mut quarantine = ctx.open(TableId::Quarantine).await?;
@@ -169,6 +170,11 @@ async fn decoded_topic(
         })
         .collect();
     Ok((decoded, rows.height(), bad.len() as u64, outcomes))
+}
+
+/// The new multiplex files of one topic.
+async fn topic_files(source: &Source, topic: &str) -> Result<Vec<DataFile>> {
+    source.new_files(Some(("topic", topic)), None).await
 }
 
 /// Completes the report of a step fed by [`decoded_topic`]: the values quarantined as
@@ -192,8 +198,9 @@ pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<St
     if !source.moved() {
         return Ok(StepReport::default());
     }
+    let files = topic_files(&source, topics::USER_INFO).await?;
     let (events, read, quarantined, warnings) =
-        decoded_topic(ctx, &source, TableId::UserProfile, topics::USER_INFO).await?;
+        decoded_topic(ctx, &source, files, TableId::UserProfile, topics::USER_INFO).await?;
     let current = target.scan().with_file_column().collect().await?;
     let plan = fitlake_silver::user_profile(&events, &current)?.plan;
     let report = commit_plan(ctx, target, read, &plan, &[source.txn()]).await?;
@@ -204,13 +211,41 @@ pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<St
 /// reading that a `drop` expectation refuses is quarantined and takes no part in the choice (the
 /// next greatest of its key competes instead), so the result is the same however the readings
 /// are split into batches.
+///
+/// The new bronze files are taken in groups of [`RunOptions::group_bytes`], each group upserted
+/// and committed on its own, and only the last commit records the progress: a run that dies
+/// between groups redoes them all, and a group already committed changes nothing the second
+/// time (an upsert equal to the stored row is not applied).
+///
+/// [`RunOptions::group_bytes`]: crate::context::RunOptions::group_bytes
 pub(crate) async fn heart_rate(ctx: &Context, target: &mut Table) -> Result<StepReport> {
     let source = Source::open(ctx, target, TableId::KafkaMultiplexBz).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let (mut events, read, quarantined, warnings) = decoded_topic(ctx, &source, target.id(), topics::BPM).await?;
-    let stored = rows_in_range(target, "time", range_of(&events, "time")?).await?;
+    let mut groups = in_groups(topic_files(&source, topics::BPM).await?, ctx.options.group_bytes());
+    if groups.is_empty() {
+        groups.push(Vec::new());
+    }
+    let last = groups.len() - 1;
+    let mut report = StepReport::default();
+    for (i, files) in groups.into_iter().enumerate() {
+        let txns = if i == last { vec![source.txn()] } else { Vec::new() };
+        report = report.then(heart_rate_group(ctx, target, &source, files, &txns).await?);
+    }
+    Ok(report)
+}
+
+/// Upserts the readings of some new bronze files into `heart_rate`, committing `txns` with them.
+async fn heart_rate_group(
+    ctx: &Context,
+    target: &mut Table,
+    source: &Source,
+    files: Vec<DataFile>,
+    txns: &[(String, i64)],
+) -> Result<StepReport> {
+    let (mut events, read, quarantined, warnings) = decoded_topic(ctx, source, files, target.id(), topics::BPM).await?;
+    let stored = stored_sharing_keys(target, &events, &["device_id", "time"], "time").await?;
     let mut dropped = 0;
     let checked = loop {
         let upserts = fitlake_silver::heart_rate(&events, &stored)?;
@@ -222,8 +257,39 @@ pub(crate) async fn heart_rate(ctx: &Context, target: &mut Table) -> Result<Step
         let refused = fitlake_frame::anti_join(&upserts, &checked.rows, &["device_id", "time"])?;
         events = fitlake_frame::anti_join(&events, &refused, &["device_id", "time", "heartrate"])?;
     };
-    let report = commit_upserts(ctx, target, read, checked, &stored, &[source.txn()]).await?;
+    let report = commit_upserts(ctx, target, read, checked, &stored, txns).await?;
     with_decode_outcomes(ctx, target.id(), report, quarantined, &warnings).await
+}
+
+/// The stored rows, with their files, of every target file that holds a row sharing `keys` with
+/// `new` (what a MERGE of `new` must rewrite). Each target file is checked on its own against
+/// the new rows within its `range_column` range (none, for most files of time-ordered data:
+/// those are not read at all), so memory holds one file's keys and the matches, not every
+/// stored row of the new rows' time span.
+async fn stored_sharing_keys(target: &Table, new: &DataFrame, keys: &[&str], range_column: &str) -> Result<DataFrame> {
+    let mut touched: Vec<DataFile> = Vec::new();
+    if let Some((lo, hi)) = range_of(new, range_column)? {
+        let on: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+        let new_keys = new.select(keys.iter().copied())?.lazy();
+        let at = || col(range_column).cast(DataType::Int64);
+        for file in overlapping(target.files(Some(range_column))?, lo, hi) {
+            let (first, last) = file.range.unwrap_or((i64::MIN, i64::MAX));
+            let candidates = new_keys.clone().filter(at().gt_eq(lit(first)).and(at().lt_eq(lit(last)))).collect()?;
+            if candidates.height() == 0 {
+                continue;
+            }
+            let stored_keys = target.scan().files(vec![file.clone()]).columns(keys).collect().await?;
+            let shared = stored_keys
+                .lazy()
+                .join(candidates.lazy(), on.clone(), on.clone(), JoinArgs::new(JoinType::Semi))
+                .limit(1)
+                .collect()?;
+            if shared.height() > 0 {
+                touched.push(file);
+            }
+        }
+    }
+    Ok(target.scan().files(touched).with_file_column().collect().await?)
 }
 
 /// A table fed by one multiplex topic with a `time` column, upserted by key: `workouts`
@@ -238,7 +304,8 @@ pub(crate) async fn timed_events(
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let (events, read, quarantined, warnings) = decoded_topic(ctx, &source, target.id(), topic).await?;
+    let files = topic_files(&source, topic).await?;
+    let (events, read, quarantined, warnings) = decoded_topic(ctx, &source, files, target.id(), topic).await?;
     let stored = rows_in_range(target, "time", range_of(&events, "time")?).await?;
     let upserts = transform(&events, &stored)?;
     let checked = quality::check(ctx, target, &upserts, true).await?;
@@ -342,18 +409,88 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
         .unique(Some(fitlake_frame::by_names(&["user_id", "workout_id", "session_id"])), UniqueKeepStrategy::First)
         .collect()?;
     // A session whose pairing moved or went (a late, earlier start or stop, a replaced event;
-    // rare) may have stored rows anywhere: then every stored row is read.
+    // rare) may have stored rows anywhere: then every stored row is read, in one part.
     let moved = sessions.from.is_some() && sessions.table.rows_replaced_since(sessions.from).await?;
     let txns = [sessions.txn(), readings.txn(), users.txn()];
-    let ranges = (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?);
-    if ranges.0.is_none() && !moved {
+    if in_scope.height() == 0 && !moved {
         return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
     }
+    // The sessions in parts of about a group's worth of readings each, in start order, each
+    // part synced and committed on its own; only the last commit records the progress (a run
+    // that dies between parts redoes them, and a synced part changes nothing the second time).
+    let parts = if moved {
+        1
+    } else {
+        let bytes: i64 = match (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?) {
+            (Some((lo, _)), Some((_, hi))) => {
+                overlapping(readings.table.files(Some("time"))?, lo, hi).iter().map(|f| f.size.max(0)).sum()
+            }
+            _ => 0,
+        };
+        (bytes as u64).div_ceil(ctx.options.group_bytes()).clamp(1, in_scope.height().max(1) as u64) as usize
+    };
+    let in_scope = in_scope.sort(["start_time"], SortMultipleOptions::default())?;
+    let per_part = in_scope.height().div_ceil(parts).max(1);
+    let mut report = StepReport::default();
+    for part in 0..parts {
+        let sessions_part = in_scope.slice((part * per_part) as i64, per_part);
+        let last = part + 1 == parts;
+        let part_txns: &[(String, i64)] = if last { &txns } else { &[] };
+        let gone_too = moved.then_some(&sessions);
+        report = report
+            .then(sync_session_rows(ctx, target, &sessions_part, &readings, &all_users, gone_too, part_txns).await?);
+    }
+    Ok(report)
+}
+
+/// Syncs the stored `workout_bpm` rows of `in_scope` sessions to what they must be now, reading
+/// only those sessions' devices' readings in their time span (filtered file by file), and, with
+/// `gone_too` (the sessions source, when sessions moved), deletes the rows of sessions that are
+/// gone; commits `txns` with it.
+async fn sync_session_rows(
+    ctx: &Context,
+    target: &mut Table,
+    in_scope: &DataFrame,
+    readings: &Source,
+    all_users: &DataFrame,
+    gone_too: Option<&Source>,
+    txns: &[(String, i64)],
+) -> Result<StepReport> {
+    let ranges = (range_of(in_scope, "start_time")?, range_of(in_scope, "end_time")?);
     let (desired, read) = match ranges {
         (Some((start_lo, _)), Some((_, end_hi))) => {
             let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
-            let session_readings = readings.table.scan().files(reading_files).collect().await?;
-            (fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings)?, session_readings.height())
+            let devices = in_scope
+                .clone()
+                .lazy()
+                .join(
+                    all_users.clone().lazy().select([col("user_id"), col("device_id")]),
+                    [col("user_id")],
+                    [col("user_id")],
+                    JoinArgs::new(JoinType::Inner),
+                )
+                .select([col("device_id")])
+                .unique(None, UniqueKeepStrategy::Any)
+                .collect()?
+                .column("device_id")?
+                .as_materialized_series()
+                .clone();
+            let session_readings = readings
+                .table
+                .scan()
+                .files(reading_files)
+                .each_file(move |rows| {
+                    let at = col("time").cast(DataType::Int64);
+                    rows.filter(
+                        at.clone()
+                            .gt(lit(start_lo))
+                            .and(at.lt_eq(lit(end_hi)))
+                            .and(col("device_id").is_in(lit(devices.clone()).implode(false), false)),
+                    )
+                })
+                .collect()
+                .await?;
+            (fitlake_silver::workout_bpm(in_scope, all_users, &session_readings)?, session_readings.height())
         }
         // No session in scope: only gone sessions' rows to delete.
         _ => (target.scan().files(Vec::new()).collect().await?, 0),
@@ -363,7 +500,7 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
     // moved, the rows of sessions that are gone are deleted.
     let session: Vec<Expr> = ["user_id", "workout_id", "session_id"].iter().map(|k| col(*k)).collect();
     let mut scope = in_scope.clone().lazy().select(session.clone());
-    let stored = if moved {
+    let stored = if let Some(sessions) = gone_too {
         let stored = target.scan().with_file_column().collect().await?;
         let current = sessions.table.scan().columns(&["user_id", "workout_id", "session_id"]).collect().await?;
         let gone = stored.clone().lazy().select(session.clone()).join(
@@ -386,5 +523,5 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
     let plan = fitlake_frame::plan_merge(&stored, &changed, Some(&gone), &keys)?;
     let operation = if plan.files_to_remove.is_empty() { Operation::Append } else { Operation::Merge };
     let outcomes = (checked.outcomes.as_slice(), checked.dropped);
-    commit_checked(ctx, target, read, &plan, outcomes, &txns, operation).await
+    commit_checked(ctx, target, read, &plan, outcomes, txns, operation).await
 }
