@@ -578,16 +578,7 @@ pub fn completed_workouts(workouts: &DataFrame, stored: &DataFrame) -> Result<Da
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame) -> Result<DataFrame> {
-    let sessions = sessions
-        .clone()
-        .lazy()
-        .join(
-            users.clone().lazy().select([col("user_id"), col("device_id")]),
-            [col("user_id")],
-            [col("user_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .collect()?;
+    let sessions = sessions_with_devices(sessions, users)?;
     // A join on the device alone pairs every reading of a device with every session of it (a
     // device with 6 sessions and 60,000 readings gives 360,000 pairs to filter). Joining on
     // (device, time bucket) instead pairs a reading only with the sessions that overlap its
@@ -609,6 +600,29 @@ pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame
         )
         .filter(col("time").gt(col("start_time")).and(col("time").lt_eq(col("end_time"))))
         .select(cols(&["user_id", "workout_id", "session_id", "start_time", "end_time", "time", "heartrate"]))
+        .collect()?)
+}
+
+/// `sessions` with the `device_id` of each one's user (sessions of unknown users left out):
+/// whose readings [`workout_bpm`] takes.
+/// ```
+/// # use fitlake_silver::polars::prelude::*;
+/// let sessions = df!("user_id" => [1i64, 2], "session_id" => [1i64, 1])?;
+/// let users = df!("user_id" => [1i64], "device_id" => [5i64])?;
+/// let with = fitlake_silver::sessions_with_devices(&sessions, &users)?;
+/// assert_eq!(with.column("device_id")?.i64()?.to_vec(), [Some(5)], "user 2 is unknown");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn sessions_with_devices(sessions: &DataFrame, users: &DataFrame) -> Result<DataFrame> {
+    Ok(sessions
+        .clone()
+        .lazy()
+        .join(
+            users.clone().lazy().select([col("user_id"), col("device_id")]),
+            [col("user_id")],
+            [col("user_id")],
+            JoinArgs::new(JoinType::Inner),
+        )
         .collect()?)
 }
 

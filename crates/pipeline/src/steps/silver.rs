@@ -460,21 +460,10 @@ async fn sync_session_rows(
     let (desired, read) = match ranges {
         (Some((start_lo, _)), Some((_, end_hi))) => {
             let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
-            let devices = in_scope
-                .clone()
-                .lazy()
-                .join(
-                    all_users.clone().lazy().select([col("user_id"), col("device_id")]),
-                    [col("user_id")],
-                    [col("user_id")],
-                    JoinArgs::new(JoinType::Inner),
-                )
-                .select([col("device_id")])
-                .unique(None, UniqueKeepStrategy::Any)
-                .collect()?
+            let devices = fitlake_silver::sessions_with_devices(in_scope, all_users)?
                 .column("device_id")?
                 .as_materialized_series()
-                .clone();
+                .unique()?;
             let session_readings = readings
                 .table
                 .scan()
