@@ -740,12 +740,19 @@ async fn read_file(
     let polars = polars_error(id);
     for column in &def.partition_columns {
         if wanted.iter().any(|w| w == column) {
-            let value = file.partition_values.get(*column).cloned().flatten();
-            df.with_column(Column::new((*column).into(), vec![value; height])).map_err(&polars)?;
+            // One value for the whole file: stored once, each row a view of it.
+            let values = match file.partition_values.get(*column).cloned().flatten() {
+                Some(value) => StringChunked::full((*column).into(), &value, height),
+                None => StringChunked::full_null((*column).into(), height),
+            };
+            df.with_column(values.into_column()).map_err(&polars)?;
         }
     }
     if tag_files {
-        df.with_column(Column::new(FILE_COLUMN.into(), vec![file.path.as_str(); height])).map_err(&polars)?;
+        // Likewise: a MERGE that rewrites files holds every surviving row with its file, and a
+        // path copied into each row would cost more than the row.
+        let files = StringChunked::full(FILE_COLUMN.into(), &file.path, height);
+        df.with_column(files.into_column()).map_err(&polars)?;
     }
     // Keep the table's column order.
     let mut order: Vec<&str> = wanted.iter().map(String::as_str).collect();

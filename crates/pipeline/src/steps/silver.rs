@@ -421,13 +421,17 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
     let parts = if moved {
         1
     } else {
-        let bytes: i64 = match (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?) {
+        // Readings in the sessions' span, from the files' statistics; a reading takes about
+        // 64 bytes through the join and the sync (7 columns and their intermediates), so a part
+        // holds a group's bytes of them.
+        let rows = match (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?) {
             (Some((lo, _)), Some((_, hi))) => {
-                overlapping(readings.table.files(Some("time"))?, lo, hi).iter().map(|f| f.size.max(0)).sum()
+                readings.table.row_count_of(&overlapping(readings.table.files(Some("time"))?, lo, hi))?
             }
             _ => 0,
         };
-        (bytes as u64).div_ceil(ctx.options.group_bytes()).clamp(1, in_scope.height().max(1) as u64) as usize
+        let per_part = (ctx.options.group_bytes() / 64).max(1);
+        rows.div_ceil(per_part).clamp(1, in_scope.height().max(1) as u64) as usize
     };
     let in_scope = in_scope.sort(["start_time"], SortMultipleOptions::default())?;
     let per_part = in_scope.height().div_ceil(parts).max(1);
