@@ -109,6 +109,22 @@ pub async fn flush(ctx: &Context) -> Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
+    // Another runner may log its own outcomes at the same moment (both guarded per table by
+    // their `txn`): a lost race is redone from the table's new state.
+    let mut attempt = 0;
+    loop {
+        match write_events(ctx, pending.clone()).await {
+            Err(e) if e.is_commit_conflict() && attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(attempt, "quality events committed by another runner meanwhile; writing ours again");
+            }
+            done => return done,
+        }
+    }
+}
+
+/// One attempt of [`flush`].
+async fn write_events(ctx: &Context, pending: Vec<crate::context::StepOutcomes>) -> Result<()> {
     let mut events = ctx.open(TableId::QualityEvents).await?;
     let mut txns: Vec<(String, i64)> = Vec::new();
     let mut rows: Vec<(TableId, Outcome, Option<i64>)> = Vec::new();
