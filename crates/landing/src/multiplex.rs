@@ -174,8 +174,7 @@ pub fn parse_kafka_multiplex_lines(
     first_line: u64,
     options: &ReadOptions,
 ) -> Result<Parsed> {
-    let body = text;
-    let pieces = split_at_lines(body, options.threads, first_line);
+    let pieces = split_at_lines(text, options.threads, first_line);
     let results: Vec<Result<(DataFrame, Vec<Quarantined>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = pieces
             .iter()

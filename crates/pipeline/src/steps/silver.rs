@@ -415,6 +415,9 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
     if in_scope.height() == 0 && !moved {
         return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
     }
+    // The readings table does not change during the step: its files and their time ranges are
+    // listed once for every part.
+    let reading_files = readings.table.files(Some("time"))?;
     // The sessions in parts of about a group's worth of readings each, in start order, each
     // part synced and committed on its own; only the last commit records the progress (a run
     // that dies between parts redoes them, and a synced part changes nothing the second time).
@@ -426,7 +429,7 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
         // holds a group's bytes of them.
         let rows = match (range_of(&in_scope, "start_time")?, range_of(&in_scope, "end_time")?) {
             (Some((lo, _)), Some((_, hi))) => {
-                readings.table.row_count_of(&overlapping(readings.table.files(Some("time"))?, lo, hi))?
+                readings.table.row_count_of(&overlapping(reading_files.clone(), lo, hi))?
             }
             _ => 0,
         };
@@ -441,21 +444,23 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
         let last = part + 1 == parts;
         let part_txns: &[(String, i64)] = if last { &txns } else { &[] };
         let gone_too = moved.then_some(&sessions);
+        let readings = (&readings.table, reading_files.as_slice());
         report = report
-            .then(sync_session_rows(ctx, target, &sessions_part, &readings, &all_users, gone_too, part_txns).await?);
+            .then(sync_session_rows(ctx, target, &sessions_part, readings, &all_users, gone_too, part_txns).await?);
     }
     Ok(report)
 }
 
 /// Syncs the stored `workout_bpm` rows of `in_scope` sessions to what they must be now, reading
-/// only those sessions' devices' readings in their time span (filtered file by file), and, with
+/// only those sessions' devices' readings in their time span (from `readings`: the table and
+/// its files with their time ranges, filtered file by file), and, with
 /// `gone_too` (the sessions source, when sessions moved), deletes the rows of sessions that are
 /// gone; commits `txns` with it.
 async fn sync_session_rows(
     ctx: &Context,
     target: &mut Table,
     in_scope: &DataFrame,
-    readings: &Source,
+    (readings, reading_files): (&Table, &[DataFile]),
     all_users: &DataFrame,
     gone_too: Option<&Source>,
     txns: &[(String, i64)],
@@ -463,13 +468,12 @@ async fn sync_session_rows(
     let ranges = (range_of(in_scope, "start_time")?, range_of(in_scope, "end_time")?);
     let (desired, read) = match ranges {
         (Some((start_lo, _)), Some((_, end_hi))) => {
-            let reading_files = overlapping(readings.table.files(Some("time"))?, start_lo, end_hi);
+            let reading_files = overlapping(reading_files.to_vec(), start_lo, end_hi);
             let devices = fitlake_silver::sessions_with_devices(in_scope, all_users)?
                 .column("device_id")?
                 .as_materialized_series()
                 .unique()?;
             let session_readings = readings
-                .table
                 .scan()
                 .files(reading_files)
                 .each_file(move |rows| {
