@@ -577,3 +577,31 @@ fn a_landing_file_over_the_size_limit_is_quarantined_by_its_digest_not_read() {
     let raw = quarantine.column("raw").expect("raw").str().expect("str").get(0).unwrap_or_default().len();
     assert_eq!(raw, fitlake_landing::quarantine::RAW_PREFIX_BYTES, "a bounded prefix is kept");
 }
+
+#[test]
+fn a_line_longer_than_a_read_chunk_streams_past_into_the_quarantine() {
+    // The smallest budget reads landing files in 1 MiB pieces: a 3 MiB line never fits in one,
+    // so it is hashed as it streams past, and the readings around it are read as usual.
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let long = format!("{{\"key\":\"{}\"}}", "x".repeat(3 << 20));
+    let text = format!("{}{long}\n{}", reading(7, 1_678_521_900, 70.0, 1), reading(7, 1_678_521_901, 71.0, 2));
+    land(&lake, "kafka_multiplex_bz", "long.json", &text);
+    lake.fitlake(&["run", "--once", "--as-of", crate::harness::AS_OF, "--memory-budget", "16384"]);
+    assert_eq!(lake.counts()["heart_rate"], 2, "the lines before and after the long one are read");
+    let quarantine = lake.table("quarantine");
+    assert_eq!(quarantine.height(), 1);
+    let line = quarantine.column("line").expect("line").i64().expect("i64").get(0);
+    assert_eq!(line, Some(2));
+    let reason =
+        quarantine.column("reason").expect("reason").str().expect("str").get(0).unwrap_or_default().to_string();
+    let digest: String = ring::digest::digest(&ring::digest::SHA256, long.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(reason, format!("line of {} bytes is over the limit of 1048576 bytes (sha256 {digest})", long.len()));
+    // A later run, with nothing new, does not stall on it.
+    lake.fitlake(&["run", "--once", "--as-of", crate::harness::AS_OF]);
+    assert_eq!(lake.counts()["heart_rate"], 2);
+}
