@@ -8,21 +8,24 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use fitlake_catalog::TableId;
-use fitlake_config::{parse_date, parse_duration, Lakehouse, Layer};
+use fitlake_config::{parse_bytes, parse_date, parse_duration, Lakehouse, Layer};
 use fitlake_governance::plan::{plan, Current, ZoneUrls};
 use fitlake_governance::policy::Zone;
 use fitlake_governance::{Policy, Privilege};
 use fitlake_landing::synthetic::Synthetic;
+use fitlake_pipeline::maintenance::AutoCompact;
 use fitlake_pipeline::report::RunReport;
 use fitlake_pipeline::stream::StreamOptions;
 use fitlake_pipeline::{Context, ErrorKind, RunOptions};
 use fitlake_quality::Expectations;
 use fitlake_sources::kafka::KafkaSource;
 use fitlake_sources::postgres::PgSource;
+use fitlake_storage::maintenance::{OptimizeOptions, VacuumOptions};
 use fitlake_storage::{Access, Need, Table};
 use polars::prelude::*;
 
 use crate::logging::{LogFormat, Logging};
+use crate::meter::{Bars, ProgressMode};
 use crate::produce::{Layout, MultiplexSink};
 
 /// The commands' error: the pipeline's, whose [`ErrorKind`] picks the exit code.
@@ -55,6 +58,10 @@ pub struct Global {
     /// collectors. `RUST_LOG` filters them (e.g. `RUST_LOG=fitlake_pipeline=debug`).
     #[arg(long, value_enum, env = "FITLAKE_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
+    /// A progress bar for long steps (landing bytes read, rows written) on stderr: `auto` when
+    /// it is a terminal (not for `--stream`, `--quiet` or `--log-format json`), `always`, `never`.
+    #[arg(long, value_enum, env = "FITLAKE_PROGRESS", default_value = "auto", global = true)]
+    pub progress: ProgressMode,
     /// Concurrent runners on a local lakehouse take turns per table through lock files (`on`),
     /// or rely on Delta's optimistic concurrency alone (`off`, as on object stores).
     #[arg(long, env = "FITLAKE_TABLE_LOCKS", default_value = "on", value_parser = ["on", "off"], global = true)]
@@ -84,6 +91,10 @@ pub struct RunArgs {
     /// (e.g. 500ms, 5s, 1m).
     #[arg(long, default_value = "5s", requires = "stream")]
     pub trigger: String,
+    /// Streaming mode: after a micro-batch, compact each table it wrote that has at least this
+    /// many files under 128 MiB (as Databricks' auto compaction; 0 turns it off).
+    #[arg(long, default_value_t = 50)]
+    pub auto_compact_files: usize,
     /// The date ages are computed at (YYYY-MM-DD); defaults to today (UTC).
     #[arg(long)]
     pub as_of: Option<String>,
@@ -259,6 +270,38 @@ enum Command {
         #[arg(long, default_value_t = 16 << 20)]
         max_body_bytes: usize,
     },
+    /// Compact small files into larger ones (Delta OPTIMIZE), committed with dataChange=false
+    /// so readers and the incremental steps see no new data; safe next to a running stream
+    /// (a lost commit race is planned again).
+    Optimize {
+        /// Only this table (default: every table).
+        #[arg(long)]
+        table: Option<String>,
+        /// The size small files are packed into (B, KiB, MiB, GiB; KB, MB, GB).
+        #[arg(long, default_value = "128MiB")]
+        target_file_size: String,
+        /// Cluster the rewritten rows by these columns (Z-order over their ranks; a sort for
+        /// one column): every file of a partition is rewritten.
+        #[arg(long, value_delimiter = ',')]
+        zorder_by: Vec<String>,
+    },
+    /// Delete data files no table version within the retention needs (Delta VACUUM), then the
+    /// log files expired under delta.logRetentionDuration before the last checkpoint.
+    Vacuum {
+        /// Only this table (default: every table).
+        #[arg(long)]
+        table: Option<String>,
+        /// Keep files removed less than this long ago (ms, s, m, h, d); default: the table's
+        /// delta.deletedFileRetentionDuration (168h unless set).
+        #[arg(long)]
+        retain: Option<String>,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow a retention shorter than delta.deletedFileRetentionDuration.
+        #[arg(long)]
+        force: bool,
+    },
     /// The data-quality event log: rows checked, passed and failed per table and expectation.
     Quality {
         /// Only this table.
@@ -331,7 +374,7 @@ fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let message = fitlake_storage::azure::redact(&fitlake_storage::with_causes(&e));
+            let message = fitlake_storage::redact(&fitlake_storage::with_causes(&e));
             let kind = e.kind();
             let hint = match kind {
                 ErrorKind::Infrastructure { retryable: true } => " (retryable: running again may succeed)",
@@ -421,7 +464,7 @@ fn lakehouse(global: &Global) -> Result<Lakehouse> {
         &cwd,
     )?;
     for root in lakehouse.roots() {
-        if let Some(location) = fitlake_storage::azure::AzureLocation::parse(root) {
+        if let Some(location) = fitlake_storage::AzureLocation::parse(root) {
             location?;
         }
     }
@@ -432,7 +475,7 @@ fn access(global: &Global) -> Result<Access> {
     let access = Access::new(lakehouse(global)?, policy(global)?, &global.principal)?;
     if !access.lakehouse.is_local() {
         // Fail fast on unusable credential settings, before any work.
-        access.stores.azure_auth()?;
+        access.stores.check_remote()?;
     }
     Ok(access)
 }
@@ -467,7 +510,7 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
     options.window = fitlake_landing::TimeWindow::between(from, until)
         .ok_or_else(|| Error::Config(format!("--plausible-from {from} must be before --plausible-until {until}")))?;
     options.table_locks = global.table_locks == "on";
-    let mut ctx = Context::new(access(global)?, expectations(global)?, options);
+    let mut ctx = Context::new(access(global)?, expectations(global)?, options).with_meter(Arc::new(Bars::installed()));
     if run.source.contains(&SourceArg::Kafka) {
         ctx = ctx.with_source(Arc::new(kafka_source(run.brokers.as_deref(), "--source kafka")?));
     }
@@ -503,6 +546,8 @@ async fn run(global: &Global, args: &RunArgs, layers: &[Layer]) -> Result<()> {
     let options = StreamOptions {
         trigger: parse_duration("--trigger", &args.trigger)?,
         fixed_as_of: args.as_of.as_deref().map(|d| parse_date("--as-of", d)).transpose()?,
+        auto_compact: (args.auto_compact_files > 0)
+            .then(|| AutoCompact { min_files: args.auto_compact_files, options: OptimizeOptions::default() }),
     };
     let ctx = context(global, args)?;
     ctx.access().require(&fitlake_pipeline::run::run_needs(layers, true))?;
@@ -553,11 +598,22 @@ fn print_report(global: &Global, report: &RunReport) {
     println!("{}", report.summary_line());
 }
 
+/// The tables `optimize` and `vacuum` work on: the one named, or every table.
+fn maintained_tables(table: Option<&str>) -> Result<Vec<TableId>> {
+    match table {
+        Some(name) => {
+            Ok(vec![name.parse().map_err(|e: fitlake_catalog::UnknownTable| Error::Config(e.to_string()))?])
+        }
+        None => Ok(TableId::ALL.to_vec()),
+    }
+}
+
 fn default_run_args() -> RunArgs {
     RunArgs {
         once: true,
         stream: false,
         trigger: "5s".into(),
+        auto_compact_files: 50,
         as_of: None,
         max_batch_bytes: 1 << 30,
         memory_budget: fitlake_pipeline::context::DEFAULT_MEMORY_BUDGET,
@@ -690,6 +746,77 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             })
             .await?;
             println!("fitlake-serve: stopped");
+        }
+        Command::Optimize { table, target_file_size, zorder_by } => {
+            let options = OptimizeOptions {
+                target_file_bytes: parse_bytes("--target-file-size", &target_file_size)?,
+                zorder_by: zorder_by.clone(),
+            };
+            let tables = maintained_tables(table.as_deref())?;
+            let ctx = context(global, &default_run_args())?;
+            ctx.access().require(&tables.iter().map(|&t| Need::Table(t, Privilege::Modify)).collect::<Vec<_>>())?;
+            let reports = fitlake_pipeline::maintenance::optimize(&ctx, &tables, &options).await?;
+            let (removed, added) = (
+                reports.iter().map(|r| r.files_removed).sum::<u64>(),
+                reports.iter().map(|r| r.files_added).sum::<u64>(),
+            );
+            if global.json {
+                println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
+            } else {
+                for r in reports.iter().filter(|r| !global.quiet || r.version.is_some()) {
+                    match r.version {
+                        Some(v) => println!(
+                            "{}: {} files ({} bytes) -> {} files ({} bytes) in {} partitions, {} rows, version {v}",
+                            r.table,
+                            r.files_removed,
+                            r.bytes_removed,
+                            r.files_added,
+                            r.bytes_added,
+                            r.partitions,
+                            r.rows
+                        ),
+                        None => println!("{}: nothing to compact", r.table),
+                    }
+                }
+                println!("fitlake-optimize: ok tables={} files_removed={removed} files_added={added}", reports.len());
+            }
+        }
+        Command::Vacuum { table, retain, dry_run, force } => {
+            let options = VacuumOptions {
+                retain: retain.as_deref().map(|r| parse_duration("--retain", r)).transpose()?,
+                dry_run,
+                force,
+            };
+            let tables = maintained_tables(table.as_deref())?;
+            let ctx = context(global, &default_run_args())?;
+            ctx.access().require(&tables.iter().map(|&t| Need::Table(t, Privilege::Modify)).collect::<Vec<_>>())?;
+            let reports = fitlake_pipeline::maintenance::vacuum(&ctx, &tables, &options).await?;
+            let files: usize = reports.iter().map(|r| r.files.len()).sum();
+            let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+            let logs: u64 = reports.iter().map(|r| r.log_files).sum();
+            if global.json {
+                println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
+            } else {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                for r in reports.iter().filter(|_| !global.quiet) {
+                    println!(
+                        "{}: {verb} {} files ({} bytes), {} expired log files",
+                        r.table,
+                        r.files.len(),
+                        r.bytes,
+                        r.log_files
+                    );
+                    if dry_run {
+                        for file in &r.files {
+                            println!("  {file}");
+                        }
+                    }
+                }
+                println!(
+                    "fitlake-vacuum: ok tables={} files={files} bytes={bytes} log_files={logs} dry_run={dry_run}",
+                    reports.len()
+                );
+            }
         }
         Command::Quality { table, limit } => {
             let access = access(global)?;

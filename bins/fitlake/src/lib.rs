@@ -6,4 +6,5 @@
 pub mod cli;
 mod fault;
 mod logging;
+mod meter;
 mod produce;

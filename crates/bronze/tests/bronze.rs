@@ -21,5 +21,10 @@ fn multiplex_rows_get_date_and_week_part_even_past_the_calendar() {
         calendar_frame(&generate_calendar(d("2023-01-01"), d("2023-12-31")).expect("calendar")).expect("frame");
     let rows =
         fitlake_bronze::kafka_multiplex_bz(&envelopes, &lookup, 1_700_000_000_000_000, "m.json").expect("bronze");
-    insta::assert_snapshot!(to_text(&rows.drop("value").expect("drop")));
+    insta::assert_snapshot!(to_text(&rows.drop("value").expect("drop")), @r"
+        key: str,topic: str,partition: i64,offset: i64,timestamp: datetime[μs],bpm_device_id: i64,bpm_time: datetime[μs],bpm_heartrate: f64,date: date,week_part: str,load_time: datetime[μs],source_file: str
+        1,bpm,0,1,2023-03-10 12:26:10.123,1,2023-03-10 12:26:10,80.0,2023-03-10,2023-10,2023-11-14 22:13:20,m.json
+        null,bpm,1,2,2023-12-31 23:59:59,1,2023-12-31 23:59:59,80.0,2023-12-31,2023-53,2023-11-14 22:13:20,m.json
+        2,bpm,1,3,2024-01-01 00:00:00,1,2024-01-01 00:00:00,80.0,2024-01-01,2024-1,2023-11-14 22:13:20,m.json
+    ");
 }

@@ -33,8 +33,16 @@ pub enum ConfigError {
         value: String,
     },
     /// A duration option is not a number with a unit.
-    #[error("invalid duration {value:?} for {option}: expected a number with ms, s, m or h, e.g. 5s")]
+    #[error("invalid duration {value:?} for {option}: expected a number with ms, s, m, h or d, e.g. 5s")]
     InvalidDuration {
+        /// The option that carried the value.
+        option: &'static str,
+        /// The value as given.
+        value: String,
+    },
+    /// A size option is not a number with a unit.
+    #[error("invalid size {value:?} for {option}: expected bytes, or a number with KiB, MiB, GiB (or KB, MB, GB), e.g. 128MiB")]
+    InvalidSize {
         /// The option that carried the value.
         option: &'static str,
         /// The value as given.
@@ -227,7 +235,7 @@ pub fn parse_date(option: &'static str, value: &str) -> Result<NaiveDate> {
         .map_err(|_| ConfigError::InvalidDate { option, value: value.to_string() })
 }
 
-/// Parses a duration option such as `--trigger 5s` (units: ms, s, m, h).
+/// Parses a duration option such as `--trigger 5s` (units: ms, s, m, h, d).
 pub fn parse_duration(option: &'static str, value: &str) -> Result<Duration> {
     let err = || ConfigError::InvalidDuration { option, value: value.to_string() };
     let v = value.trim();
@@ -239,12 +247,47 @@ pub fn parse_duration(option: &'static str, value: &str) -> Result<Duration> {
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
         _ => return Err(err()),
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(err());
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a size option such as `--target-file-size 128MiB` (bytes, or KiB, MiB, GiB, TiB;
+/// KB, MB, GB, TB in powers of ten).
+///
+/// ```
+/// assert_eq!(fitlake_config::parse_bytes("--size", "128MiB").unwrap(), 128 << 20);
+/// assert_eq!(fitlake_config::parse_bytes("--size", "1.5 GB").unwrap(), 1_500_000_000);
+/// assert_eq!(fitlake_config::parse_bytes("--size", "4096").unwrap(), 4096);
+/// assert!(fitlake_config::parse_bytes("--size", "12 parsecs").is_err());
+/// ```
+pub fn parse_bytes(option: &'static str, value: &str) -> Result<u64> {
+    let err = || ConfigError::InvalidSize { option, value: value.to_string() };
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().map_err(|_| err())?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024f64.powi(2),
+        "gib" => 1024f64.powi(3),
+        "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return Err(err()),
+    };
+    let bytes = n * scale;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(err());
+    }
+    Ok(bytes.round() as u64)
 }
 
 /// The README's examples, compiled and run as doctests (`cargo test --doc`).

@@ -37,7 +37,14 @@ fn arrow_frame_arrow_round_trip_keeps_values_and_types() {
     .expect("batch");
     let df = from_record_batches(&schema, &[batch.clone(), batch.slice(1, 2)]).expect("to frame");
     assert_eq!(df.height(), 5);
-    insta::assert_snapshot!(to_text(&df));
+    insta::assert_snapshot!(to_text(&df), @r"
+        id: i64,n: i32,name: str,x: f64,ok: bool,day: date,at: datetime[μs]
+        1,7,a,0.5,true,2023-03-11,2023-03-11 08:45:00.123456
+        2,8,null,-1.0,false,1970-01-01,1970-01-01 00:00:00
+        3,9,ccc,2.25,true,1969-12-31,1969-12-31 23:59:59.999999
+        2,8,null,-1.0,false,1970-01-01,1970-01-01 00:00:00
+        3,9,ccc,2.25,true,1969-12-31,1969-12-31 23:59:59.999999
+    ");
     let back = to_record_batches(&df, &schema).expect("to arrow");
     let rows: usize = back.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 5);
@@ -78,5 +85,13 @@ fn merge_rewrites_only_files_with_changed_keys() {
         plan.updated,
         plan.deleted,
         to_text(&rows)
-    ));
+    ),
+        @r#"
+        remove ["f1", "f3"]; inserted 1 updated 1 deleted 1
+        k: i64,v: str
+        1,a
+        2,B
+        5,e
+        "#
+    );
 }

@@ -52,7 +52,15 @@ fn workout_bpm_summary_replaces_touched_sessions_and_refreshes_bins() {
         plan.inserted,
         plan.updated,
         to_text(&rows)
-    ));
+    ),
+        @r#"
+        remove ["f1"]; inserted 1 updated 2
+        user_id: i64,workout_id: i64,session_id: i64,age: str,gender: str,city: str,state: str,min_bpm: f64,avg_bpm: f64,max_bpm: f64,num_recordings: i64
+        1,1,1,25-35,F,Gardena,CA,60.0,65.0,70.0,2
+        1,1,2,25-35,F,Gardena,CA,90.0,100.0,110.0,3
+        2,1,1,null,null,null,null,70.0,70.0,70.0,1
+        "#
+    );
 }
 
 #[test]
@@ -84,5 +92,9 @@ fn gym_summary_joins_sessions_started_during_the_visit() {
         Column::new(FILE_COLUMN.into(), Vec::<&str>::new()),
     ]);
     let plan = fitlake_gold::gym_summary(&gym_logs, &sessions, &users, &empty).expect("gym_summary");
-    insta::assert_snapshot!(to_text(&plan.rows_to_add));
+    insta::assert_snapshot!(to_text(&plan.rows_to_add), @r"
+        date: date,gym: i64,mac_address: str,login: datetime[μs],workout_id: i64,session_id: i64,minutes_in_gym: f64,minutes_exercising: f64
+        2023-03-11,1,m1,2023-03-11 08:40:00,1,1,75.0,65.0
+        2023-03-11,5,m1,2023-03-11 19:28:00,1,2,72.0,63.0
+    ");
 }

@@ -46,14 +46,28 @@ fn registered_users_skip_blanks_and_quarantine_bad_rows() {
                 1,2,,1678451529\n\
                 3,4,bb,2023-03-10 12:00:00\n";
     let parsed = parse_registered_users(text.as_bytes(), "users.csv", &ReadOptions::default()).expect("parse");
-    insta::assert_snapshot!(format!("{}\n{}", to_text(&parsed.rows), quarantine_text(&parsed.quarantined)));
+    insta::assert_snapshot!(format!("{}\n{}", to_text(&parsed.rows), quarantine_text(&parsed.quarantined)), @r#"
+        user_id: i64,device_id: i64,mac_address: str,registration_timestamp: datetime[μs]
+        12474,118440,4c:c5:9f:cb:13:bd,2023-03-10 12:26:08
+        12140,141687,ae:ec:f6:48:ca:f7,2023-03-10 12:32:09.250
+        3,4,bb,2023-03-10 12:00:00
+
+        users.csv:5: user_id: "oops" is not an integer <- oops,1,aa,1678451529
+        users.csv:6: mac_address is empty <- 1,2,,1678451529
+    "#);
 }
 
 #[test]
 fn gym_logins_accept_open_visits_and_refuse_backwards_ones() {
     let text = "login,logout,gym,mac_address\n1678521600,1678526100,5,4c:c5:9f:cb:13:bd\n1678522500,,1,ae:ec\n1678522500,1678520000,3,36:1f\n";
     let parsed = parse_gym_logins(text.as_bytes(), "logins.csv", &ReadOptions::default()).expect("parse");
-    insta::assert_snapshot!(format!("{}\n{}", to_text(&parsed.rows), quarantine_text(&parsed.quarantined)));
+    insta::assert_snapshot!(format!("{}\n{}", to_text(&parsed.rows), quarantine_text(&parsed.quarantined)), @r"
+        mac_address: str,gym: i64,login: datetime[μs],logout: datetime[μs]
+        4c:c5:9f:cb:13:bd,5,2023-03-11 08:00:00,2023-03-11 09:15:00
+        ae:ec,1,2023-03-11 08:15:00,null
+
+        logins.csv:4: logout is before login <- 1678522500,1678520000,3,36:1f
+    ");
 }
 
 #[test]
@@ -75,7 +89,18 @@ fn multiplex_seed_file_parses_with_seconds_timestamps() {
         .expect("parse");
         assert_eq!(parsed.rows.height(), 7, "threads {threads}");
         assert!(parsed.quarantined.is_empty());
-        insta::assert_snapshot!("user_info_1", to_text(&parsed.rows.drop("value").expect("drop")));
+        insta::allow_duplicates! {
+            insta::assert_snapshot!(to_text(&parsed.rows.drop("value").expect("drop")), @r"
+                key: str,topic: str,partition: i64,offset: i64,timestamp: datetime[μs],bpm_device_id: i64,bpm_time: datetime[μs],bpm_heartrate: f64
+                12474,user_info,0,12791,2023-03-10 12:26:08,null,null,null
+                12140,user_info,0,12755,2023-03-10 12:32:09,null,null,null
+                12140,user_info,0,12850,2023-03-10 12:33:45,null,null,null
+                13559,user_info,0,12760,2023-03-10 12:33:51,null,null,null
+                13559,user_info,0,12841,2023-03-10 12:34:10,null,null,null
+                11745,user_info,0,12816,2023-03-10 12:34:41,null,null,null
+                12227,user_info,0,12820,2023-03-10 12:40:28,null,null,null
+            ");
+        }
     }
 }
 
@@ -87,7 +112,12 @@ fn multiplex_quarantines_with_line_numbers_on_any_thread_count() {
         let parsed = parse_kafka_multiplex(text.as_bytes(), "m.json", &ReadOptions { threads, ..Default::default() })
             .expect("parse");
         assert_eq!(parsed.rows.height(), 2);
-        insta::assert_snapshot!("multiplex_quarantine", quarantine_text(&parsed.quarantined));
+        insta::allow_duplicates! {
+            insta::assert_snapshot!(quarantine_text(&parsed.quarantined), @r#"
+                m.json:3: envelope: key must be a string at line 1 column 2 <- {bad
+                m.json:5: unknown topic "nope"; expected one of user_info, workout, bpm <- {"key":"1","value":"{\"device_id\": 1, \"time\": 1678451170.5, \"heartrate\": 80}","topic":"nope","partition":0,"offset":1,"timestamp":1678451170500}
+            "#);
+        }
     }
 }
 
@@ -147,7 +177,10 @@ fn device_events_become_envelopes_and_bad_records_get_reasons() {
     assert_eq!(out.accepted, 1);
     assert_eq!(out.rejected.len(), 3, "{:?}", out.rejected);
     assert_eq!(out.rejected[1], (2, "a record must be a JSON object".to_string()));
-    insta::assert_snapshot!("device_event_envelopes", format!("{}{:?}", out.ndjson, out.rejected));
+    insta::assert_snapshot!(format!("{}{:?}", out.ndjson, out.rejected), @r#"
+        {"key":"7","offset":100,"partition":0,"timestamp":1678886402000,"topic":"bpm","value":"{\"device_id\": 7, \"time\": 1678886400.123456789, \"heartrate\": 71.5}"}
+        [(1, "value.time: \"x\" is neither epoch seconds nor an ISO-8601 time"), (2, "a record must be a JSON object"), (3, "value: missing field `device_id` at line 1 column 37")]
+    "#);
     // The envelopes parse as a landing multiplex file.
     let parsed = fitlake_landing::multiplex::parse_kafka_multiplex(
         out.ndjson.as_bytes(),

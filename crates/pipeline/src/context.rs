@@ -13,6 +13,7 @@ use fitlake_storage::{Access, Table};
 
 use fitlake_quality::Outcome;
 
+use crate::meter::{Meter, NoMeter};
 use crate::progress::PlanCache;
 use crate::Result;
 
@@ -103,6 +104,7 @@ pub struct Context {
     pub(crate) events: PendingEvents,
     /// Bronze batch plans this process has read (shared by its micro-batches).
     pub(crate) plans: PlanCache,
+    meter: Arc<dyn Meter>,
 }
 
 impl Context {
@@ -116,7 +118,19 @@ impl Context {
             options,
             events: Default::default(),
             plans: Default::default(),
+            meter: Arc::new(NoMeter),
         }
+    }
+
+    /// The same run, its long steps reporting how far they are to `meter`.
+    pub fn with_meter(mut self, meter: Arc<dyn Meter>) -> Context {
+        self.meter = meter;
+        self
+    }
+
+    /// Where long steps say how far they are.
+    pub fn meter(&self) -> &dyn Meter {
+        self.meter.as_ref()
     }
 
     /// The same run, with `source` feeding the bronze tables it feeds instead of landing files.

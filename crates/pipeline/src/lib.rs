@@ -17,6 +17,8 @@
 //! [`fitlake_catalog::TableId`].
 
 pub mod context;
+pub mod maintenance;
+pub mod meter;
 pub mod progress;
 pub mod report;
 pub mod run;
@@ -28,6 +30,7 @@ pub mod stream;
 pub use context::{Context, RunOptions};
 pub use fitlake_catalog::TableId;
 pub use fitlake_storage::{BoxError, ErrorKind};
+pub use meter::{Meter, NoMeter, Unit};
 
 /// Errors of a pipeline run, grouped by whose move it is (see [`Error::kind`]).
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use fitlake_governance::policy::Zone;
 use fitlake_governance::Privilege;
 use fitlake_landing::calendar::{calendar_frame, generate_calendar, parse_date_lookup};
 use fitlake_landing::seed::SEED_DATE_LOOKUP;
-use fitlake_storage::azure::{AzureLocation, ContainerState};
+use fitlake_storage::{AzureLocation, ContainerState};
 use fitlake_storage::{Folder, Need, Table};
 use serde::Serialize;
 

@@ -16,6 +16,7 @@ use fitlake_storage::FileEntry;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::maintenance::AutoCompact;
 use crate::report::RunReport;
 use crate::steps::{bronze, Context};
 use crate::Result;
@@ -28,6 +29,9 @@ pub struct StreamOptions {
     pub trigger: Duration,
     /// The as-of date given on the command line; `None` follows the UTC date of each micro-batch.
     pub fixed_as_of: Option<chrono::NaiveDate>,
+    /// Compaction after a micro-batch of the tables it wrote that gathered many small files
+    /// (`None`: off). A stream at a 1 s trigger otherwise adds a file per table and second.
+    pub auto_compact: Option<AutoCompact>,
 }
 
 /// What one micro-batch did.
@@ -109,6 +113,9 @@ pub async fn run_stream(
         ctx.options.as_of = options.fixed_as_of.unwrap_or_else(|| now.date_naive());
         number += 1;
         let report = crate::run::run_once(&ctx, layers).await?;
+        if let Some(auto) = &options.auto_compact {
+            crate::maintenance::auto_compact(&ctx, &report, auto).await?;
+        }
         let ended = chrono::Utc::now().timestamp_micros();
         let files = landing_files(&ctx).await?;
         let backlog = files.backlog();

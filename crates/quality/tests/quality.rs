@@ -93,7 +93,10 @@ action = "warn"
         ]
     );
     assert_eq!(out.kept.height(), 3, "only the drop expectation removes rows");
-    insta::assert_snapshot!("dropped_rows", fitlake_frame::to_text(&out.dropped));
+    insta::assert_snapshot!(fitlake_frame::to_text(&out.dropped), @r"
+        device_id: i64,time: datetime[μs],heartrate: f64,valid: bool,reason: str
+        1,2023-03-13 09:00:00,300.0,true,expectation in_range failed
+    ");
     assert!(out.failures().is_empty(), "no fail expectation");
 }
 

@@ -54,7 +54,11 @@ fn users_keeps_the_earliest_registration_in_a_batch_and_across_batches() {
         ts("registration_timestamp", &[150, 500]),
     ]);
     let users = fitlake_silver::users(&bronze, &stored).expect("users");
-    insta::assert_snapshot!(to_text(&sorted(&users, &["user_id"])));
+    insta::assert_snapshot!(to_text(&sorted(&users, &["user_id"])), @r"
+        user_id: i64,device_id: i64,mac_address: str,registration_timestamp: datetime[μs]
+        1,10,a,1970-01-01 00:01:40
+        3,30,c,1970-01-01 00:06:40
+    ");
 }
 
 #[test]
@@ -73,7 +77,12 @@ fn gym_logs_a_later_logout_updates_the_visit_an_earlier_one_does_not() {
         ts_opt("logout", &[Some(300), Some(400), None, None, Some(150)]),
     ]);
     let plan = fitlake_silver::gym_logs(&bronze, &target).expect("gym_logs");
-    insta::assert_snapshot!(plan_text(&plan, &["mac_address"]));
+    insta::assert_snapshot!(plan_text(&plan, &["mac_address"]), @r#"
+        remove ["f1"]; inserted 1 updated 1 deleted 0
+        mac_address: str,gym: i64,login: datetime[μs],logout: datetime[μs]
+        a,1,1970-01-01 00:01:40,1970-01-01 00:05:00
+        d,3,1970-01-01 00:01:40,1970-01-01 00:02:30
+    "#);
 }
 
 fn profile_events(rows: &[(i64, &str, i64, &str)]) -> DataFrame {
@@ -148,7 +157,16 @@ fn workouts_and_heart_rate_deduplicate_and_skip_known_keys() {
         "{}\n{}",
         to_text(&sorted(&workouts, &["user_id", "time"])),
         to_text(&sorted(&heart_rate, &["device_id", "time"]))
-    ));
+    ),
+        @r"
+        user_id: i64,workout_id: i64,time: datetime[μs],action: str,session_id: i64
+        1,1,1970-01-01 00:01:40,start,1
+        1,1,1970-01-01 00:03:20,stop,1
+
+        device_id: i64,time: datetime[μs],heartrate: f64,valid: bool
+        7,1970-01-01 00:00:01,81.0,true
+        "
+    );
 }
 
 #[test]
@@ -176,7 +194,15 @@ fn user_bins_bands_ages_at_the_as_of_date() {
     ]);
     let as_of = NaiveDate::from_ymd_opt(2023, 3, 15).expect("date");
     let plan = fitlake_silver::user_bins(&profile, &target, as_of).expect("user_bins");
-    insta::assert_snapshot!(plan_text(&plan, &["user_id"]));
+    insta::assert_snapshot!(plan_text(&plan, &["user_id"]), @r#"
+        remove ["f1"]; inserted 4 updated 0 deleted 1
+        user_id: i64,age: str,gender: str,city: str,state: str
+        1,under 18,F,A,CA
+        2,18-25,M,B,CA
+        3,25-35,F,null,CA
+        4,95+,M,D,CA
+        5,75-85,F,E,CA
+    "#);
 }
 
 #[test]
@@ -197,7 +223,10 @@ fn completed_workouts_pair_a_start_with_its_stop_within_three_hours() {
         ts("end_time", &[]),
     ]);
     let sessions = fitlake_silver::completed_workouts(&events, &none).expect("completed_workouts");
-    insta::assert_snapshot!(to_text(&sessions));
+    insta::assert_snapshot!(to_text(&sessions), @r"
+        user_id: i64,workout_id: i64,session_id: i64,start_time: datetime[μs],end_time: datetime[μs]
+        1,1,1,1970-01-01 00:00:00,1970-01-01 02:59:59
+    ");
 }
 
 #[test]
@@ -217,5 +246,9 @@ fn workout_bpm_takes_valid_readings_with_start_before_time_up_to_end() {
         Column::new("valid".into(), [true, true, false, true, true, true]),
     ]);
     let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings).expect("workout_bpm");
-    insta::assert_snapshot!(to_text(&sorted(&bpm, &["time"])));
+    insta::assert_snapshot!(to_text(&sorted(&bpm, &["time"])), @r"
+        user_id: i64,workout_id: i64,session_id: i64,start_time: datetime[μs],end_time: datetime[μs],time: datetime[μs],heartrate: f64
+        1,1,1,1970-01-01 00:01:40,1970-01-01 00:01:43,1970-01-01 00:01:41,91.0
+        1,1,1,1970-01-01 00:01:40,1970-01-01 00:01:43,1970-01-01 00:01:43,93.0
+    ");
 }

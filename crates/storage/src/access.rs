@@ -13,7 +13,7 @@ use fitlake_config::{Lakehouse, Layer};
 use fitlake_governance::policy::Zone;
 use fitlake_governance::{Policy, Privilege, Securable};
 
-use crate::azure::Stores;
+use crate::stores::Stores;
 use crate::{Error, Result};
 
 /// The principal a command runs as, the policy it is held to, and the lakehouse it works on.

@@ -12,7 +12,8 @@
 //!    `AZURE_CLIENT_SECRET`), the managed identity (user-assigned when only `AZURE_CLIENT_ID` is
 //!    set), and the Azure CLI's login; the first that answers is kept.
 //!
-//! Secrets never appear in messages: every error fitlake prints goes through [`redact`].
+//! Secrets never appear in messages: every error fitlake prints goes through
+//! [`crate::secret::redact`]. This module is the cargo feature `azure`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,12 +21,12 @@ use std::sync::{Arc, Mutex, Once};
 
 use azure_core::credentials::{Secret as TokenSecret, TokenCredential};
 use base64::Engine as _;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::azure::{AzureConfigKey, AzureCredential, MicrosoftAzureBuilder};
-use object_store::path::Path;
 use object_store::{CredentialProvider, ObjectStore};
 use url::Url;
 
+use crate::secret::{redact, Secret};
+use crate::stores::{AzureLocation, ContainerState};
 use crate::{Error, Result};
 
 /// The OAuth scope of Azure Storage.
@@ -37,26 +38,6 @@ const API_VERSION: &str = "2021-08-06";
 /// Azurite's well-known account key (public, documented by Microsoft; not a secret).
 const EMULATOR_ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-/// The environment variables that hold secrets, whose values [`redact`] hides.
-const SECRET_VARIABLES: [&str; 3] = ["AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_SECRET"];
-
-/// A secret string; its `Debug` shows `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret's text (only to hand it to the storage client).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// How fitlake authenticates to Azure storage.
 #[derive(Debug, Clone)]
@@ -95,7 +76,7 @@ impl AzureAuth {
                         .into(),
                 ))
             }
-            key => key.map(|k| Secret(k.trim().to_string())),
+            key => key.map(|k| Secret::new(k.trim())),
         };
         let sas = match var("AZURE_STORAGE_SAS_TOKEN") {
             Some(sas) => {
@@ -106,7 +87,7 @@ impl AzureAuth {
                             .into(),
                     ));
                 }
-                Some(Secret(sas))
+                Some(Secret::new(sas))
             }
             None => None,
         };
@@ -276,133 +257,47 @@ impl CredentialProvider for IdentityChain {
     }
 }
 
-/// An `abfss://container@account.dfs.core.windows.net/path` location, taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AzureLocation {
-    /// The storage account.
-    pub account: String,
-    /// The container (ADLS file system).
-    pub container: String,
-    /// The account's blob host, e.g. `account.blob.core.windows.net`.
-    pub blob_host: String,
-    /// The path inside the container, without leading or trailing `/`.
-    pub path: String,
-}
-
-impl AzureLocation {
-    /// Takes an `abfss://` / `abfs://` URL apart; `None` for any other scheme.
-    pub fn parse(url: &Url) -> Option<Result<AzureLocation>> {
-        if !matches!(url.scheme(), "abfss" | "abfs") {
-            return None;
-        }
-        let host = url.host_str().unwrap_or_default();
-        let (container, host) = match host.split_once('@') {
-            Some((c, h)) => (c.to_string(), h.to_string()),
-            None => (url.username().to_string(), host.to_string()),
-        };
-        let account = host.split('.').next().unwrap_or_default().to_string();
-        if container.is_empty() || account.is_empty() || !host.contains(".dfs.") {
-            return Some(Err(Error::Config(format!(
-                "{url}: name the container and the account: abfss://container@account.dfs.core.windows.net/path"
-            ))));
-        }
-        let valid_container = (3..=63).contains(&container.len())
-            && container.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !container.starts_with('-')
-            && !container.contains("--");
-        if !valid_container {
-            return Some(Err(Error::Config(format!(
-                "{url}: container name {container:?} is not valid: 3 to 63 lowercase letters, digits and single hyphens"
-            ))));
-        }
-        let blob_host = host.replacen(".dfs.", ".blob.", 1);
-        let path = url.path().trim_matches('/').to_string();
-        Some(Ok(AzureLocation { account, container, blob_host, path }))
-    }
-
-    /// The container's blob endpoint (the emulator's path-style one under `emulator`).
-    pub fn container_url(&self, emulator: Option<&Url>) -> Result<Url> {
-        let text = match emulator {
-            Some(endpoint) => {
-                format!("{}/{}/{}", endpoint.as_str().trim_end_matches('/'), self.account, self.container)
-            }
-            None => format!("https://{}/{}", self.blob_host, self.container),
-        };
-        Url::parse(&text).map_err(|e| Error::Config(format!("{text}: {e}")))
-    }
-}
-
-/// The object stores of one process: how to reach each location, one client per container.
-#[derive(Debug, Clone)]
-pub struct Stores {
-    inner: Arc<StoresInner>,
-}
-
+/// The Azure side of [`crate::Stores`]: the credential and one object store per container.
 #[derive(Debug)]
-struct StoresInner {
+pub(crate) struct AzureStores {
     /// The Azure credential, or why the environment gives none.
     auth: std::result::Result<AzureAuth, String>,
     /// One store per `account/container`, created on first use.
     containers: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
 }
 
-impl std::fmt::Display for AzureLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "container {} of storage account {}", self.container, self.account)
-    }
+/// Registers deltalake's `abfss://` log store handlers (once per process).
+pub(crate) fn register_handlers() {
+    static AZURE_HANDLERS: Once = Once::new();
+    AZURE_HANDLERS.call_once(|| deltalake::azure::register_handlers(None));
 }
 
-/// Whether a container had to be created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContainerState {
-    /// It was there already.
-    Existed,
-    /// fitlake created it.
-    Created,
-}
-
-impl Stores {
-    /// Stores reaching Azure with the credential the process environment gives (checked when
-    /// an Azure location is first used, or by [`Stores::azure_auth`]).
-    pub fn from_env() -> Stores {
-        Stores::new(AzureAuth::from_env(|name| std::env::var(name).ok()).map_err(|e| match e {
+impl AzureStores {
+    /// With the credential the process environment gives.
+    pub(crate) fn from_env() -> AzureStores {
+        AzureStores::new(AzureAuth::from_env(|name| std::env::var(name).ok()).map_err(|e| match e {
             Error::Config(message) => message,
             other => other.to_string(),
         }))
     }
 
-    /// Stores reaching Azure with `auth`.
-    pub fn with_azure(auth: AzureAuth) -> Stores {
-        Stores::new(Ok(auth))
-    }
-
-    fn new(auth: std::result::Result<AzureAuth, String>) -> Stores {
-        Stores { inner: Arc::new(StoresInner { auth, containers: Mutex::new(HashMap::new()) }) }
+    pub(crate) fn new(auth: std::result::Result<AzureAuth, String>) -> AzureStores {
+        AzureStores { auth, containers: Mutex::new(HashMap::new()) }
     }
 
     /// The Azure credential, or the configuration error that stops it.
-    pub fn azure_auth(&self) -> Result<&AzureAuth> {
-        self.inner.auth.as_ref().map_err(|message| Error::Config(message.clone()))
+    pub(crate) fn auth(&self) -> Result<&AzureAuth> {
+        self.auth.as_ref().map_err(|message| Error::Config(message.clone()))
     }
 
-    /// The store holding a remote `url` (rooted at its container) and the path of `url` in it.
-    pub fn object_store(&self, url: &Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
-        let location = match AzureLocation::parse(url) {
-            Some(location) => location?,
-            None => {
-                return Err(Error::Config(format!(
-                "{url}: unsupported storage; use a local path or abfss://container@account.dfs.core.windows.net/path"
-            )))
-            }
-        };
-        let prefix = Path::from_url_path(&location.path).map_err(|e| Error::Config(format!("{url}: {e}")))?;
+    /// The store of `location`'s container (`url` names it in errors).
+    pub(crate) fn container_store(&self, url: &Url, location: &AzureLocation) -> Result<Arc<dyn ObjectStore>> {
         let key = format!("{}/{}", location.account, location.container);
-        let mut containers =
-            self.inner.containers.lock().map_err(|_| Error::Internal("store cache poisoned".into()))?;
+        let mut containers = self.containers.lock().map_err(|_| Error::Internal("store cache poisoned".into()))?;
         if let Some(store) = containers.get(&key) {
-            return Ok((store.clone(), prefix));
+            return Ok(store.clone());
         }
-        let auth = self.azure_auth()?;
+        let auth = self.auth()?;
         let builder = MicrosoftAzureBuilder::new()
             .with_account(&location.account)
             .with_container_name(&location.container)
@@ -422,41 +317,13 @@ impl Stores {
         let store: Arc<dyn ObjectStore> =
             Arc::new(builder.build().map_err(|e| Error::storage(url, redact(&e.to_string())))?);
         containers.insert(key, store.clone());
-        Ok((store, prefix))
+        Ok(store)
     }
 
-    /// The Delta table at `url` (loaded when there is one; a location without a log opens as
-    /// a table without versions, ready to be created).
-    pub async fn delta_table(&self, url: &Url) -> std::result::Result<DeltaTable, DeltaTableError> {
-        let builder = DeltaTableBuilder::from_url(url.clone())?;
-        let builder = if fitlake_config::local_path(url).is_some() {
-            builder
-        } else {
-            static AZURE_HANDLERS: Once = Once::new();
-            AZURE_HANDLERS.call_once(|| deltalake::azure::register_handlers(None));
-            let (store, _) = self.object_store(url).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
-            builder.with_storage_backend(store, url.clone())
-        };
-        let mut table = builder.build()?;
-        // A location without a log is no table yet: loading it would only make deltalake log
-        // an error event (a fresh `setup` printed one per table).
-        if !table.log_store().is_delta_table_location().await? {
-            return Ok(table);
-        }
-        match table.load().await {
-            Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(table),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates the container of an Azure `url` when it does not exist. A credential without
+    /// Creates `location`'s container when it does not exist. A credential without
     /// the right to create containers gets an error saying what to ask for.
-    pub async fn ensure_container(&self, url: &Url) -> Result<ContainerState> {
-        let Some(location) = AzureLocation::parse(url) else {
-            return Ok(ContainerState::Existed);
-        };
-        let location = location?;
-        let auth = self.azure_auth()?;
+    pub(crate) async fn ensure_container(&self, location: &AzureLocation) -> Result<ContainerState> {
+        let auth = self.auth()?;
         let emulator = match auth {
             AzureAuth::Emulator { endpoint, .. } => Some(endpoint),
             _ => None,
@@ -465,7 +332,7 @@ impl Stores {
         let client = reqwest::Client::new();
         let shown = location.to_string();
         let storage_error = |message: String| Error::storage(&shown, redact(&message));
-        let properties = container_request(&client, auth, &location, &container_url, reqwest::Method::GET).await?;
+        let properties = container_request(&client, auth, location, &container_url, reqwest::Method::GET).await?;
         match properties.status().as_u16() {
             200 => return Ok(ContainerState::Existed),
             404 => {}
@@ -475,7 +342,7 @@ impl Stores {
                 return Err(storage_error(format!("checking the container: HTTP {status} {}", error_code(&properties))))
             }
         }
-        let created = container_request(&client, auth, &location, &container_url, reqwest::Method::PUT).await?;
+        let created = container_request(&client, auth, location, &container_url, reqwest::Method::PUT).await?;
         match created.status().as_u16() {
             201 => Ok(ContainerState::Created),
             409 => Ok(ContainerState::Existed),
@@ -549,43 +416,6 @@ fn shared_key_signature(key: &str, verb: &str, date: &str, account: &str, path: 
     );
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
     Ok(base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, string_to_sign.as_bytes())))
-}
-
-/// `text` with every secret hidden: the values of the secret environment variables and any
-/// SAS signature or Shared Key authorization it quotes.
-pub fn redact(text: &str) -> String {
-    let secrets: Vec<String> = SECRET_VARIABLES.iter().filter_map(|v| std::env::var(v).ok()).collect();
-    redact_values(text, &secrets)
-}
-
-/// `text` with each of `secrets` (and any `sig=` value or Shared Key signature) replaced by
-/// `***`.
-pub fn redact_values(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets {
-        let secret = secret.trim().trim_start_matches('?');
-        if secret.len() >= 8 {
-            out = out.replace(secret, "***");
-        }
-    }
-    for marker in ["sig=", "sig%3D", "SharedKey ", "Bearer "] {
-        let mut result = String::with_capacity(out.len());
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(marker) {
-            let (before, after) = rest.split_at(at + marker.len());
-            result.push_str(before);
-            let end = after
-                .find(|c: char| c == '&' || c == '"' || c == '\'' || c == ')' || c.is_whitespace())
-                .unwrap_or(after.len());
-            if end > 0 {
-                result.push_str("***");
-            }
-            rest = &after[end..];
-        }
-        result.push_str(rest);
-        out = result;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -686,46 +516,7 @@ mod tests {
         let half = AzureAuth::from_env(env(&[("AZURE_CLIENT_SECRET", "s3cr3t-value")]));
         let message = half.expect_err("half a service principal").to_string();
         assert!(message.contains("AZURE_TENANT_ID") && !message.contains("s3cr3t"), "{message}");
-        assert!(format!("{:?}", AzureAuth::AccountKey(Secret("hidden-key".into()))).contains("***"));
-    }
-
-    #[test]
-    fn redaction_hides_secrets_and_signatures() {
-        let text = "GET https://a.blob.core.windows.net/c?sv=2021&sig=AbC%2Bd&se=1 failed: key=topsecretkey; \
-                    Authorization: SharedKey acct:Zm9vYmFy and Bearer eyJ0eXAi.x";
-        let out = redact_values(text, &["topsecretkey".into()]);
-        assert_eq!(
-            out,
-            "GET https://a.blob.core.windows.net/c?sv=2021&sig=***&se=1 failed: key=***; \
-             Authorization: SharedKey *** and Bearer ***"
-        );
-    }
-
-    #[test]
-    fn abfss_urls_name_account_container_and_path() {
-        let url = Url::parse("abfss://lake@acct.dfs.core.windows.net/fitlake/managed/").expect("url");
-        let location = AzureLocation::parse(&url).expect("azure").expect("valid");
-        assert_eq!(
-            location,
-            AzureLocation {
-                account: "acct".into(),
-                container: "lake".into(),
-                blob_host: "acct.blob.core.windows.net".into(),
-                path: "fitlake/managed".into()
-            }
-        );
-        assert_eq!(location.container_url(None).expect("url").as_str(), "https://acct.blob.core.windows.net/lake");
-        let emulator = Url::parse("http://127.0.0.1:10000").expect("url");
-        assert_eq!(location.container_url(Some(&emulator)).expect("url").as_str(), "http://127.0.0.1:10000/acct/lake");
-        for bad in [
-            "abfss://acct.dfs.core.windows.net/x",
-            "abfss://x@acct.dfs.core.windows.net/",
-            "abfss://Lake@acct.dfs.core.windows.net/",
-        ] {
-            let url = Url::parse(bad).expect("url");
-            assert!(AzureLocation::parse(&url).expect("azure").is_err(), "{bad}");
-        }
-        assert!(AzureLocation::parse(&Url::parse("file:///tmp/x").expect("url")).is_none());
+        assert!(format!("{:?}", AzureAuth::AccountKey(Secret::new("hidden-key"))).contains("***"));
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct DataFile {
     /// Minimum and maximum of the stats column asked for, in its physical integer form
     /// (microseconds for timestamps), when the file has stats.
     pub range: Option<(i64, i64)>,
+    /// When the file was written, epoch milliseconds (0 when unknown).
+    pub modified: i64,
 }
 
 impl std::fmt::Debug for Table {
@@ -254,6 +256,10 @@ impl Table {
             }
         };
         let (mins, maxs) = (range_of("min")?, range_of("max")?);
+        let modified: Vec<i64> = match index.column("modification_time") {
+            Ok(c) => c.to_physical_repr().cast(&DataType::Int64)?.i64()?.iter().map(|t| t.unwrap_or(0)).collect(),
+            Err(_) => vec![0; paths.len()],
+        };
         Ok(paths
             .into_iter()
             .zip(sizes)
@@ -264,6 +270,7 @@ impl Table {
                 size,
                 partition_values,
                 range: mins[i].zip(maxs[i]),
+                modified: modified[i],
             })
             .collect())
     }
@@ -351,6 +358,7 @@ impl Table {
                     size: add.size,
                     partition_values: add.partition_values.into_iter().collect(),
                     range: None,
+                    modified: add.modification_time,
                 }),
                 Action::Remove(remove) if remove.data_change => added.retain(|f| f.path != remove.path),
                 _ => {}
@@ -368,11 +376,20 @@ impl Table {
     /// A writer for new data files of this table; nothing is visible until committed with
     /// [`Table::commit`].
     pub fn stage(&self) -> Result<Staged> {
-        self.access.check_table(self.id, Privilege::Modify)?;
         // Files roll at a size, so that a step reading them later can take them a few at a time.
-        let writer =
-            RecordBatchWriter::for_table(&self.delta).map_err(self.err())?.with_target_file_size(STAGED_FILE_BYTES);
+        self.stage_sized(STAGED_FILE_BYTES)
+    }
+
+    /// A writer for new data files that roll at `file_bytes` (compaction's target size).
+    pub fn stage_sized(&self, file_bytes: u64) -> Result<Staged> {
+        self.check_modify()?;
+        let writer = RecordBatchWriter::for_table(&self.delta).map_err(self.err())?.with_target_file_size(file_bytes);
         Ok(Staged { writer, id: self.id, version: self.version(), rows: 0 })
+    }
+
+    /// Fails unless the principal may change the table (`MODIFY`).
+    pub fn check_modify(&self) -> Result<()> {
+        self.access.check_table(self.id, Privilege::Modify)
     }
 
     /// A commit to the table: staged files or rows to add, files to remove and step progress,

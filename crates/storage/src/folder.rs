@@ -15,7 +15,7 @@ use fitlake_governance::policy::Zone;
 use fitlake_governance::Privilege;
 
 use crate::access::{Access, Need};
-use crate::azure::Stores;
+use crate::stores::Stores;
 use crate::{Error, Result};
 
 /// A folder in object storage.

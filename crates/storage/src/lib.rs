@@ -4,24 +4,32 @@
 //! - [`delta`]: opening, creating, scanning and committing Delta tables with deltalake
 //!   (`table.scan().files(..).columns(..)`, `table.commit().add(..).remove(..).progress(..)`).
 //! - [`folder`]: the unmanaged zones (landing files) through `object_store`.
-//! - [`azure`]: Azure Data Lake Storage credentials and containers; [`Stores`] reaches any
-//!   location through one client per container.
+//! - [`stores`]: where tables and zones live; [`Stores`] reaches any location through one
+//!   client per container.
+//! - `azure` (cargo feature `azure`): Azure Data Lake Storage credentials and containers.
+//! - [`secret`]: the one type every secret is held in, and redaction of messages.
+//! - [`maintenance`]: compaction (`OPTIMIZE`, Z-order) and `VACUUM`.
 //! - [`lock`]: table locks that let concurrent runners on a local lakehouse take turns.
 //! - [`fault`]: the crash-test hook the binaries install.
 //!
 //! Nothing here knows what a table means: that is the layer crates' and the pipeline's.
 
 pub mod access;
+#[cfg(feature = "azure")]
 pub mod azure;
 pub mod delta;
 pub mod fault;
 pub mod folder;
 pub mod lock;
+pub mod maintenance;
+pub mod secret;
+pub mod stores;
 
 pub use access::{Access, Need};
-pub use azure::Stores;
 pub use delta::{DataFile, Operation, Staged, Table};
 pub use folder::{FileEntry, Folder};
+pub use secret::{redact, Secret};
+pub use stores::{AzureLocation, ContainerState, Stores};
 
 /// A boxed error, the cause kept for [`std::error::Error::source`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

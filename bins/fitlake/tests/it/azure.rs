@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use fitlake_config::Lakehouse;
-use fitlake_storage::azure::{AzureAuth, Stores};
+use fitlake_storage::azure::AzureAuth;
+use fitlake_storage::Stores;
 
 use crate::harness::{assert_same_tables, Lake, Remote, Service};
 use crate::original_counts;

@@ -1,10 +1,12 @@
 //! End-to-end tests of the `fitlake` binary on local Delta tables.
 
+#[cfg(feature = "azure")]
 mod azure;
 mod expected;
 mod governance;
 mod harness;
 mod kafka;
+mod maintenance;
 mod messy;
 mod pipeline;
 mod postgres;
@@ -239,7 +241,16 @@ fn bad_records_are_quarantined_and_the_run_goes_on() {
         .expect("warns");
     assert_eq!(warned.column("rows_failed").expect("sum").i64().expect("i64").get(0), Some(1));
     let quarantine = lake.table("quarantine");
-    insta::assert_snapshot!("quarantine_reasons", fitlake_frame::to_text(&quarantine));
+    insta::assert_snapshot!(fitlake_frame::to_text(&quarantine), @r#"
+        table: str,source_file: str,line: i64,raw: str,reason: str
+        kafka_multiplex_bz,bad_events.json,3,{not json,envelope: key must be a string at line 1 column 2
+        kafka_multiplex_bz,bad_events.json,4,{"key":"1","value":"{}","topic":"weather","partition":0,"offset":2,"timestamp":1678451170},unknown topic "weather"; expected one of user_info, workout, bpm
+        kafka_multiplex_bz,bad_events.json,5,{"key":"1","value":"{\"device_id\": 10, \"time\": 1678451171, \"heartrate\": \"high\"}","topic":"bpm","partition":0,"offset":3,"timestamp":1678451171},value: invalid type: string "high", expected f64 at line 1 column 57
+        kafka_multiplex_bz,bad_events.json,6,{"key":"1","value":"{\"user_id\": 1, \"workout_id\": 1, \"action\": \"start\", \"session_id\": 1}","topic":"workout","partition":0,"offset":4,"timestamp":1678451171},value: missing field `timestamp` at line 1 column 67
+        registered_users_bz,bad_users.csv,4,x,11,cc:dd,1678451168,user_id: "x" is not an integer
+        registered_users_bz,bad_users.csv,5,3,12,ee:ff,expected 4 fields, found 3
+        registered_users_bz,bad_users.csv,6,4,13,gg:hh,yesterday,registration_timestamp: "yesterday" is neither epoch seconds nor an ISO-8601 time
+    "#);
 }
 
 #[test]
@@ -333,4 +344,27 @@ fn late_readings_correct_the_gold_summary() {
     assert_eq!(field(&after, 9), "200.5", "max_bpm takes the late reading");
     assert_eq!(field(&after, 7), "30.25", "min_bpm takes the late reading");
     assert_eq!(lake.counts()["workout_bpm_summary"], 8, "no session is added or lost");
+}
+
+#[test]
+fn progress_bars_show_long_steps_bytes_and_rows_when_asked_and_nothing_otherwise() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    lake.fitlake(&["produce", "--set", "1"]);
+    // Into a pipe, `auto` (the default) draws nothing.
+    let quiet_lake = Lake::new();
+    quiet_lake.fitlake(&["setup"]);
+    quiet_lake.fitlake(&["produce", "--set", "1"]);
+    let out = quiet_lake.run_once();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("rows written"), "a bar was drawn into a pipe");
+
+    let out = lake.fitlake(&["run", "--once", "--as-of", harness::AS_OF, "--progress", "always"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for bar in ["bronze.kafka_multiplex_bz batch 0: ", "silver.heart_rate: ", "silver.workout_bpm: "] {
+        assert!(stderr.contains(bar), "no bar {bar:?} in {stderr}");
+    }
+    // Landing bytes read (indicatif's units) and rows written.
+    assert!(stderr.contains("KiB/") && stderr.contains("rows written"), "{stderr}");
+    // The tables are the same as without bars.
+    assert_eq!(lake.counts(), quiet_lake.counts());
 }

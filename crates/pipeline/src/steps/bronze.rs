@@ -13,7 +13,8 @@ use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table};
 use polars::prelude::*;
 use tracing::Instrument;
 
-use super::{Context, StepTimer};
+use super::{Context, StepEnv, StepTimer};
+use crate::meter::Unit;
 use crate::progress::{app_id, BatchPlan, FileStamp, PlanLog};
 use crate::report::StepReport;
 use crate::Result;
@@ -41,6 +42,7 @@ pub async fn run(ctx: &Context, table: TableId) -> Result<StepReport> {
 /// calendar it opens on first need (an idle micro-batch reads nothing but the log).
 struct Ingestion<'a> {
     ctx: &'a Context,
+    env: StepEnv<'a>,
     target: Table,
     quarantine: Option<Table>,
     date_lookup: Option<DataFrame>,
@@ -51,6 +53,7 @@ impl<'a> Ingestion<'a> {
     async fn open(ctx: &'a Context, table: TableId) -> Result<Ingestion<'a>> {
         Ok(Ingestion {
             ctx,
+            env: StepEnv::new(ctx, table),
             target: ctx.open(table).await?,
             quarantine: None,
             date_lookup: None,
@@ -84,13 +87,14 @@ impl<'a> Ingestion<'a> {
         let rows = if table == TableId::KafkaMultiplexBz {
             let lookup = match &self.date_lookup {
                 Some(lookup) => lookup,
-                None => self.date_lookup.insert(self.ctx.open(TableId::DateLookup).await?.scan().collect().await?),
+                None => self.date_lookup.insert(self.env.calendar().await?.scan().collect().await?),
             };
             fitlake_bronze::kafka_multiplex_bz(&parsed.rows, lookup, load_time, source_name)?
         } else {
             fitlake_bronze::stamp(&parsed.rows, load_time, Some(source_name))?
         };
         staged.write(&rows).await?;
+        self.ctx.meter().written(rows.height() as u64);
         Ok(parsed.quarantined)
     }
 
@@ -116,6 +120,7 @@ impl<'a> Ingestion<'a> {
         let mut offset = size.min(step);
         while let Some(reading) = next.take() {
             let piece = reading.await.map_err(|e| crate::Error::Internal(e.into()))??;
+            self.ctx.meter().advance(piece.len() as u64);
             if offset < size {
                 next = Some(read(offset..size.min(offset + step)));
                 offset = size.min(offset + step);
@@ -148,9 +153,10 @@ impl<'a> Ingestion<'a> {
         if !bad.is_empty() {
             let quarantine = match &mut self.quarantine {
                 Some(q) => q,
-                None => self.quarantine.insert(self.ctx.open(TableId::Quarantine).await?),
+                None => self.quarantine.insert(self.env.quarantine().await?),
             };
-            write_quarantine(self.ctx, quarantine, self.target.id(), stage, bad, batch).await?;
+            write_quarantine(self.ctx.options.load_time_micros, quarantine, self.target.id(), stage, bad, batch)
+                .await?;
         }
         self.report.rows_written += staged.rows();
         self.report.inserted += staged.rows();
@@ -177,9 +183,9 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
         if !changed.is_empty() {
             let quarantine = match &mut run.quarantine {
                 Some(q) => q,
-                None => run.quarantine.insert(ctx.open(TableId::Quarantine).await?),
+                None => run.quarantine.insert(run.env.quarantine().await?),
             };
-            write_quarantine(ctx, quarantine, table, "changed", &changed, batch).await?;
+            write_quarantine(ctx.options.load_time_micros, quarantine, table, "changed", &changed, batch).await?;
         }
         // The plan, and the listing its files are read against (taken just before).
         let (plan, now) = match plans.get(&batch) {
@@ -218,6 +224,8 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
         };
         let mut staged = run.target.stage()?;
         let mut bad: Vec<Quarantined> = Vec::new();
+        let batch_bytes = plan.files.iter().filter_map(|f| now.get(f)).map(|f| f.size).sum();
+        ctx.meter().begin(&format!("{table} batch {}", plan.batch), batch_bytes, Unit::Bytes);
         for file in &plan.files {
             let current = now.get(file).map(stamp_of);
             if let Some(planned) = plan.stamps.get(file).filter(|p| current.is_some_and(|c| c != **p)) {
@@ -247,10 +255,12 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
             } else {
                 // Registrations and gym visits: small CSV files, read whole.
                 let bytes = landing.read(file).await?;
+                ctx.meter().advance(bytes.len() as u64);
                 bad.extend(run.stage(&mut staged, &bytes, file).instrument(span).await?);
             }
         }
         run.commit("landing", staged, &bad, vec![(app.clone(), plan.batch)]).await?;
+        ctx.meter().end();
         if ctx.options.streaming {
             break;
         }
@@ -434,7 +444,7 @@ fn parse(ctx: &Context, table: TableId, text: &[u8], file: &str, first_line: u64
 /// span of its source) are not added again, and the commit carries the batch under the
 /// quarantine's own `txn` for `table` and `stage`, so two runners cannot both add them.
 pub async fn write_quarantine(
-    ctx: &Context,
+    load_time_micros: i64,
     quarantine: &mut Table,
     table: TableId,
     stage: &str,
@@ -451,7 +461,7 @@ pub async fn write_quarantine(
     if fresh.height() == 0 {
         return Ok(());
     }
-    let rows = fitlake_bronze::stamp(&fresh, ctx.options.load_time_micros, None)?;
+    let rows = fitlake_bronze::stamp(&fresh, load_time_micros, None)?;
     tracing::warn!(table = %table, stage, records = rows.height(), "quarantined records");
     quarantine.commit().rows(&rows).progress([(app, batch)]).await?;
     Ok(())

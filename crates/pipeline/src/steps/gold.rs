@@ -7,15 +7,15 @@ use fitlake_storage::Table;
 use polars::prelude::*;
 
 use super::silver::commit_plan;
-use super::{overlapping, range_of, Context, Source};
+use super::{overlapping, range_of, StepEnv};
 use crate::report::StepReport;
 use crate::Result;
 
 /// `gold.workout_bpm_summary`: per session, statistics over all its readings, with the
 /// user's bins; sessions with new readings are recomputed.
-pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let readings = Source::open(ctx, target, TableId::WorkoutBpm).await?;
-    let bins = Source::open(ctx, target, TableId::UserBins).await?;
+pub(crate) async fn workout_bpm_summary(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let readings = env.source(target, TableId::WorkoutBpm).await?;
+    let bins = env.source(target, TableId::UserBins).await?;
     if !readings.moved() && !bins.moved() {
         return Ok(StepReport::default());
     }
@@ -28,7 +28,7 @@ pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Re
         let stats = fitlake_gold::session_stats(&all)?;
         let desired = fitlake_gold::workout_bpm_summary(&current.clear(), &stats, &user_bins)?.rows_to_add;
         let plan = fitlake_frame::plan_sync(&current, &desired, &SESSION_KEY)?;
-        return commit_plan(ctx, target, all.height(), &plan, &[readings.txn(), bins.txn()]).await;
+        return commit_plan(env, target, all.height(), &plan, &[readings.txn(), bins.txn()]).await;
     }
     // Sessions with new readings: only their keys and start times are read from the new files,
     // one row per session and file.
@@ -73,21 +73,21 @@ pub(crate) async fn workout_bpm_summary(ctx: &Context, target: &mut Table) -> Re
     let current = target.scan().with_file_column().collect().await?;
     let user_bins = bins.table.scan().collect().await?;
     let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;
-    commit_plan(ctx, target, read, &plan, &[readings.txn(), bins.txn()]).await
+    commit_plan(env, target, read, &plan, &[readings.txn(), bins.txn()]).await
 }
 
 /// `gold.gym_summary`: one row per visit and session, recomputed whole when a source changes.
-pub(crate) async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let visits = Source::open(ctx, target, TableId::GymLogs).await?;
-    let sessions = Source::open(ctx, target, TableId::CompletedWorkouts).await?;
-    let users = Source::open(ctx, target, TableId::Users).await?;
+pub(crate) async fn gym_summary(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let visits = env.source(target, TableId::GymLogs).await?;
+    let sessions = env.source(target, TableId::CompletedWorkouts).await?;
+    let users = env.source(target, TableId::Users).await?;
     if !visits.moved() && !sessions.moved() && !users.moved() {
         return Ok(StepReport::default());
     }
     let txns = [visits.txn(), sessions.txn(), users.txn()];
     if !visits.data_changed().await? && !sessions.data_changed().await? && !users.data_changed().await? {
         // The sources only recorded progress: nothing to recompute, only ours to record.
-        return commit_plan(ctx, target, 0, &MergePlan::default(), &txns).await;
+        return commit_plan(env, target, 0, &MergePlan::default(), &txns).await;
     }
     let gym_logs = visits.table.scan().collect().await?;
     let completed = sessions.table.scan().collect().await?;
@@ -95,5 +95,5 @@ pub(crate) async fn gym_summary(ctx: &Context, target: &mut Table) -> Result<Ste
     let current = target.scan().with_file_column().collect().await?;
     let plan = fitlake_gold::gym_summary(&gym_logs, &completed, &all_users, &current)?;
     let read = gym_logs.height() + completed.height();
-    commit_plan(ctx, target, read, &plan, &txns).await
+    commit_plan(env, target, read, &plan, &txns).await
 }

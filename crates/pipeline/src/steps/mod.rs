@@ -15,10 +15,13 @@ use fitlake_storage::{DataFile, Table};
 use polars::prelude::*;
 
 pub use crate::context::Context;
+use crate::context::RunOptions;
+use crate::meter::Meter;
 use crate::progress::app_id;
 use crate::report::StepReport;
 use crate::Error;
 use crate::Result;
+use fitlake_quality::Expectations;
 
 /// An upstream Delta table of a step, with how far the step has consumed it.
 pub struct Source {
@@ -30,9 +33,89 @@ pub struct Source {
     pub from: Option<i64>,
 }
 
+/// What the step of one table receives, and all it can reach: its source tables as the
+/// catalog declares them ([`TableId::sources`]), the tables its expectations reference, the
+/// quarantine, the run's options (its clock: the as-of date and the load time), the
+/// data-quality sink and the progress meter. The target table is passed beside it (`&mut`).
+/// A step that asks for a table it does not declare gets an error saying it is a bug: the
+/// catalog's dependency graph, which orders the run, is the one the steps follow.
+#[derive(Clone, Copy)]
+pub struct StepEnv<'a> {
+    ctx: &'a Context,
+    table: TableId,
+}
+
+impl<'a> StepEnv<'a> {
+    /// The environment of `table`'s step in the run `ctx`.
+    pub fn new(ctx: &'a Context, table: TableId) -> StepEnv<'a> {
+        StepEnv { ctx, table }
+    }
+
+    /// The table the step writes.
+    pub fn table(&self) -> TableId {
+        self.table
+    }
+
+    /// The run's options: as-of date, load time, memory budget.
+    pub fn options(&self) -> &'a RunOptions {
+        &self.ctx.options
+    }
+
+    /// Where the step says how far it is.
+    pub fn meter(&self) -> &'a dyn Meter {
+        self.ctx.meter()
+    }
+
+    /// The step's source `source`, with how far `target` has consumed it.
+    pub async fn source(&self, target: &Table, source: TableId) -> Result<Source> {
+        if !self.table.sources().contains(&source) {
+            return Err(Error::Internal(
+                format!(
+                    "bug: the step of {} reads {source}, which the catalog does not list as its source",
+                    self.table
+                )
+                .into(),
+            ));
+        }
+        Source::open(self.ctx, target, source).await
+    }
+
+    /// The quarantine table.
+    pub async fn quarantine(&self) -> Result<Table> {
+        self.ctx.open(TableId::Quarantine).await
+    }
+
+    /// `bronze.date_lookup`, the calendar bronze stamps multiplex rows with.
+    pub(crate) async fn calendar(&self) -> Result<Table> {
+        self.ctx.open(TableId::DateLookup).await
+    }
+
+    /// The data-quality expectations of the run.
+    pub(crate) fn expectations(&self) -> &'a Expectations {
+        self.ctx.expectations()
+    }
+
+    /// A table the step's expectations reference (`reference` expectations).
+    pub(crate) async fn referenced(&self, table: TableId) -> Result<Table> {
+        let declared = self.expectations().references_of(self.table.name()).iter().any(|(t, _)| *t == table.name());
+        if !declared {
+            return Err(Error::Internal(
+                format!("bug: the step of {} reads {table}, which none of its expectations references", self.table)
+                    .into(),
+            ));
+        }
+        self.ctx.open(table).await
+    }
+
+    /// The run whose quality outcomes the step records.
+    pub(crate) fn run(&self) -> &'a Context {
+        self.ctx
+    }
+}
+
 impl Source {
     /// Opens `source` as an upstream of `target`.
-    pub async fn open(ctx: &Context, target: &Table, source: TableId) -> Result<Source> {
+    async fn open(ctx: &Context, target: &Table, source: TableId) -> Result<Source> {
         let table = ctx.open(source).await?;
         let app_id = app_id(target.id(), source.name());
         let from = target.progress(&app_id).await?;
@@ -152,18 +235,18 @@ pub async fn run_step_of(ctx: &Context, table: TableId) -> Result<StepReport> {
     }
     let timer = StepTimer::start(table, None);
     let mut target = ctx.open(table).await?;
-    let t = &mut target;
+    let (env, t) = (&StepEnv::new(ctx, table), &mut target);
     let report = match table {
-        Users => silver::users(ctx, t).await?,
-        GymLogs => silver::gym_logs(ctx, t).await?,
-        UserProfile => silver::user_profile(ctx, t).await?,
-        Workouts => silver::timed_events(ctx, t, fitlake_landing::topics::WORKOUT, fitlake_silver::workouts).await?,
-        HeartRate => silver::heart_rate(ctx, t).await?,
-        UserBins => silver::user_bins(ctx, t).await?,
-        CompletedWorkouts => silver::completed_workouts(ctx, t).await?,
-        WorkoutBpm => silver::workout_bpm(ctx, t).await?,
-        WorkoutBpmSummary => gold::workout_bpm_summary(ctx, t).await?,
-        GymSummary => gold::gym_summary(ctx, t).await?,
+        Users => silver::users(env, t).await?,
+        GymLogs => silver::gym_logs(env, t).await?,
+        UserProfile => silver::user_profile(env, t).await?,
+        Workouts => silver::timed_events(env, t, fitlake_landing::topics::WORKOUT, fitlake_silver::workouts).await?,
+        HeartRate => silver::heart_rate(env, t).await?,
+        UserBins => silver::user_bins(env, t).await?,
+        CompletedWorkouts => silver::completed_workouts(env, t).await?,
+        WorkoutBpm => silver::workout_bpm(env, t).await?,
+        WorkoutBpmSummary => gold::workout_bpm_summary(env, t).await?,
+        GymSummary => gold::gym_summary(env, t).await?,
         // Loaded by setup, or written by the steps of other tables.
         RegisteredUsersBz | GymLoginsBz | KafkaMultiplexBz | DateLookup | LandingFiles | Quarantine | QualityEvents => {
             return Err(Error::Internal(format!("{table} has no step of its own").into()))

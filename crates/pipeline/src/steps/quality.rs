@@ -13,7 +13,7 @@ use polars::prelude::*;
 use fitlake_storage::Table;
 
 use super::bronze::write_quarantine;
-use super::Context;
+use super::{Context, StepEnv};
 use crate::progress::app_id;
 use crate::{Error, Result};
 
@@ -30,22 +30,22 @@ pub struct Checked {
 
 /// Checks `target`'s expectations on `rows`. `drop_allowed` is false for MERGE plans, whose
 /// rows replace stored versions.
-pub async fn check(ctx: &Context, target: &Table, rows: &DataFrame, drop_allowed: bool) -> Result<Checked> {
+pub async fn check(env: &StepEnv<'_>, target: &Table, rows: &DataFrame, drop_allowed: bool) -> Result<Checked> {
     let table = target.id();
-    let expectations = ctx.expectations().of(table.name());
+    let expectations = env.expectations().of(table.name());
     if expectations.is_empty() || rows.height() == 0 {
         return Ok(Checked { rows: rows.clone(), outcomes: Vec::new(), dropped: 0 });
     }
     let mut references = HashMap::new();
-    for (ref_table, ref_column) in ctx.expectations().references_of(table.name()) {
-        let referenced = ctx.open(known_table(ref_table)?).await?;
+    for (ref_table, ref_column) in env.expectations().references_of(table.name()) {
+        let referenced = env.referenced(known_table(ref_table)?).await?;
         let keys = referenced.scan().columns(&[ref_column]).collect().await?;
         references.insert((ref_table.to_string(), ref_column.to_string()), keys);
     }
-    let evaluation = evaluate(&expectations, rows, &references, ctx.options.as_of)?;
+    let evaluation = evaluate(&expectations, rows, &references, env.options().as_of)?;
     let failures = evaluation.failures();
     if !failures.is_empty() {
-        record(ctx, table, &evaluation.outcomes, None).await?;
+        record(env, &evaluation.outcomes, None).await?;
         return Err(Error::Quality(format!("{}; nothing was committed to {}", failures.join("; "), target.id())));
     }
     let dropped = evaluation.dropped.height() as u64;
@@ -57,8 +57,9 @@ pub async fn check(ctx: &Context, target: &Table, rows: &DataFrame, drop_allowed
             )));
         }
         let records = quarantined(&evaluation.dropped)?;
-        let mut quarantine = ctx.open(TableId::Quarantine).await?;
-        write_quarantine(ctx, &mut quarantine, table, "expectations", &records, target.version() + 1).await?;
+        let mut quarantine = env.quarantine().await?;
+        let load_time = env.options().load_time_micros;
+        write_quarantine(load_time, &mut quarantine, table, "expectations", &records, target.version() + 1).await?;
     }
     Ok(Checked { rows: evaluation.kept, outcomes: evaluation.outcomes, dropped })
 }
@@ -89,15 +90,20 @@ fn quarantined(dropped: &DataFrame) -> Result<Vec<Quarantined>> {
     Ok(out)
 }
 
-/// Notes the outcomes of one step commit; `version` is the table version the step committed
+/// Notes the outcomes of one step commit of `env`'s table; `version` is the table version the step committed
 /// (`None` when a `fail` expectation stopped it, which is written at once).
-pub async fn record(ctx: &Context, table: TableId, outcomes: &[Outcome], version: Option<i64>) -> Result<()> {
+pub async fn record(env: &StepEnv<'_>, outcomes: &[Outcome], version: Option<i64>) -> Result<()> {
     if outcomes.is_empty() {
         return Ok(());
     }
-    ctx.events.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((table, outcomes.to_vec(), version));
+    let run = env.run();
+    run.events.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((
+        env.table(),
+        outcomes.to_vec(),
+        version,
+    ));
     if version.is_none() {
-        flush(ctx).await?;
+        flush(run).await?;
     }
     Ok(())
 }

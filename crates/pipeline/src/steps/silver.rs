@@ -10,22 +10,23 @@ use fitlake_storage::{DataFile, Operation, Table};
 use polars::prelude::*;
 
 use super::bronze::write_quarantine;
-use super::{in_groups, overlapping, quality, range_of, Context, Source};
+use super::{in_groups, overlapping, quality, range_of, Source, StepEnv};
+use crate::meter::Unit;
 use crate::progress::app_id;
 use crate::report::StepReport;
 use crate::Result;
 
 /// Commits inserted rows with the sources' progress, after the table's expectations.
 async fn commit_inserts(
-    ctx: &Context,
+    env: &StepEnv<'_>,
     target: &mut Table,
     rows_read: usize,
     inserts: &DataFrame,
     sources: &[&Source],
 ) -> Result<StepReport> {
-    let checked = quality::check(ctx, target, inserts, true).await?;
+    let checked = quality::check(env, target, inserts, true).await?;
     let version = target.commit().rows(&checked.rows).progress(sources.iter().map(|s| s.txn())).await?;
-    quality::record(ctx, target.id(), &checked.outcomes, version).await?;
+    quality::record(env, &checked.outcomes, version).await?;
     Ok(StepReport {
         rows_read: rows_read as u64,
         rows_written: checked.rows.height() as u64,
@@ -38,21 +39,21 @@ async fn commit_inserts(
 
 /// Commits a MERGE plan with the sources' progress, after the table's expectations.
 pub(crate) async fn commit_plan(
-    ctx: &Context,
+    env: &StepEnv<'_>,
     target: &mut Table,
     rows_read: usize,
     plan: &MergePlan,
     txns: &[(String, i64)],
 ) -> Result<StepReport> {
-    let checked = quality::check(ctx, target, &plan.rows_to_add, false).await?;
-    commit_checked(ctx, target, rows_read, plan, (&checked.outcomes, 0), txns, Operation::Merge).await
+    let checked = quality::check(env, target, &plan.rows_to_add, false).await?;
+    commit_checked(env, target, rows_read, plan, (&checked.outcomes, 0), txns, Operation::Merge).await
 }
 
 /// Commits checked upserts as a MERGE against `stored` (the target rows, with their files,
 /// that may share a key with them): an append when no key is stored, a rewrite of the files
 /// holding replaced rows otherwise.
 async fn commit_upserts(
-    ctx: &Context,
+    env: &StepEnv<'_>,
     target: &mut Table,
     rows_read: usize,
     checked: quality::Checked,
@@ -62,13 +63,13 @@ async fn commit_upserts(
     let keys = target.def().keys.clone();
     let plan = fitlake_frame::plan_merge(stored, &checked.rows, None, &keys)?;
     let operation = if plan.files_to_remove.is_empty() { Operation::Append } else { Operation::Merge };
-    commit_checked(ctx, target, rows_read, &plan, (&checked.outcomes, checked.dropped), txns, operation).await
+    commit_checked(env, target, rows_read, &plan, (&checked.outcomes, checked.dropped), txns, operation).await
 }
 
 /// Commits a plan whose rows passed the table's expectations (their outcomes, and how many
 /// rows a `drop` refused), then notes the outcomes against the new version.
 async fn commit_checked(
-    ctx: &Context,
+    env: &StepEnv<'_>,
     target: &mut Table,
     rows_read: usize,
     plan: &MergePlan,
@@ -84,7 +85,7 @@ async fn commit_checked(
         .operation(operation)
         .merge_counts(plan.inserted as u64, plan.updated as u64, plan.deleted as u64)
         .await?;
-    quality::record(ctx, target.id(), outcomes, version).await?;
+    quality::record(env, outcomes, version).await?;
     Ok(StepReport {
         rows_read: rows_read as u64,
         rows_written: plan.rows_to_add.height() as u64,
@@ -106,8 +107,8 @@ async fn rows_in_range(target: &Table, column: &str, range: Option<(i64, i64)>) 
     Ok(target.scan().files(files).with_file_column().collect().await?)
 }
 
-pub(crate) async fn users(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let source = Source::open(ctx, target, TableId::RegisteredUsersBz).await?;
+pub(crate) async fn users(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let source = env.source(target, TableId::RegisteredUsersBz).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
@@ -115,12 +116,12 @@ pub(crate) async fn users(ctx: &Context, target: &mut Table) -> Result<StepRepor
     // One small row per user: the stored versions are read whole.
     let stored = target.scan().with_file_column().collect().await?;
     let upserts = fitlake_silver::users(&new, &stored)?;
-    let checked = quality::check(ctx, target, &upserts, true).await?;
-    commit_upserts(ctx, target, new.height(), checked, &stored, &[source.txn()]).await
+    let checked = quality::check(env, target, &upserts, true).await?;
+    commit_upserts(env, target, new.height(), checked, &stored, &[source.txn()]).await
 }
 
-pub(crate) async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let source = Source::open(ctx, target, TableId::GymLoginsBz).await?;
+pub(crate) async fn gym_logs(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let source = env.source(target, TableId::GymLoginsBz).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
@@ -131,19 +132,19 @@ pub(crate) async fn gym_logs(ctx: &Context, target: &mut Table) -> Result<StepRe
     };
     let current = target.scan().files(candidates).with_file_column().collect().await?;
     let plan = fitlake_silver::gym_logs(&new, &current)?;
-    commit_plan(ctx, target, new.height(), &plan, &[source.txn()]).await
+    commit_plan(env, target, new.height(), &plan, &[source.txn()]).await
 }
 
 /// Multiplex rows of one topic in `files` (new to the step), decoded: the rows, how many were
 /// read, how many were quarantined (once) as undecodable, and a `warn` outcome per optional
 /// field read as null (to record with the step's commit).
 async fn decoded_topic(
-    ctx: &Context,
+    env: &StepEnv<'_>,
     source: &Source,
     files: Vec<DataFile>,
-    target: TableId,
     topic: &str,
 ) -> Result<(DataFrame, usize, u64, Vec<Outcome>)> {
+    let target = env.table();
     if topic == topics::BPM {
         // Parsed once: bronze keeps readings typed, so only those columns are read.
         let typed =
@@ -154,9 +155,9 @@ async fn decoded_topic(
     }
     let rows = source.table.scan().files(files).collect().await?;
     let fitlake_silver::DecodedTopic { rows: decoded, quarantined: bad, unusable } =
-        fitlake_silver::decode_topic(&rows, topic, &ctx.options.read())?;
-    let mut quarantine = ctx.open(TableId::Quarantine).await?;
-    write_quarantine(ctx, &mut quarantine, target, "decode", &bad, source.to()).await?;
+        fitlake_silver::decode_topic(&rows, topic, &env.options().read())?;
+    let mut quarantine = env.quarantine().await?;
+    write_quarantine(env.options().load_time_micros, &mut quarantine, target, "decode", &bad, source.to()).await?;
     // Optional fields read as null are `warn`s in the quality event log, one per field.
     let outcomes: Vec<Outcome> = unusable
         .into_iter()
@@ -180,31 +181,29 @@ async fn topic_files(source: &Source, topic: &str) -> Result<Vec<DataFile>> {
 /// Completes the report of a step fed by [`decoded_topic`]: the values quarantined as
 /// undecodable, and the optional-field `warn`s noted against the version the step committed.
 async fn with_decode_outcomes(
-    ctx: &Context,
-    target: TableId,
+    env: &StepEnv<'_>,
     mut report: StepReport,
     quarantined: u64,
     warnings: &[Outcome],
 ) -> Result<StepReport> {
     if report.version.is_some() {
-        quality::record(ctx, target, warnings, report.version).await?;
+        quality::record(env, warnings, report.version).await?;
     }
     report.quarantined += quarantined;
     Ok(report)
 }
 
-pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let source = Source::open(ctx, target, TableId::KafkaMultiplexBz).await?;
+pub(crate) async fn user_profile(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let source = env.source(target, TableId::KafkaMultiplexBz).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
     let files = topic_files(&source, topics::USER_INFO).await?;
-    let (events, read, quarantined, warnings) =
-        decoded_topic(ctx, &source, files, TableId::UserProfile, topics::USER_INFO).await?;
+    let (events, read, quarantined, warnings) = decoded_topic(env, &source, files, topics::USER_INFO).await?;
     let current = target.scan().with_file_column().collect().await?;
     let plan = fitlake_silver::user_profile(&events, &current)?.plan;
-    let report = commit_plan(ctx, target, read, &plan, &[source.txn()]).await?;
-    with_decode_outcomes(ctx, target.id(), report, quarantined, &warnings).await
+    let report = commit_plan(env, target, read, &plan, &[source.txn()]).await?;
+    with_decode_outcomes(env, report, quarantined, &warnings).await
 }
 
 /// `heart_rate`: new readings upserted by device and time, the greatest heartrate winning. A
@@ -218,38 +217,45 @@ pub(crate) async fn user_profile(ctx: &Context, target: &mut Table) -> Result<St
 /// time (an upsert equal to the stored row is not applied).
 ///
 /// [`RunOptions::group_bytes`]: crate::context::RunOptions::group_bytes
-pub(crate) async fn heart_rate(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let source = Source::open(ctx, target, TableId::KafkaMultiplexBz).await?;
+pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let source = env.source(target, TableId::KafkaMultiplexBz).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let mut groups = in_groups(topic_files(&source, topics::BPM).await?, ctx.options.group_bytes());
+    let mut groups = in_groups(topic_files(&source, topics::BPM).await?, env.options().group_bytes());
     if groups.is_empty() {
         groups.push(Vec::new());
     }
     let last = groups.len() - 1;
+    let bytes_of = |files: &[DataFile]| files.iter().map(|f| f.size.max(0) as u64).sum::<u64>();
+    env.meter().begin(&target.id().to_string(), groups.iter().map(|g| bytes_of(g)).sum(), Unit::Bytes);
     let mut report = StepReport::default();
     for (i, files) in groups.into_iter().enumerate() {
         let txns = if i == last { vec![source.txn()] } else { Vec::new() };
-        report = report.then(heart_rate_group(ctx, target, &source, files, &txns).await?);
+        let bytes = bytes_of(&files);
+        let group = heart_rate_group(env, target, &source, files, &txns).await?;
+        env.meter().advance(bytes);
+        env.meter().written(group.rows_written);
+        report = report.then(group);
     }
+    env.meter().end();
     Ok(report)
 }
 
 /// Upserts the readings of some new bronze files into `heart_rate`, committing `txns` with them.
 async fn heart_rate_group(
-    ctx: &Context,
+    env: &StepEnv<'_>,
     target: &mut Table,
     source: &Source,
     files: Vec<DataFile>,
     txns: &[(String, i64)],
 ) -> Result<StepReport> {
-    let (mut events, read, quarantined, warnings) = decoded_topic(ctx, source, files, target.id(), topics::BPM).await?;
+    let (mut events, read, quarantined, warnings) = decoded_topic(env, source, files, topics::BPM).await?;
     let stored = stored_sharing_keys(target, &events, &["device_id", "time"], "time").await?;
     let mut dropped = 0;
     let checked = loop {
         let upserts = fitlake_silver::heart_rate(&events, &stored)?;
-        let checked = quality::check(ctx, target, &upserts, true).await?;
+        let checked = quality::check(env, target, &upserts, true).await?;
         if checked.dropped == 0 {
             break quality::Checked { dropped, ..checked };
         }
@@ -257,8 +263,8 @@ async fn heart_rate_group(
         let refused = fitlake_frame::anti_join(&upserts, &checked.rows, &["device_id", "time"])?;
         events = fitlake_frame::anti_join(&events, &refused, &["device_id", "time", "heartrate"])?;
     };
-    let report = commit_upserts(ctx, target, read, checked, &stored, txns).await?;
-    with_decode_outcomes(ctx, target.id(), report, quarantined, &warnings).await
+    let report = commit_upserts(env, target, read, checked, &stored, txns).await?;
+    with_decode_outcomes(env, report, quarantined, &warnings).await
 }
 
 /// The stored rows, with their files, of every target file that holds a row sharing `keys` with
@@ -295,22 +301,22 @@ async fn stored_sharing_keys(target: &Table, new: &DataFrame, keys: &[&str], ran
 /// A table fed by one multiplex topic with a `time` column, upserted by key: `workouts`
 /// (topic `workout`).
 pub(crate) async fn timed_events(
-    ctx: &Context,
+    env: &StepEnv<'_>,
     target: &mut Table,
     topic: &str,
     transform: fn(&DataFrame, &DataFrame) -> fitlake_silver::Result<DataFrame>,
 ) -> Result<StepReport> {
-    let source = Source::open(ctx, target, TableId::KafkaMultiplexBz).await?;
+    let source = env.source(target, TableId::KafkaMultiplexBz).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
     let files = topic_files(&source, topic).await?;
-    let (events, read, quarantined, warnings) = decoded_topic(ctx, &source, files, target.id(), topic).await?;
+    let (events, read, quarantined, warnings) = decoded_topic(env, &source, files, topic).await?;
     let stored = rows_in_range(target, "time", range_of(&events, "time")?).await?;
     let upserts = transform(&events, &stored)?;
-    let checked = quality::check(ctx, target, &upserts, true).await?;
-    let report = commit_upserts(ctx, target, read, checked, &stored, &[source.txn()]).await?;
-    with_decode_outcomes(ctx, target.id(), report, quarantined, &warnings).await
+    let checked = quality::check(env, target, &upserts, true).await?;
+    let report = commit_upserts(env, target, read, checked, &stored, &[source.txn()]).await?;
+    with_decode_outcomes(env, report, quarantined, &warnings).await
 }
 
 /// `txn` application id under which `user_bins` records the as-of date (days since epoch) it
@@ -319,29 +325,29 @@ fn as_of_app_id() -> String {
     app_id(TableId::UserBins, "as_of")
 }
 
-fn as_of_days(ctx: &Context) -> i64 {
-    (ctx.options.as_of - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
+fn as_of_days(env: &StepEnv<'_>) -> i64 {
+    (env.options().as_of - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
 }
 
-pub(crate) async fn user_bins(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let source = Source::open(ctx, target, TableId::UserProfile).await?;
-    let as_of = (as_of_app_id(), as_of_days(ctx));
+pub(crate) async fn user_bins(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let source = env.source(target, TableId::UserProfile).await?;
+    let as_of = (as_of_app_id(), as_of_days(env));
     let same_date = target.progress(&as_of.0).await? == Some(as_of.1);
     if !source.moved() && same_date {
         return Ok(StepReport::default());
     }
     if same_date && !source.data_changed().await? {
         // Only progress was recorded upstream: the bands are unchanged.
-        return commit_plan(ctx, target, 0, &MergePlan::default(), &[source.txn(), as_of]).await;
+        return commit_plan(env, target, 0, &MergePlan::default(), &[source.txn(), as_of]).await;
     }
     let profiles = source.table.scan().collect().await?;
     let current = target.scan().with_file_column().collect().await?;
-    let plan = fitlake_silver::user_bins(&profiles, &current, ctx.options.as_of)?;
-    commit_plan(ctx, target, profiles.height(), &plan, &[source.txn(), as_of]).await
+    let plan = fitlake_silver::user_bins(&profiles, &current, env.options().as_of)?;
+    commit_plan(env, target, profiles.height(), &plan, &[source.txn(), as_of]).await
 }
 
-pub(crate) async fn completed_workouts(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let source = Source::open(ctx, target, TableId::Workouts).await?;
+pub(crate) async fn completed_workouts(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let source = env.source(target, TableId::Workouts).await?;
     if !source.moved() {
         return Ok(StepReport::default());
     }
@@ -355,14 +361,14 @@ pub(crate) async fn completed_workouts(ctx: &Context, target: &mut Table) -> Res
         // from every event and the table synced to them.
         let events = source.table.scan().collect().await?;
         let desired = fitlake_silver::completed_workouts(&events, &stored.clear())?;
-        let checked = quality::check(ctx, target, &desired, true).await?;
+        let checked = quality::check(env, target, &desired, true).await?;
         let keys = target.def().keys.clone();
         let plan = fitlake_frame::plan_sync(&stored, &checked.rows, &keys)?;
         let outcomes = (checked.outcomes.as_slice(), checked.dropped);
-        return commit_checked(ctx, target, new.height(), &plan, outcomes, &[source.txn()], Operation::Merge).await;
+        return commit_checked(env, target, new.height(), &plan, outcomes, &[source.txn()], Operation::Merge).await;
     }
     let Some((lo, hi)) = range_of(&new, "time")? else {
-        return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&source]).await;
+        return commit_inserts(env, target, 0, &DataFrame::empty(), &[&source]).await;
     };
     // A stop pairs with a start at most 3 hours earlier: the events that can pair with the new
     // ones lie within 3 hours of them.
@@ -370,14 +376,14 @@ pub(crate) async fn completed_workouts(ctx: &Context, target: &mut Table) -> Res
     let nearby = overlapping(source.table.files(Some("time"))?, lo, hi);
     let events = source.table.scan().files(nearby).collect().await?;
     let upserts = fitlake_silver::completed_workouts(&events, &stored)?;
-    let checked = quality::check(ctx, target, &upserts, true).await?;
-    commit_upserts(ctx, target, new.height(), checked, &stored, &[source.txn()]).await
+    let checked = quality::check(env, target, &upserts, true).await?;
+    commit_upserts(env, target, new.height(), checked, &stored, &[source.txn()]).await
 }
 
-pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<StepReport> {
-    let sessions = Source::open(ctx, target, TableId::CompletedWorkouts).await?;
-    let readings = Source::open(ctx, target, TableId::HeartRate).await?;
-    let users = Source::open(ctx, target, TableId::Users).await?;
+pub(crate) async fn workout_bpm(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
+    let sessions = env.source(target, TableId::CompletedWorkouts).await?;
+    let readings = env.source(target, TableId::HeartRate).await?;
+    let users = env.source(target, TableId::Users).await?;
     if !sessions.moved() && !readings.moved() && !users.moved() {
         return Ok(StepReport::default());
     }
@@ -413,7 +419,7 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
     let moved = sessions.from.is_some() && sessions.table.rows_replaced_since(sessions.from).await?;
     let txns = [sessions.txn(), readings.txn(), users.txn()];
     if in_scope.height() == 0 && !moved {
-        return commit_inserts(ctx, target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
+        return commit_inserts(env, target, 0, &DataFrame::empty(), &[&sessions, &readings, &users]).await;
     }
     // The readings table does not change during the step: its files and their time ranges are
     // listed once for every part.
@@ -433,21 +439,25 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
             }
             _ => 0,
         };
-        let per_part = (ctx.options.group_bytes() / 64).max(1);
+        let per_part = (env.options().group_bytes() / 64).max(1);
         rows.div_ceil(per_part).clamp(1, in_scope.height().max(1) as u64) as usize
     };
     let in_scope = in_scope.sort(["start_time"], SortMultipleOptions::default())?;
     let per_part = in_scope.height().div_ceil(parts).max(1);
     let mut report = StepReport::default();
+    env.meter().begin(&target.id().to_string(), in_scope.height() as u64, Unit::Rows);
     for part in 0..parts {
         let sessions_part = in_scope.slice((part * per_part) as i64, per_part);
         let last = part + 1 == parts;
         let part_txns: &[(String, i64)] = if last { &txns } else { &[] };
         let gone_too = moved.then_some(&sessions);
         let readings = (&readings.table, reading_files.as_slice());
-        report = report
-            .then(sync_session_rows(ctx, target, &sessions_part, readings, &all_users, gone_too, part_txns).await?);
+        let synced = sync_session_rows(env, target, &sessions_part, readings, &all_users, gone_too, part_txns).await?;
+        env.meter().advance(sessions_part.height() as u64);
+        env.meter().written(synced.rows_written);
+        report = report.then(synced);
     }
+    env.meter().end();
     Ok(report)
 }
 
@@ -457,7 +467,7 @@ pub(crate) async fn workout_bpm(ctx: &Context, target: &mut Table) -> Result<Ste
 /// `gone_too` (the sessions source, when sessions moved), deletes the rows of sessions that are
 /// gone; commits `txns` with it.
 async fn sync_session_rows(
-    ctx: &Context,
+    env: &StepEnv<'_>,
     target: &mut Table,
     in_scope: &DataFrame,
     (readings, reading_files): (&Table, &[DataFile]),
@@ -492,7 +502,7 @@ async fn sync_session_rows(
         // No session in scope: only gone sessions' rows to delete.
         _ => (target.scan().files(Vec::new()).collect().await?, 0),
     };
-    let checked = quality::check(ctx, target, &desired, true).await?;
+    let checked = quality::check(env, target, &desired, true).await?;
     // The in-scope sessions' stored rows are synced to what they must be now, and when sessions
     // moved, the rows of sessions that are gone are deleted.
     let session: Vec<Expr> = ["user_id", "workout_id", "session_id"].iter().map(|k| col(*k)).collect();
@@ -520,5 +530,5 @@ async fn sync_session_rows(
     let plan = fitlake_frame::plan_merge(&stored, &changed, Some(&gone), &keys)?;
     let operation = if plan.files_to_remove.is_empty() { Operation::Append } else { Operation::Merge };
     let outcomes = (checked.outcomes.as_slice(), checked.dropped);
-    commit_checked(ctx, target, read, &plan, outcomes, txns, operation).await
+    commit_checked(env, target, read, &plan, outcomes, txns, operation).await
 }
