@@ -3,7 +3,10 @@
 measure, from `fitlake run --stream --json`, the latency from a file landing to the end of the
 micro-batch that carried its rows through bronze, silver and gold (workout_bpm_summary).
 
-Usage: scripts/bench_stream.py [--rate 50000] [--seconds 60] [--trigger 1s] [--work /tmp/fitlake-bench-stream]
+Usage: scripts/bench_stream.py [--rate 50000] [--seconds 60] [--trigger 1s] [--auto-compact-files 50]
+                               [--work /tmp/fitlake-bench-stream]
+The lakehouse stays in WORK/lake (scripts/bench_maintenance.py measures it before and after
+`fitlake optimize` and `fitlake vacuum`).
 Needs a release build: cargo build --release --locked -p fitlake (the script runs it).
 Numbers go to docs/BENCHMARKS.md.
 """
@@ -25,6 +28,7 @@ def main():
     ap.add_argument("--rate", type=int, default=50_000, help="BPM readings landed per second")
     ap.add_argument("--seconds", type=int, default=60, help="how long files keep landing")
     ap.add_argument("--trigger", default="1s")
+    ap.add_argument("--auto-compact-files", default="50", help="the stream's --auto-compact-files (0: off)")
     ap.add_argument("--work", default="/tmp/fitlake-bench-stream")
     args = ap.parse_args()
 
@@ -58,7 +62,8 @@ def main():
     out_path = os.path.join(args.work, "stream.jsonl")
     with open(out_path, "w") as out:
         runner = subprocess.Popen([fitlake, "--lakehouse", lake, "run", "--stream", "--trigger", args.trigger,
-                                   "--as-of", "2023-03-15", "--json"], stdout=out)
+                                   "--as-of", "2023-03-15", "--auto-compact-files", args.auto_compact_files, "--json"],
+                                  stdout=out)
         started = time.monotonic()
         phase = random.Random(7)  # files land at random moments of their second, not in step with the trigger
         for i, name in enumerate(multiplex):

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use fitlake_catalog::TableId;
 use fitlake_config::{parse_bytes, parse_date, parse_duration, Lakehouse, Layer};
-use fitlake_governance::plan::{plan, Current, ZoneUrls};
+use fitlake_governance::plan::{plan, Current};
 use fitlake_governance::policy::Zone;
 use fitlake_governance::{Policy, Privilege};
 use fitlake_landing::synthetic::Synthetic;
@@ -725,11 +725,7 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             let policy = policy(global)?;
             // The plan only prints: storage is not touched.
             let lakehouse = lakehouse(global)?;
-            let urls = ZoneUrls {
-                landing: lakehouse.data_zone_url().to_string(),
-                checkpoint: lakehouse.checkpoint_zone_url().to_string(),
-                managed: lakehouse.managed_url().to_string(),
-            };
+            let urls = fitlake_pipeline::setup::zone_urls(&lakehouse)?;
             let current = match current {
                 Some(path) => Some(Current::parse(&read_config_file("--current", &path)?).map_err(config_error)?),
                 None => None,

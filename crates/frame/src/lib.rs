@@ -12,7 +12,7 @@ pub mod table;
 
 pub use interop::{from_record_batches, to_record_batches};
 pub use merge::{anti_join, by_names, plan_merge, plan_sync, sync_changes, MergePlan, FILE_COLUMN};
-pub use table::TableDef;
+pub use table::{delta_type_name, TableDef};
 
 /// Polars, as the transforms' frames are of it (use this one to build their inputs).
 pub use polars;

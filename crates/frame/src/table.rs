@@ -184,3 +184,32 @@ pub fn timestamp(name: &str) -> Field {
 pub fn timestamp_null(name: &str) -> Field {
     Field::new(name, timestamp_type(), true)
 }
+
+/// The Delta type name (as in the log's `schemaString`; Spark SQL shows `long` as `bigint` and
+/// `integer` as `int`) of an Arrow type fitlake's tables use.
+///
+/// ```
+/// use arrow::datatypes::{DataType, TimeUnit};
+/// assert_eq!(fitlake_frame::delta_type_name(&DataType::Int64), "long");
+/// assert_eq!(fitlake_frame::delta_type_name(&DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))), "timestamp");
+/// ```
+pub fn delta_type_name(data_type: &arrow::datatypes::DataType) -> String {
+    use arrow::datatypes::DataType::*;
+    match data_type {
+        Boolean => "boolean".into(),
+        Int8 => "byte".into(),
+        Int16 => "short".into(),
+        Int32 => "integer".into(),
+        Int64 => "long".into(),
+        Float32 => "float".into(),
+        Float64 => "double".into(),
+        Utf8 | LargeUtf8 | Utf8View => "string".into(),
+        Binary | LargeBinary | BinaryView => "binary".into(),
+        Date32 | Date64 => "date".into(),
+        Timestamp(_, Some(_)) => "timestamp".into(),
+        Timestamp(_, None) => "timestamp_ntz".into(),
+        Decimal128(precision, scale) => format!("decimal({precision},{scale})"),
+        List(field) | LargeList(field) => format!("array<{}>", delta_type_name(field.data_type())),
+        other => other.to_string(),
+    }
+}

@@ -19,8 +19,42 @@ pub struct ZoneUrls {
     pub landing: String,
     /// The checkpoint zone.
     pub checkpoint: String,
-    /// Managed table storage.
+    /// The root of fitlake's Delta tables (each under `<layer>/<table>/`).
     pub managed: String,
+    /// The catalog's own managed storage (`CREATE CATALOG … MANAGED LOCATION`), for tables
+    /// Databricks users create themselves. Unity Catalog refuses an external table inside
+    /// managed storage, so it must not overlap `managed` (fitlake uses
+    /// `<metastore root>/unity-catalog/`).
+    pub catalog_storage: String,
+    /// Every fitlake table, registered as an external Delta table at its folder.
+    pub tables: Vec<TableLocation>,
+}
+
+/// A table the plan registers: `CREATE TABLE IF NOT EXISTS catalog.schema.name USING DELTA
+/// LOCATION 'location'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableLocation {
+    /// Its schema (the layer).
+    pub schema: String,
+    /// Its name.
+    pub name: String,
+    /// Its folder.
+    pub location: String,
+}
+
+/// The external location the plan creates over fitlake's table folders: Unity Catalog needs
+/// one to register external tables there. It is owned by the catalog owner and nobody is
+/// granted `READ FILES` or `WRITE FILES` on it (rule 1): tables are reached through table
+/// privileges only.
+pub const TABLES_LOCATION: &str = "fitlake_tables";
+
+/// The external location over the catalog's managed storage.
+pub const CATALOG_STORAGE_LOCATION: &str = "fitlake_catalog_storage";
+
+/// True when one of two storage URLs is inside the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    let (a, b) = (format!("{}/", a.trim_end_matches('/')), format!("{}/", b.trim_end_matches('/')));
+    a.starts_with(&b) || b.starts_with(&a)
 }
 
 impl ZoneUrls {
@@ -28,7 +62,8 @@ impl ZoneUrls {
         match zone {
             Zone::Landing => &self.landing,
             Zone::Checkpoint => &self.checkpoint,
-            Zone::Managed | Zone::Metastore => &self.managed,
+            Zone::Managed => &self.managed,
+            Zone::Metastore => &self.catalog_storage,
         }
     }
 }
@@ -79,6 +114,9 @@ pub struct Current {
     /// Existing cluster policies.
     #[serde(default)]
     pub cluster_policies: Vec<ClusterPolicyState>,
+    /// Registered tables, `catalog.schema.table`.
+    #[serde(default)]
+    pub tables: Vec<String>,
 }
 
 impl Current {
@@ -179,8 +217,8 @@ pub fn plan(policy: &Policy, urls: &ZoneUrls, current: Option<&Current>) -> Resu
     let mut sql = Vec::new();
     if full {
         sql.push(format!(
-            "-- fitlake governance plan: catalog {}, managed storage {}",
-            policy.catalog.name, urls.managed
+            "-- fitlake governance plan: catalog {}, tables under {}, catalog storage {}",
+            policy.catalog.name, urls.managed, urls.catalog_storage
         ));
         for c in &policy.storage_credentials {
             sql.push(format!(
@@ -205,11 +243,43 @@ pub fn plan(policy: &Policy, urls: &ZoneUrls, current: Option<&Current>) -> Resu
         sql.push(format!("ALTER EXTERNAL LOCATION {} OWNER TO {};", quote(&l.name), quote(&l.owner)));
     }
     let catalog = &policy.catalog;
+    for table in std::iter::once(urls.managed.as_str()).chain(urls.tables.iter().map(|t| t.location.as_str())) {
+        if overlaps(table, &urls.catalog_storage) {
+            return Err(Error::Invalid(format!(
+                "the catalog's managed storage {} overlaps table storage {table}: Unity Catalog refuses external \
+                 tables inside managed storage; give the catalog storage of its own",
+                urls.catalog_storage
+            )));
+        }
+    }
+    if let Some(credential) = policy.storage_credentials.first() {
+        let generated = [
+            (
+                TABLES_LOCATION,
+                &urls.managed,
+                "fitlake's Delta tables, registered as external tables; no file privileges (rule 1)",
+            ),
+            (CATALOG_STORAGE_LOCATION, &urls.catalog_storage, "the catalog's managed storage"),
+        ];
+        for (name, url, comment) in generated {
+            if current.external_locations.iter().any(|l| l == name) {
+                continue;
+            }
+            sql.push(format!(
+                "CREATE EXTERNAL LOCATION IF NOT EXISTS {} URL {} WITH (STORAGE CREDENTIAL {}) COMMENT {};",
+                quote(name),
+                literal(url),
+                quote(&credential.name),
+                literal(comment)
+            ));
+            sql.push(format!("ALTER EXTERNAL LOCATION {} OWNER TO {};", quote(name), quote(&catalog.owner)));
+        }
+    }
     if !current.catalogs.contains(&catalog.name) {
         sql.push(format!(
             "CREATE CATALOG IF NOT EXISTS {} MANAGED LOCATION {};",
             quote(&catalog.name),
-            literal(&urls.managed)
+            literal(&urls.catalog_storage)
         ));
         sql.push(format!("ALTER CATALOG {} OWNER TO {};", quote(&catalog.name), quote(&catalog.owner)));
     }
@@ -217,6 +287,24 @@ pub fn plan(policy: &Policy, urls: &ZoneUrls, current: Option<&Current>) -> Resu
         if !current.schemas.contains(&format!("{}.{s}", catalog.name)) {
             sql.push(format!("CREATE SCHEMA IF NOT EXISTS {}.{};", quote(&catalog.name), quote(s)));
         }
+    }
+    for t in &urls.tables {
+        if !catalog.schemas.contains(&t.schema) {
+            return Err(Error::Invalid(format!(
+                "table {}.{} is in schema {:?}, which the policy does not declare",
+                t.schema, t.name, t.schema
+            )));
+        }
+        if current.tables.contains(&format!("{}.{}.{}", catalog.name, t.schema, t.name)) {
+            continue;
+        }
+        sql.push(format!(
+            "CREATE TABLE IF NOT EXISTS {}.{}.{} USING DELTA LOCATION {};",
+            quote(&catalog.name),
+            quote(&t.schema),
+            quote(&t.name),
+            literal(&t.location)
+        ));
     }
     let desired: BTreeSet<ShownGrant> = policy.expanded_grants()?.iter().map(shown).collect();
     let existing: BTreeSet<ShownGrant> = current.grants.iter().cloned().collect();
@@ -252,9 +340,11 @@ fn grant_statement(verb: &str, preposition: &str, g: &ShownGrant) -> Result<Stri
 
 /// The workspace state after the full plan of `policy` is applied (what `SHOW GRANTS` and the
 /// APIs would then list).
-pub fn applied(policy: &Policy) -> Result<Current> {
+pub fn applied(policy: &Policy, urls: &ZoneUrls) -> Result<Current> {
+    let generated = [TABLES_LOCATION, CATALOG_STORAGE_LOCATION].map(String::from);
     Ok(Current {
-        external_locations: policy.external_locations.iter().map(|l| l.name.clone()).collect(),
+        external_locations: policy.external_locations.iter().map(|l| l.name.clone()).chain(generated).collect(),
+        tables: urls.tables.iter().map(|t| format!("{}.{}.{}", policy.catalog.name, t.schema, t.name)).collect(),
         catalogs: vec![policy.catalog.name.clone()],
         schemas: policy.catalog.schemas.iter().map(|s| format!("{}.{s}", policy.catalog.name)).collect(),
         grants: policy.expanded_grants()?.iter().map(shown).collect(),

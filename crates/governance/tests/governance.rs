@@ -1,6 +1,6 @@
 //! The shipped policy's rules, each both ways; policy checks; the plan and its idempotence.
 
-use fitlake_governance::plan::{applied, plan, Current, ShownGrant, ZoneUrls};
+use fitlake_governance::plan::{applied, plan, Current, ShownGrant, TableLocation, ZoneUrls};
 use fitlake_governance::policy::Zone;
 use fitlake_governance::{Policy, Privilege, Securable};
 
@@ -21,6 +21,14 @@ fn urls() -> ZoneUrls {
         landing: "abfss://lake@fitlakeprod.dfs.core.windows.net/unmanaged/data_zone/".into(),
         checkpoint: "abfss://lake@fitlakeprod.dfs.core.windows.net/unmanaged/checkpoint_zone/".into(),
         managed: "abfss://lake@fitlakeprod.dfs.core.windows.net/managed/".into(),
+        catalog_storage: "abfss://lake@fitlakeprod.dfs.core.windows.net/metastore-root/unity-catalog/".into(),
+        tables: [("bronze", "kafka_multiplex_bz"), ("silver", "heart_rate"), ("gold", "gym_summary")]
+            .map(|(schema, name)| TableLocation {
+                schema: schema.into(),
+                name: name.into(),
+                location: format!("abfss://lake@fitlakeprod.dfs.core.windows.net/managed/{schema}/{name}/"),
+            })
+            .to_vec(),
     }
 }
 
@@ -149,7 +157,7 @@ fn the_full_plan_creates_locations_catalog_schemas_grants_and_cluster_policies()
 #[test]
 fn planning_against_the_applied_state_is_empty_and_a_drift_is_repaired() {
     let p = shipped();
-    let done = applied(&p).expect("applied");
+    let done = applied(&p, &urls()).expect("applied");
     let again = plan(&p, &urls(), Some(&done)).expect("plan");
     assert!(again.is_empty(), "not idempotent:\n{}", again.render());
     assert!(again.render().contains("nothing to change"));
@@ -176,4 +184,34 @@ fn planning_against_the_applied_state_is_empty_and_a_drift_is_repaired() {
     let text = serde_json::to_string(&drifted).expect("json");
     let repair = plan(&p, &urls(), Some(&Current::parse(&text).expect("parse current"))).expect("plan");
     insta::assert_snapshot!("drift_repair_plan", repair.render());
+}
+
+#[test]
+fn tables_are_registered_at_their_folders_outside_the_catalog_storage() {
+    let full = plan(&shipped(), &urls(), None).expect("plan").render();
+    assert!(full.contains(
+        "CREATE TABLE IF NOT EXISTS `fitlake`.`silver`.`heart_rate` USING DELTA LOCATION \
+         'abfss://lake@fitlakeprod.dfs.core.windows.net/managed/silver/heart_rate/';"
+    ));
+    assert!(
+        full.contains("MANAGED LOCATION 'abfss://lake@fitlakeprod.dfs.core.windows.net/metastore-root/unity-catalog/'")
+    );
+    // The tables' external location is created before them, and nobody gets file access to it.
+    let location = full.find("`fitlake_tables` URL").expect("tables location");
+    assert!(location < full.find("CREATE TABLE").expect("create table"));
+    assert!(!full.contains("FILES ON EXTERNAL LOCATION `fitlake_tables`"));
+    // A catalog storage overlapping the tables is refused, either way round.
+    for catalog_storage in
+        ["abfss://lake@fitlakeprod.dfs.core.windows.net/managed/uc", "abfss://lake@fitlakeprod.dfs.core.windows.net/"]
+    {
+        let bad = ZoneUrls { catalog_storage: catalog_storage.into(), ..urls() };
+        let err = plan(&shipped(), &bad, None).expect_err("overlap").to_string();
+        assert!(err.contains("overlaps"), "{err}");
+    }
+    // A registered table is not created again.
+    let mut current = applied(&shipped(), &urls()).expect("applied");
+    current.tables.retain(|t| t != "fitlake.gold.gym_summary");
+    let repair = plan(&shipped(), &urls(), Some(&current)).expect("plan").render();
+    assert_eq!(repair.matches("CREATE TABLE").count(), 1, "{repair}");
+    assert!(repair.contains("`gold`.`gym_summary`"));
 }

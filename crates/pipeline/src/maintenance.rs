@@ -3,20 +3,20 @@
 //! table's lock like a step, so a local runner and a maintenance command take turns.
 
 use fitlake_catalog::TableId;
-use fitlake_storage::lock::TableLock;
 use fitlake_storage::maintenance::{self, OptimizeOptions, OptimizeReport, VacuumOptions, VacuumReport};
 
 use tracing::Instrument;
 
 use crate::context::Context;
 use crate::report::RunReport;
+use crate::run::table_lock;
 use crate::Result;
 
 /// Compacts `tables` one after the other (see [`maintenance::optimize`]).
 pub async fn optimize(ctx: &Context, tables: &[TableId], options: &OptimizeOptions) -> Result<Vec<OptimizeReport>> {
     let mut reports = Vec::new();
     for &table in tables {
-        let _lock = lock(ctx, table).await?;
+        let _lock = table_lock(ctx, table).await?;
         let span = tracing::info_span!("optimize", table = %table);
         let report = maintenance::optimize(ctx.access(), table, options).instrument(span).await?;
         tracing::info!(
@@ -37,7 +37,7 @@ pub async fn optimize(ctx: &Context, tables: &[TableId], options: &OptimizeOptio
 pub async fn vacuum(ctx: &Context, tables: &[TableId], options: &VacuumOptions) -> Result<Vec<VacuumReport>> {
     let mut reports = Vec::new();
     for &table in tables {
-        let _lock = lock(ctx, table).await?;
+        let _lock = table_lock(ctx, table).await?;
         let report = maintenance::vacuum(ctx.access(), table, options).await?;
         tracing::info!(table = %table, files = report.files.len(), bytes = report.bytes, log_files = report.log_files, dry_run = report.dry_run, "vacuumed");
         reports.push(report);
@@ -79,11 +79,4 @@ pub async fn auto_compact(ctx: &Context, report: &RunReport, auto: &AutoCompact)
         }
     }
     optimize(ctx, &due, &auto.options).await
-}
-
-async fn lock(ctx: &Context, table: TableId) -> Result<Option<TableLock>> {
-    Ok(match ctx.options.table_locks {
-        true => TableLock::acquire(ctx.lakehouse(), table).await?,
-        false => None,
-    })
 }

@@ -47,14 +47,22 @@ pub fn run_needs(layers: &[Layer], streaming: bool) -> Vec<Need> {
     needs
 }
 
+/// The lock of `table` when the run takes table locks (see [`RunOptions::table_locks`]),
+/// held until dropped.
+///
+/// [`RunOptions::table_locks`]: crate::context::RunOptions::table_locks
+pub(crate) async fn table_lock(ctx: &Context, table: TableId) -> Result<Option<TableLock>> {
+    Ok(match ctx.options.table_locks {
+        true => TableLock::acquire(ctx.lakehouse(), table).await?,
+        false => None,
+    })
+}
+
 /// Runs the step of `table` on what is new, holding the table's lock.
 pub async fn run_step(ctx: &Context, table: TableId) -> Result<StepReport> {
     let span = tracing::info_span!("step", table = %table);
     async {
-        let _lock = match ctx.options.table_locks {
-            true => TableLock::acquire(ctx.lakehouse(), table).await?,
-            false => None,
-        };
+        let _lock = table_lock(ctx, table).await?;
         let mut retries = 0;
         loop {
             match run_step_of(ctx, table).await {

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::report::RunReport;
 use crate::steps::{bronze, Context};
 use crate::{Error, Result};
+use fitlake_governance::plan::{TableLocation, ZoneUrls};
 
 /// A table as the catalog registry (`metastore-root/tables.json`) lists it.
 #[derive(Debug, Serialize)]
@@ -25,6 +26,29 @@ struct RegistryEntry {
     partition_columns: Vec<String>,
     keys: Vec<String>,
     columns: Vec<(String, String, bool)>,
+}
+
+/// Where the governance plan puts things for `lakehouse`: the zones' URLs, the catalog's own
+/// storage (`<metastore root>/unity-catalog/`, apart from the tables) and every table's folder.
+pub fn zone_urls(lakehouse: &fitlake_config::Lakehouse) -> Result<ZoneUrls> {
+    let catalog_storage = lakehouse
+        .metastore_url()
+        .join("unity-catalog/")
+        .map_err(|e| Error::Config(format!("the metastore root {}: {e}", lakehouse.metastore_url())))?;
+    Ok(ZoneUrls {
+        landing: lakehouse.data_zone_url().to_string(),
+        checkpoint: lakehouse.checkpoint_zone_url().to_string(),
+        managed: lakehouse.managed_url().to_string(),
+        catalog_storage: catalog_storage.to_string(),
+        tables: TableId::ALL
+            .iter()
+            .map(|t| TableLocation {
+                schema: t.layer().name().to_string(),
+                name: t.name().to_string(),
+                location: lakehouse.table_url(t.layer(), t.name()).to_string(),
+            })
+            .collect(),
+    })
 }
 
 /// What setup needs: `CREATE TABLE` in the three schemas and `MODIFY` on `date_lookup`.
@@ -71,7 +95,7 @@ pub async fn setup(ctx: &Context, calendar: Option<(NaiveDate, NaiveDate)>) -> R
                 .schema
                 .fields()
                 .iter()
-                .map(|f| (f.name().clone(), f.data_type().to_string(), f.is_nullable()))
+                .map(|f| (f.name().clone(), fitlake_frame::delta_type_name(f.data_type()), f.is_nullable()))
                 .collect(),
         });
     }

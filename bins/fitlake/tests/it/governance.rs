@@ -108,9 +108,15 @@ fn governance_plan_prints_sql_for_the_lakehouse_and_nothing_once_applied() {
     assert!(plan.contains("GRANT READ FILES ON EXTERNAL LOCATION `checkpoint_zone` TO `pipeline`;"));
     assert!(!plan.contains("GRANT WRITE FILES ON EXTERNAL LOCATION `checkpoint_zone`"), "checkpoints are read-only");
     assert!(plan.contains("\"max_clusters_per_user\": 3"));
+    assert!(plan.contains(&format!(
+        "CREATE TABLE IF NOT EXISTS `fitlake`.`gold`.`gym_summary` USING DELTA LOCATION '{root}/managed/gold/gym_summary/';"
+    )));
+    assert!(plan.contains(&format!("MANAGED LOCATION '{root}/metastore-root/unity-catalog/';")), "{plan}");
 
-    let applied =
-        fitlake_governance::plan::applied(&fitlake_governance::Policy::shipped().expect("policy")).expect("applied");
+    let lakehouse = fitlake_config::Lakehouse::from_root(root, std::path::Path::new("/")).expect("lakehouse");
+    let urls = fitlake_pipeline::setup::zone_urls(&lakehouse).expect("urls");
+    let applied = fitlake_governance::plan::applied(&fitlake_governance::Policy::shipped().expect("policy"), &urls)
+        .expect("applied");
     let current = lake.root.parent().expect("parent").join("current.json");
     std::fs::write(&current, serde_json::to_string(&applied).expect("json")).expect("write");
     let again = plan_for(&["--current", current.to_str().expect("utf-8")]);
@@ -189,4 +195,25 @@ fn expectations_warn_drop_and_fail_as_declared_and_are_logged() {
     let out = fail.fitlake_env(&["run", "--once", "--as-of", AS_OF], &[("FITLAKE_EXPECTATIONS", bad.as_str())]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("append-only"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_table_registry_records_delta_types() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    let text = std::fs::read_to_string(lake.root.join("metastore-root/tables.json")).expect("tables.json");
+    let registry: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let users =
+        registry.as_array().expect("tables").iter().find(|t| t["name"] == "registered_users_bz").expect("users");
+    let columns: Vec<(String, String)> = users["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| (c[0].as_str().unwrap_or_default().to_string(), c[1].as_str().unwrap_or_default().to_string()))
+        .collect();
+    for (name, delta_type) in [("user_id", "long"), ("mac_address", "string"), ("registration_timestamp", "timestamp")]
+    {
+        assert!(columns.contains(&(name.to_string(), delta_type.to_string())), "{name}: {columns:?}");
+    }
+    assert!(!text.contains("Utf8") && !text.contains("Timestamp("), "Arrow names left: {text}");
 }
