@@ -134,8 +134,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "files")]
     pub source: Vec<SourceArg>,
     /// PostgreSQL connection string for --source postgres (`host=… port=… user=… dbname=…`).
-    #[arg(long, env = "FITLAKE_POSTGRES_DSN", hide_env_values = true)]
-    pub dsn: Option<String>,
+    /// Prefer the environment variable: a command line is visible to every local user in `ps`.
+    #[arg(long, env = "FITLAKE_POSTGRES_DSN", hide_env_values = true, value_parser = secret)]
+    pub dsn: Option<fitlake_config::Secret>,
     /// Kafka bootstrap brokers for --source kafka (`host:port[,host:port…]`).
     #[arg(long, env = "FITLAKE_KAFKA_BROKERS")]
     pub brokers: Option<String>,
@@ -596,6 +597,11 @@ fn print_report(global: &Global, report: &RunReport) {
         print!("{}", report.table());
     }
     println!("{}", report.summary_line());
+}
+
+/// A secret option's value (its `Debug` shows `***`).
+fn secret(text: &str) -> Result<fitlake_config::Secret, String> {
+    Ok(fitlake_config::Secret::new(text))
 }
 
 /// The tables `optimize` and `vacuum` work on: the one named, or every table.

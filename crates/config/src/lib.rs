@@ -229,6 +229,43 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// A secret (a password, a key, a token, a connection string holding one): the one type
+/// fitlake holds every secret in. Its `Debug` and `Display` show `***`, so no struct that
+/// holds one can print it by accident; [`Secret::expose`] hands the text to the client that
+/// needs it.
+///
+/// ```
+/// let dsn = fitlake_config::Secret::new("postgresql://u:hunter2@db/gym");
+/// assert_eq!(format!("{dsn:?} {dsn}"), "*** ***");
+/// assert!(dsn.expose().contains("hunter2"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Holds `text` as a secret.
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The secret's text (only to hand it to the client that needs it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// Parses an ISO date option such as `--as-of 2023-03-15`.
 pub fn parse_date(option: &'static str, value: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")

@@ -163,8 +163,11 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// A Databricks SQL string literal: backslash escapes are on there, so a backslash and a quote
+/// are both escaped with a backslash (doubling a quote would end the literal: Spark joins
+/// `'a''b'` as two adjacent literals). Control characters are refused when the policy loads.
 fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn shown(grant: &Grant) -> ShownGrant {
@@ -221,10 +224,10 @@ pub fn plan(policy: &Policy, urls: &ZoneUrls, current: Option<&Current>) -> Resu
             policy.catalog.name, urls.managed, urls.catalog_storage
         ));
         for c in &policy.storage_credentials {
+            // No free text in a `--` comment: the name is a checked identifier.
             sql.push(format!(
-                "-- storage credential {} ({}) is created in the account console or API; then:",
-                quote(&c.name),
-                c.comment
+                "-- storage credential {} is created in the account console or API; then:",
+                quote(&c.name)
             ));
             sql.push(format!("ALTER STORAGE CREDENTIAL {} OWNER TO {};", quote(&c.name), quote(&c.owner)));
         }

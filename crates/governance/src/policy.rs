@@ -239,7 +239,89 @@ impl Policy {
         }
     }
 
+    /// Every name and text the plan prints, checked before anything else: names (catalog,
+    /// schemas, credentials, locations, principals, owners, cluster policies) match
+    /// [`SAFE_NAME`], identifiers of securables match [`SAFE_IDENTIFIER`], and free text
+    /// (comments, descriptions) holds no control character. The error names the field, so a
+    /// hostile or broken policy is refused when it loads, whatever the plan would escape.
+    fn check_text(&self) -> Result<()> {
+        let mut identifiers: Vec<(String, &str)> = vec![("catalog.name".into(), self.catalog.name.as_str())];
+        identifiers.extend(self.catalog.schemas.iter().map(|s| ("catalog.schemas".to_string(), s.as_str())));
+        identifiers
+            .extend(self.storage_credentials.iter().map(|c| ("storage_credentials.name".to_string(), c.name.as_str())));
+        identifiers
+            .extend(self.external_locations.iter().map(|l| ("external_locations.name".to_string(), l.name.as_str())));
+        identifiers.extend(
+            self.external_locations
+                .iter()
+                .map(|l| ("external_locations.credential".to_string(), l.credential.as_str())),
+        );
+        for (field, value) in identifiers {
+            if !is_safe_identifier(value) {
+                return Err(Error::Invalid(format!(
+                    "{field} {value:?} is not a plain identifier (letters, digits and _, not starting with a digit)"
+                )));
+            }
+        }
+        let mut names: Vec<(String, &str)> = vec![
+            ("metastore_owner".into(), self.metastore_owner.as_str()),
+            ("catalog.owner".into(), self.catalog.owner.as_str()),
+        ];
+        names.extend(
+            self.storage_credentials.iter().map(|c| ("storage_credentials.owner".to_string(), c.owner.as_str())),
+        );
+        names
+            .extend(self.external_locations.iter().map(|l| ("external_locations.owner".to_string(), l.owner.as_str())));
+        for p in &self.principals {
+            names.push(("principals.name".into(), p.name.as_str()));
+            names.extend(p.members.iter().map(|m| (format!("principals.members of {:?}", p.name), m.as_str())));
+        }
+        names.extend(self.grants.iter().map(|g| ("grants.principal".to_string(), g.principal.as_str())));
+        for cp in &self.cluster_policies {
+            names.push(("cluster_policies.name".into(), cp.name.as_str()));
+            names.extend(cp.users.iter().map(|u| (format!("cluster_policies.users of {:?}", cp.name), u.as_str())));
+        }
+        for (field, value) in names {
+            if !is_safe_name(value) {
+                return Err(Error::Invalid(format!(
+                    "{field} {value:?} has characters a name may not have (letters, digits, space and _ . @ - only)"
+                )));
+            }
+        }
+        let mut texts: Vec<(String, &str)> = Vec::new();
+        texts.extend(
+            self.storage_credentials
+                .iter()
+                .map(|c| (format!("storage_credentials.comment of {:?}", c.name), c.comment.as_str())),
+        );
+        texts.extend(
+            self.external_locations
+                .iter()
+                .map(|l| (format!("external_locations.comment of {:?}", l.name), l.comment.as_str())),
+        );
+        texts.extend(
+            self.principals.iter().map(|p| (format!("principals.comment of {:?}", p.name), p.comment.as_str())),
+        );
+        texts.extend(
+            self.cluster_policies
+                .iter()
+                .map(|c| (format!("cluster_policies.description of {:?}", c.name), c.description.as_str())),
+        );
+        for g in &self.grants {
+            texts.push(("grants.on".into(), g.on.as_str()));
+        }
+        for (field, value) in texts {
+            if value.chars().any(char::is_control) {
+                return Err(Error::Invalid(format!(
+                    "{field} holds a control character (a newline, tab, …): {value:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<()> {
+        self.check_text()?;
         let invalid = |msg: String| Err(Error::Invalid(msg));
         let mut names = BTreeSet::new();
         for p in &self.principals {
@@ -376,4 +458,25 @@ fn check_cluster_policy(policy: &Policy, cp: &ClusterPolicy) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a name in a policy may hold: letters, digits, space and `_ . @ -` (user e-mails,
+/// service principal application ids, group names with spaces), 1 to 255 characters.
+pub const SAFE_NAME: &str = "letters, digits, space and _ . @ -";
+
+/// What a catalog, schema, credential or location name may hold: letters, digits and `_`,
+/// not starting with a digit.
+pub const SAFE_IDENTIFIER: &str = "letters, digits and _, not starting with a digit";
+
+fn is_safe_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, ' ' | '_' | '.' | '@' | '-'))
+        && !name.starts_with(' ')
+        && !name.ends_with(' ')
+}
+
+fn is_safe_identifier(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
 }

@@ -215,3 +215,62 @@ fn tables_are_registered_at_their_folders_outside_the_catalog_storage() {
     assert_eq!(repair.matches("CREATE TABLE").count(), 1, "{repair}");
     assert!(repair.contains("`gold`.`gym_summary`"));
 }
+
+/// The statements of a rendered plan as a Databricks SQL lexer splits them: `;` outside
+/// string literals (with backslash escapes), backquoted names and `--` comments ends one.
+fn statements(sql: &str) -> Vec<String> {
+    let (mut out, mut current) = (Vec::new(), String::new());
+    let mut chars = sql.chars().peekable();
+    let (mut in_string, mut in_name, mut in_comment) = (false, false, false);
+    while let Some(c) = chars.next() {
+        current.push(c);
+        match c {
+            '\n' if in_comment => in_comment = false,
+            _ if in_comment => {}
+            '\\' if in_string => current.extend(chars.next()),
+            '\'' if !in_name => in_string = !in_string,
+            '`' if !in_string => in_name = !in_name,
+            '-' if !in_string && !in_name && chars.peek() == Some(&'-') => in_comment = true,
+            ';' if !in_string && !in_name => out.push(std::mem::take(&mut current).trim().to_string()),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn hostile_policy_text_cannot_add_statements_and_bad_names_are_refused_naming_the_field() {
+    // A comment written to break out of its literal stays inside it.
+    let hostile = r"\'; GRANT ALL PRIVILEGES ON METASTORE TO x; --";
+    let text = shipped_text().replace(
+        "comment = \"raw source files: registrations, gym logins, the Kafka multiplex\"",
+        &format!("comment = {hostile:?}"),
+    );
+    let policy = Policy::parse(&text).expect("a comment may hold quotes and backslashes");
+    let sql = plan(&policy, &urls(), None).expect("plan").sql.join("\n");
+    let split = statements(&sql);
+    assert!(split.iter().all(|s| !s.starts_with("GRANT ALL")), "{split:#?}");
+    let location = split.iter().find(|s| s.contains("`landing_zone` URL")).expect("landing location");
+    assert!(location.ends_with(r"COMMENT '\\\'; GRANT ALL PRIVILEGES ON METASTORE TO x; --';"), "{location}");
+    assert_eq!(split.len(), statements(&plan(&shipped(), &urls(), None).expect("plan").sql.join("\n")).len());
+
+    // Control characters in text, and names outside the safe patterns, are refused on load.
+    let cases = [
+        (
+            "comment = \"streaming checkpoints (read-only)\"",
+            "comment = \"line one\\nGRANT ALL PRIVILEGES ON METASTORE TO x\"",
+            "external_locations.comment of \"checkpoint_zone\"",
+        ),
+        ("name = \"landing_zone\"", "name = \"landing`; DROP CATALOG fitlake; --\"", "external_locations.name"),
+        (
+            "owner = \"platform_admins\"\ncomment = \"raw",
+            "owner = \"platform_admins'\"\ncomment = \"raw",
+            "external_locations.owner",
+        ),
+    ];
+    for (from, to, field) in cases {
+        assert!(shipped_text().contains(from), "{from}");
+        let err = Policy::parse(&shipped_text().replacen(from, to, 1)).expect_err(to).to_string();
+        assert!(err.contains(field), "{to}: {err}");
+    }
+}

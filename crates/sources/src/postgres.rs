@@ -32,13 +32,16 @@ use std::collections::BTreeMap;
 use fitlake_landing::csv::{GYM_LOGINS_COLUMNS, REGISTERED_USERS_COLUMNS};
 use fitlake_landing::sources::{GYM_LOGINS, REGISTERED_USERS};
 
+use fitlake_config::Secret;
+
 use crate::{Error, Part, RecordSource, Result, SourceReader};
 
 /// Where the operational database is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgSource {
-    /// libpq-style connection string, e.g. `host=127.0.0.1 port=5432 user=fitlake dbname=gym`.
-    pub dsn: String,
+    /// libpq-style connection string (`host=127.0.0.1 port=5432 user=fitlake dbname=gym`) or
+    /// URL (`postgresql://user:password@host/db`); a secret, since it may hold the password.
+    pub dsn: Secret,
 }
 
 /// Most rows one bronze batch takes from a table.
@@ -103,20 +106,32 @@ fn db_error(dsn_hint: &str, e: tokio_postgres::Error) -> Error {
     Error::Postgres { target: dsn_hint.to_string(), source: e.into() }
 }
 
-/// The DSN without its password, for messages.
-fn redacted(dsn: &str) -> String {
-    dsn.split_whitespace()
-        .map(|kv| if kv.to_ascii_lowercase().starts_with("password=") { "password=***" } else { kv })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 impl PgSource {
+    /// What the DSN reaches, for messages (`host:port/database`): its hosts, port and database, parsed with
+    /// `tokio_postgres::Config` (key-value or URL form); never the user or password.
+    pub fn target(&self) -> String {
+        match self.dsn.expose().parse::<tokio_postgres::Config>() {
+            Ok(config) => {
+                let hosts: Vec<String> = config
+                    .get_hosts()
+                    .iter()
+                    .map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                    })
+                    .collect();
+                let port = config.get_ports().first().copied().unwrap_or(5432);
+                format!("{}:{port}/{}", hosts.join(","), config.get_dbname().unwrap_or("?"))
+            }
+            Err(_) => "a DSN that does not parse".to_string(),
+        }
+    }
+
     /// Connects (the connection lives as long as the returned client).
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let (client, connection) = tokio_postgres::connect(&self.dsn, tokio_postgres::NoTls)
+        let (client, connection) = tokio_postgres::connect(self.dsn.expose(), tokio_postgres::NoTls)
             .await
-            .map_err(|e| db_error(&redacted(&self.dsn), e))?;
+            .map_err(|e| db_error(&self.target(), e))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -137,7 +152,7 @@ impl PgSource {
     ) -> Result<Option<(Batch, i64)>> {
         let (table, fields, columns) = source_of(landing_source)
             .ok_or_else(|| Error::Config(format!("{landing_source} has no database source")))?;
-        let err = |e| db_error(&redacted(&self.dsn), e);
+        let err = |e| db_error(&self.target(), e);
         let tx = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -258,5 +273,24 @@ impl SourceReader for PgReader {
                 text: String::new(),
             },
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dsn_never_prints_its_password_in_either_form() {
+        for dsn in [
+            "host=db.example.com port=6432 user=fitlake password=hunter2 dbname=gym",
+            "postgresql://fitlake:hunter2@db.example.com:6432/gym?sslmode=require",
+        ] {
+            let source = PgSource { dsn: Secret::new(dsn) };
+            assert_eq!(source.target(), "db.example.com:6432/gym");
+            assert!(!format!("{source:?}").contains("hunter2"), "{source:?}");
+        }
+        let broken = PgSource { dsn: Secret::new("postgresql://u:hunter2@[bad") };
+        assert!(!broken.target().contains("hunter2"));
     }
 }

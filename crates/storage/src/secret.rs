@@ -1,30 +1,10 @@
-//! Secrets: the one type every secret is held in, and the redaction every message fitlake
-//! prints goes through.
+//! Secrets: the one type every secret is held in ([`Secret`], from `fitlake-config`), and the
+//! redaction every message fitlake prints goes through.
 
 /// The environment variables that hold secrets, whose values [`redact`] hides.
 const SECRET_VARIABLES: [&str; 3] = ["AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_SECRET"];
 
-/// A secret string; its `Debug` shows `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Holds `text` as a secret.
-    pub fn new(text: impl Into<String>) -> Secret {
-        Secret(text.into())
-    }
-
-    /// The secret's text (only to hand it to the client that needs it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use fitlake_config::Secret;
 
 /// `text` with every secret hidden: the values of the secret environment variables and any
 /// SAS signature or Shared Key authorization it quotes.
@@ -77,10 +57,5 @@ mod tests {
             "GET https://a.blob.core.windows.net/c?sv=2021&sig=***&se=1 failed: key=***; \
              Authorization: SharedKey *** and Bearer ***"
         );
-    }
-
-    #[test]
-    fn a_secret_debugs_as_stars() {
-        assert_eq!(format!("{:?}", Secret::new("hidden-key")), "***");
     }
 }

@@ -368,3 +368,25 @@ fn progress_bars_show_long_steps_bytes_and_rows_when_asked_and_nothing_otherwise
     // The tables are the same as without bars.
     assert_eq!(lake.counts(), quiet_lake.counts());
 }
+
+#[test]
+fn no_config_or_context_struct_prints_a_secret() {
+    use fitlake_config::Secret;
+    use fitlake_storage::azure::AzureAuth;
+    let lake = Lake::new();
+    let lakehouse = fitlake_config::Lakehouse::from_root(lake.root.to_str().expect("utf-8"), std::path::Path::new("/"))
+        .expect("lakehouse");
+    let policy = fitlake_governance::Policy::shipped().expect("policy");
+    let stores = fitlake_storage::Stores::with_azure(AzureAuth::AccountKey(Secret::new("c2VjcmV0LWtleS1odW50ZXIy")));
+    let access = fitlake_storage::Access::new(lakehouse, policy, "pipeline").expect("access").with_stores(stores);
+    let options = fitlake_pipeline::RunOptions::new(chrono::NaiveDate::from_ymd_opt(2023, 3, 15).expect("date"), 0);
+    let expectations = fitlake_quality::Expectations::default();
+    let dsn = "postgresql://fitlake:hunter2-pw@db.example.com/gym";
+    let ctx = fitlake_pipeline::Context::new(access, expectations, options)
+        .with_source(std::sync::Arc::new(fitlake_sources::postgres::PgSource { dsn: Secret::new(dsn) }));
+    let shown = format!("{ctx:?}");
+    assert!(shown.contains("PgSource") && shown.contains("AccountKey"), "{shown}");
+    for secret in ["hunter2-pw", "c2VjcmV0LWtleS1odW50ZXIy"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}
