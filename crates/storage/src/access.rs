@@ -48,6 +48,14 @@ impl Access {
                 "--principal is empty; the shipped policy defines producer, pipeline and analyst".into(),
             ));
         }
+        if let Some(group) = policy.principal(principal).filter(|p| p.kind == fitlake_governance::PrincipalKind::Group)
+        {
+            return Err(Error::Config(format!(
+                "--principal {:?} is a group: a command runs as a user or a service principal, which gets the \
+                 group's privileges as its member",
+                group.name
+            )));
+        }
         Ok(Access { lakehouse, stores: Stores::from_env(), policy: Arc::new(policy), principal: principal.to_string() })
     }
 

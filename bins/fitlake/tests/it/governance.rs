@@ -217,3 +217,15 @@ fn the_table_registry_records_delta_types() {
     }
     assert!(!text.contains("Utf8") && !text.contains("Timestamp("), "Arrow names left: {text}");
 }
+
+#[test]
+fn a_group_is_not_a_principal_to_run_as() {
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    for group in ["platform_admins", "analysts"] {
+        let out = lake.fitlake_env(&["status"], &[("FITLAKE_PRINCIPAL", group)]);
+        assert_eq!(out.status.code(), Some(2), "{group}: {}", stderr(&out));
+        assert!(stderr(&out).contains("is a group"), "{}", stderr(&out));
+    }
+    lake.fitlake_ok_as("analyst", &["show", "gym_summary"]);
+}
