@@ -18,6 +18,8 @@ def files_and_bytes(lake):
     out = {}
     managed = os.path.join(lake, "managed")
     for layer in sorted(os.listdir(managed)):
+        if not os.path.isdir(os.path.join(managed, layer)):
+            continue
         for table in sorted(os.listdir(os.path.join(managed, layer))):
             root = os.path.join(managed, layer, table)
             if not os.path.isdir(os.path.join(root, "_delta_log")):

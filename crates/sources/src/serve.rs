@@ -46,6 +46,8 @@ struct State {
     max_body_bytes: usize,
     next_offset: AtomicI64,
     next_file: AtomicI64,
+    /// This server process among others landing into the same zone: its pid and start time.
+    instance: String,
 }
 
 fn topic_of(path: &str) -> Option<&'static str> {
@@ -101,13 +103,22 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
     let first_offset = state.next_offset.fetch_add(text.len() as i64 + 1, Ordering::Relaxed);
     let events = envelopes(topic, text, first_offset, received_ms);
     if events.accepted > 0 {
-        let n = state.next_file.fetch_add(1, Ordering::Relaxed);
-        let name = format!("http-{topic}-{received_ms}-{n:08}.json");
-        if let Err(e) = state.landing.write_durable(&name, events.ndjson.into_bytes()).await {
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({"error": format!("not landed, retry: {e}")}),
-            );
+        // Unique across processes (the instance id) and, should a name ever be taken, never
+        // overwriting: the next number is tried.
+        let bytes = events.ndjson.into_bytes();
+        loop {
+            let n = state.next_file.fetch_add(1, Ordering::Relaxed);
+            let name = format!("http-{topic}-{received_ms}-{}-{n:08}.json", state.instance);
+            match state.landing.create_durable(&name, bytes.clone()).await {
+                Ok(true) => break,
+                Ok(false) => continue,
+                Err(e) => {
+                    return reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({"error": format!("not landed, retry: {e}")}),
+                    )
+                }
+            }
         }
     }
     let rejected: Vec<serde_json::Value> =
@@ -135,6 +146,7 @@ pub async fn serve(
         max_body_bytes: options.max_body_bytes,
         next_offset: AtomicI64::new(chrono::Utc::now().timestamp_micros()),
         next_file: AtomicI64::new(0),
+        instance: format!("{:x}{:x}", std::process::id(), chrono::Utc::now().timestamp_micros()),
     });
     ready(bound);
     loop {

@@ -196,21 +196,35 @@ impl Folder {
             .map_err(|e| storage_error(format!("{}{name}", self.url), e))
     }
 
-    /// Writes a whole file and, on a local file system, flushes it and its folder to disk
-    /// before returning (object stores have it durable once the put returns).
-    pub async fn write_durable(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+    /// Creates a new file whole and, on a local file system, flushes it and its folder to disk
+    /// before returning (object stores have it durable once the put returns). Never replaces
+    /// a file: `Ok(false)` when `name` exists already (a conditional put on object stores, a
+    /// hard link on local disk), so an earlier file of the same name is never lost.
+    pub async fn create_durable(&self, name: &str, bytes: Vec<u8>) -> Result<bool> {
         self.allow(Privilege::WriteFiles)?;
         let Some(dir) = fitlake_config::local_path(&self.url) else {
-            return self.write(name, bytes).await;
+            let options = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+            return match self.store.put_opts(&self.path(name), bytes.into(), options).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(e) => Err(storage_error(format!("{}{name}", self.url), e)),
+            };
         };
         let (hidden, target) = (dir.join(format!(".{name}.tmp")), dir.join(name));
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
             use std::io::Write as _;
             let mut file = std::fs::File::create(&hidden)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
-            std::fs::rename(&hidden, &target)?;
-            std::fs::File::open(target.parent().unwrap_or(&target))?.sync_all()
+            // A link, unlike a rename, fails when the target exists.
+            let created = match std::fs::hard_link(&hidden, &target) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(e),
+            };
+            std::fs::remove_file(&hidden)?;
+            std::fs::File::open(target.parent().unwrap_or(&target))?.sync_all()?;
+            Ok(created)
         })
         .await
         .map_err(|e| storage_error(&self.url, e))?
@@ -222,5 +236,29 @@ impl Folder {
     /// otherwise use, and Azurite refuses the batch delete object_store sends with a SAS).
     pub async fn check_writable(&self) -> Result<()> {
         self.write("_fitlake_write_probe", bytes::Bytes::from_static(b"ok")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_created_file_is_never_replaced_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = dir.path().to_str().expect("utf-8");
+        let lakehouse = fitlake_config::Lakehouse::from_root(root, std::path::Path::new("/")).expect("lakehouse");
+        let policy = fitlake_governance::Policy::shipped().expect("policy");
+        let access = Access::new(lakehouse.clone(), policy, "producer").expect("access");
+        let landing = Folder::zone(&access, Zone::Landing, &lakehouse.landing_url("kafka_multiplex_bz")).expect("zone");
+        assert!(landing.create_durable("a.json", b"first".to_vec()).await.expect("create"));
+        assert!(!landing.create_durable("a.json", b"second".to_vec()).await.expect("create"));
+        assert_eq!(landing.read("a.json").await.expect("read").as_ref(), b"first");
+        let folder = fitlake_config::local_path(&lakehouse.landing_url("kafka_multiplex_bz")).expect("local");
+        let names: Vec<String> = std::fs::read_dir(folder)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.json"]);
     }
 }
