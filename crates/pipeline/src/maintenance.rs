@@ -66,7 +66,8 @@ pub async fn auto_compact(ctx: &Context, report: &RunReport, auto: &AutoCompact)
         .filter_map(|s| TableId::from_name(s.table.split(' ').next().unwrap_or_default()))
         .collect();
     if written.iter().any(|t| t.has_step()) {
-        written.extend([TableId::Quarantine, TableId::QualityEvents]);
+        // The run logs every micro-batch writes to (quarantine only when there is some).
+        written.extend([TableId::Quarantine, TableId::QualityEvents, TableId::LandingFiles]);
     }
     written.sort();
     written.dedup();
