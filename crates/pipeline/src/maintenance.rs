@@ -55,9 +55,11 @@ pub struct AutoCompact {
     pub options: OptimizeOptions,
 }
 
-/// Compacts the tables the micro-batch `report` wrote that have gathered at least
-/// `auto.min_files` small files. The compaction commits `dataChange = false`: the next
-/// micro-batch's steps see nothing new.
+/// Compacts, of the tables the micro-batch `report` wrote that have gathered at least
+/// `auto.min_files` small files, the one with the most: at most one table per micro-batch, so
+/// the tables a stream fills at the same pace are compacted in turn rather than all in one
+/// micro-batch (which would delay it by all their compactions). The compaction commits
+/// `dataChange = false`: the next micro-batch's steps see nothing new.
 pub async fn auto_compact(ctx: &Context, report: &RunReport, auto: &AutoCompact) -> Result<Vec<OptimizeReport>> {
     let mut written: Vec<TableId> = report
         .steps
@@ -71,13 +73,14 @@ pub async fn auto_compact(ctx: &Context, report: &RunReport, auto: &AutoCompact)
     }
     written.sort();
     written.dedup();
-    let mut due = Vec::new();
+    let mut due: Option<(usize, TableId)> = None;
     for table in written {
         let files = ctx.open(table).await?.files(None)?;
         let small = files.iter().filter(|f| (f.size.max(0) as u64) < auto.options.target_file_bytes).count();
-        if small >= auto.min_files.max(2) {
-            due.push(table);
+        if small >= auto.min_files.max(2) && due.is_none_or(|(most, _)| small > most) {
+            due = Some((small, table));
         }
     }
+    let due: Vec<TableId> = due.map(|(_, table)| table).into_iter().collect();
     optimize(ctx, &due, &auto.options).await
 }
