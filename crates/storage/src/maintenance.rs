@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use deltalake::operations::vacuum::VacuumMode;
+use deltalake::table::config::TablePropertiesExt as _;
 use futures::TryStreamExt;
 use polars::prelude::*;
 
@@ -148,14 +149,14 @@ pub async fn optimize(access: &Access, id: TableId, options: &OptimizeOptions) -
     if options.target_file_bytes == 0 {
         return Err(Error::Config("--target-file-size must be at least 1 byte".into()));
     }
+    for column in &options.zorder_by {
+        if !id.def().schema.fields().iter().any(|f| f.name() == column) {
+            return Err(Error::Config(format!("--zorder-by {column}: {id} has no such column")));
+        }
+    }
     let mut attempt = 0;
     loop {
         let mut table = Table::open(access, id).await?;
-        for column in &options.zorder_by {
-            if !id.def().schema.fields().iter().any(|f| f.name() == column) {
-                return Err(Error::Config(format!("--zorder-by {column}: {id} has no such column")));
-            }
-        }
         match optimize_once(&mut table, options).await {
             Err(e) if e.is_commit_conflict() && attempt < 5 => {
                 attempt += 1;
@@ -168,7 +169,9 @@ pub async fn optimize(access: &Access, id: TableId, options: &OptimizeOptions) -
 
 async fn optimize_once(table: &mut Table, options: &OptimizeOptions) -> Result<OptimizeReport> {
     let id = table.id();
-    let bins = compaction_bins(table.files(None)?, options);
+    let files = table.files(None)?;
+    let before: std::collections::HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
+    let bins = compaction_bins(files, options);
     let mut report = OptimizeReport { table: id.to_string(), ..Default::default() };
     if bins.is_empty() {
         return Ok(report);
@@ -199,10 +202,9 @@ async fn optimize_once(table: &mut Table, options: &OptimizeOptions) -> Result<O
     }
     report.rows = staged.rows();
     report.partitions = partitions.len() as u64;
-    let before: HashMap<String, i64> = table.files(None)?.into_iter().map(|f| (f.path, f.size)).collect();
     report.version = table.commit().staged(staged).remove(removed).operation(Operation::Compact).await?;
     for file in table.files(None)? {
-        if !before.contains_key(&file.path) {
+        if !before.contains(&file.path) {
             report.files_added += 1;
             report.bytes_added += file.size.max(0) as u64;
         }
@@ -247,6 +249,21 @@ pub struct VacuumReport {
 pub async fn vacuum(access: &Access, id: TableId, options: &VacuumOptions) -> Result<VacuumReport> {
     let table = Table::open(access, id).await?;
     table.check_modify()?;
+    // Delta's retention check, made here on the table's own property rather than by reading
+    // deltalake's error text.
+    let minimum = table
+        .delta
+        .snapshot()
+        .map_err(|e| Error::Delta { table: id.to_string(), version: table.version(), source: Box::new(e) })?
+        .table_config()
+        .deleted_file_retention_duration();
+    if let Some(retain) = options.retain.filter(|r| !options.force && *r < minimum) {
+        return Err(Error::Config(format!(
+            "{id}: --retain {retain:?} is shorter than the table's delta.deletedFileRetentionDuration ({minimum:?}): \
+             it deletes files a reader or a lagging step of an older version may still need; pass --force to do \
+             it anyway, or lower delta.deletedFileRetentionDuration"
+        )));
+    }
     let store = table.delta.log_store().object_store(None);
     let sizes: HashMap<String, u64> = store
         .list(None)
@@ -266,16 +283,11 @@ pub async fn vacuum(access: &Access, id: TableId, options: &VacuumOptions) -> Re
             .map_err(|_| Error::Config(format!("--retain {retain:?} is too long")))?;
         builder = builder.with_retention_period(retain);
     }
-    let (vacuumed, metrics) = match builder.await {
-        Ok(done) => done,
-        Err(deltalake::DeltaTableError::Generic(message)) if message.contains("retention") => {
-            return Err(retention_refused(id, &message))
-        }
-        Err(e) if e.to_string().contains("Invalid retention period") => {
-            return Err(retention_refused(id, &e.to_string()))
-        }
-        Err(e) => return Err(Error::Delta { table: id.to_string(), version: table.version(), source: Box::new(e) }),
-    };
+    let (vacuumed, metrics) = builder.await.map_err(|e| Error::Delta {
+        table: id.to_string(),
+        version: table.version(),
+        source: Box::new(e),
+    })?;
     let bytes = metrics.files_deleted.iter().filter_map(|f| sizes.get(f.trim_start_matches('/'))).sum();
     let mut report = VacuumReport {
         table: id.to_string(),
@@ -291,13 +303,6 @@ pub async fn vacuum(access: &Access, id: TableId, options: &VacuumOptions) -> Re
             as u64;
     }
     Ok(report)
-}
-
-fn retention_refused(id: TableId, message: &str) -> Error {
-    Error::Config(format!(
-        "{id}: {message}; a shorter --retain deletes files a reader or a lagging step of an older version may \
-         still need: pass --force to do it anyway, or lower delta.deletedFileRetentionDuration"
-    ))
 }
 
 #[cfg(test)]
