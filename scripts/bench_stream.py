@@ -4,7 +4,7 @@ measure, from `fitlake run --stream --json`, the latency from a file landing to 
 micro-batch that carried its rows through bronze, silver and gold (workout_bpm_summary).
 
 Usage: scripts/bench_stream.py [--rate 50000] [--seconds 60] [--trigger 1s] [--auto-compact-files 50]
-                               [--work /tmp/fitlake-bench-stream]
+                               [--work /tmp/fitlake-bench-stream] [--fitlake BIN]
 The lakehouse stays in WORK/lake (scripts/bench_maintenance.py measures it before and after
 `fitlake optimize` and `fitlake vacuum`).
 Needs a release build: cargo build --release --locked -p fitlake (the script runs it).
@@ -30,12 +30,16 @@ def main():
     ap.add_argument("--trigger", default="1s")
     ap.add_argument("--auto-compact-files", default="50", help="the stream's --auto-compact-files (0: off)")
     ap.add_argument("--work", default="/tmp/fitlake-bench-stream")
+    ap.add_argument("--fitlake", help="a fitlake binary to use instead of building target/release/fitlake")
     args = ap.parse_args()
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "fitlake"], cwd=root, check=True)
-    fitlake = os.path.join(target, "release", "fitlake")
+    if args.fitlake:
+        fitlake = os.path.abspath(args.fitlake)
+    else:
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "fitlake"], cwd=root, check=True)
+        fitlake = os.path.join(target, "release", "fitlake")
 
     users = max(1, args.rate * args.seconds // AVG_READINGS_PER_VISIT)
     staging = os.path.join(args.work, f"staging-{args.rate}-{args.seconds}")

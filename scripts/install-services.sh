@@ -3,8 +3,11 @@
 # throwaway instances on loopback ports:
 # - PostgreSQL (Debian's package `postgresql`);
 # - Azurite, the Azure Storage emulator (npm package `azurite`, pinned, under $FITLAKE_SERVICES);
-# - tansu, a Kafka-protocol broker (crate `tansu`, pinned; a long build, so only when missing).
-# Needs root (apt-get) only when PostgreSQL is missing. Prints the variables the tests read.
+# - tansu, a Kafka-protocol broker (crate `tansu`, pinned; a long build, so only when missing);
+# - Chromium (Debian's package `chromium`), the headless browser the report test opens the
+#   dashboard in;
+# - librdkafka (PyPI's `confluent-kafka`), a standard Kafka producer for the compression tests.
+# Needs root (apt-get) only when PostgreSQL or Chromium is missing. Prints the variables the tests read.
 set -euo pipefail
 services="${FITLAKE_SERVICES:-/var/tmp/fitlake-services}"
 azurite_version=3.35.0
@@ -43,6 +46,27 @@ if [ ! -x "$tansu" ]; then
 fi
 echo "install-services: $("$tansu" --version 2>/dev/null | head -1) ($tansu)" >&2
 echo "export FITLAKE_TANSU=$tansu"
+
+if ! command -v chromium >/dev/null; then
+  echo "install-services: installing Chromium (Debian package chromium)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+echo "install-services: $(chromium --version 2>/dev/null | head -1)" >&2
+echo "export FITLAKE_CHROMIUM=$(command -v chromium)"
+
+# A standard Kafka client (librdkafka, through the `confluent-kafka` package from PyPI, pinned)
+# publishing compressed batches, for the Kafka tests (scripts/kafka_publish.py).
+kafka_client_version=2.16.1
+kafka_client="$services/python-kafka-$kafka_client_version/bin/python"
+if [ ! -x "$kafka_client" ] || ! "$kafka_client" -c "import confluent_kafka" 2>/dev/null; then
+  echo "install-services: installing confluent-kafka==$kafka_client_version (PyPI)" >&2
+  python3 -m venv "$services/python-kafka-$kafka_client_version" >&2
+  "$kafka_client" -m pip install --quiet --disable-pip-version-check "confluent-kafka==$kafka_client_version" >&2
+fi
+echo "install-services: confluent-kafka $kafka_client_version ($kafka_client)" >&2
+echo "export FITLAKE_KAFKA_CLIENT=$kafka_client"
 
 # The independent reader the tests open every table with: the Python `deltalake` package (PyPI,
 # pinned) in a virtual environment of its own.

@@ -233,6 +233,9 @@ enum Command {
         /// Partitions of each topic --to kafka creates (existing topics are kept as they are).
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+        /// How --to kafka compresses its record batches.
+        #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+        compression: CompressionArg,
     },
     /// Run the pipeline.
     Run {
@@ -249,6 +252,32 @@ enum Command {
         /// Most rows to print.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+    },
+    /// Run a SELECT query over the tables, named `layer.table` (`gold.gym_summary`) or by table
+    /// name alone; only the columns the query names are read. Examples: docs/sql.md.
+    Sql {
+        /// The query, e.g. "SELECT gym, COUNT(*) AS visits FROM gold.gym_summary GROUP BY gym".
+        query: String,
+        /// Output: a text table, CSV, a JSON array of objects, or Parquet (needs --out).
+        #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+        format: SqlFormat,
+        /// Write the result to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Most rows the text table prints (the other formats write every row).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Write the dashboard: DIR/index.html, one self-contained page (no network needed) with
+    /// charts of the gold tables, quarantined records, failed expectations, freshness and
+    /// versions, each with its query and numbers.
+    Report {
+        /// The folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write each chart as DIR/<chart>.png.
+        #[arg(long)]
+        png: bool,
     },
     /// Each table's version and row count, and how far each step is behind its sources.
     Status,
@@ -325,6 +354,47 @@ enum GovernanceCommand {
         #[arg(long)]
         current: Option<PathBuf>,
     },
+}
+
+/// A Kafka compression codec on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionArg {
+    /// Uncompressed batches.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl From<CompressionArg> for fitlake_sources::kafka::Codec {
+    fn from(arg: CompressionArg) -> Self {
+        use fitlake_sources::kafka::Codec;
+        match arg {
+            CompressionArg::None => Codec::None,
+            CompressionArg::Gzip => Codec::Gzip,
+            CompressionArg::Snappy => Codec::Snappy,
+            CompressionArg::Lz4 => Codec::Lz4,
+            CompressionArg::Zstd => Codec::Zstd,
+        }
+    }
+}
+
+/// How `fitlake sql` writes its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// A text table (Polars' format), at most --limit rows.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// A Parquet file (with --out).
+    Parquet,
 }
 
 /// A layer on the command line.
@@ -432,7 +502,7 @@ pub fn main_fitlake() -> ExitCode {
     let cli = FitlakeCli::parse();
     let streaming = matches!(&cli.command, Command::Run { run, .. } if run.stream);
     Logging::from_global(&cli.global, streaming).install();
-    if let Command::Show { limit, .. } = &cli.command {
+    if let Command::Show { limit, .. } | Command::Sql { limit, .. } = &cli.command {
         // Polars reads its print settings from the environment; set them before any thread starts.
         std::env::set_var("POLARS_FMT_MAX_ROWS", limit.to_string());
         std::env::set_var("POLARS_FMT_MAX_COLS", "20");
@@ -666,13 +736,18 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             to,
             brokers,
             partitions,
+            compression,
         } => {
             let access = access(global)?;
             access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
             let sink = match to {
                 ProduceTo::Landing => MultiplexSink::Landing,
                 ProduceTo::Kafka => {
-                    MultiplexSink::kafka(kafka_source(brokers.as_deref(), "--to kafka")?, partitions).await?
+                    let source = KafkaSource {
+                        compression: compression.into(),
+                        ..kafka_source(brokers.as_deref(), "--to kafka")?
+                    };
+                    MultiplexSink::kafka(source, partitions).await?
                 }
             };
             let written = if let Some(set) = set {
@@ -712,6 +787,17 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             let keys = &id.def().keys;
             let rows = if keys.is_empty() { rows } else { rows.sort(keys.clone(), SortMultipleOptions::default())? };
             println!("{id} ({} rows)\n{}", rows.height(), rows.head(Some(limit)));
+        }
+        Command::Sql { query, format, out, limit } => {
+            let query = fitlake_pipeline::sql::Query::parse(&query)?;
+            let rows = query.run(&access(global)?).await?;
+            crate::sql::write(&rows, format, out.as_deref(), limit)?;
+        }
+        Command::Report { out, png } => {
+            let report =
+                fitlake_pipeline::dashboard::dashboard(&access(global)?, chrono::Utc::now().timestamp_millis()).await?;
+            crate::sql::write_report(&report, &out, png)?;
+            println!("fitlake-report: ok {} charts={}", out.join("index.html").display(), report.charts.len());
         }
         Command::Status => {
             let ctx = context(global, &default_run_args())?;

@@ -8,3 +8,4 @@ mod fault;
 mod logging;
 mod meter;
 mod produce;
+mod sql;

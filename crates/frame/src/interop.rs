@@ -48,6 +48,27 @@ pub fn to_record_batches(df: &DataFrame, schema: &SchemaRef) -> Result<Vec<Recor
     Ok(batches.into_iter().filter(|b| b.num_rows() > 0 || n_chunks == 1).collect())
 }
 
+/// The Arrow schema a frame's columns export as, strings and binaries as plain `Utf8` and
+/// `Binary` (what every Arrow writer reads): with [`to_record_batches`], any frame, such as a
+/// query result, becomes record batches for a CSV, JSON or Parquet writer.
+pub fn frame_schema(df: &DataFrame) -> Result<SchemaRef> {
+    let mut fields = Vec::with_capacity(df.width());
+    for column in df.columns() {
+        let field = column.field().to_arrow(CompatLevel::newest());
+        let c_schema = pl_ffi::export_field_to_c(&field);
+        // SAFETY: see `export_series_chunk`; the layout is fixed by the C Data Interface.
+        let c_schema = unsafe { std::mem::transmute::<pl_ffi::ArrowSchema, FFI_ArrowSchema>(c_schema) };
+        let field = arrow::datatypes::Field::try_from(&c_schema)?;
+        let plain = match field.data_type() {
+            DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+            DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+            other => other.clone(),
+        };
+        fields.push(field.with_data_type(plain).with_nullable(true));
+    }
+    Ok(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)))
+}
+
 /// Casts an array to `target`; a naive microsecond timestamp only gets the UTC label (frames
 /// hold UTC), which costs nothing, where a cast would convert through the time-zone database.
 fn conform(array: &ArrayRef, target: &DataType) -> Result<ArrayRef> {

@@ -11,18 +11,24 @@
 //! - [`status`]: each table's version, rows and how far its step is behind its sources.
 //! - [`setup`]: the zones, the tables, the catalog registry and `date_lookup`.
 //! - [`report`]: what a run did, per table.
+//! - `sql` (feature `sql`): SQL over the tables by their qualified names; `dashboard`: the
+//!   report's queries and table states, built into a page by [`fitlake_report`].
 //!
 //! Storage IO is [`fitlake_storage`]'s; Kafka and PostgreSQL are [`fitlake_sources`]'s
 //! [`RecordSource`](fitlake_sources::RecordSource)s; tables are named by
 //! [`fitlake_catalog::TableId`].
 
 pub mod context;
+#[cfg(feature = "sql")]
+pub mod dashboard;
 pub mod maintenance;
 pub mod meter;
 pub mod progress;
 pub mod report;
 pub mod run;
 pub mod setup;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod status;
 pub mod steps;
 pub mod stream;

@@ -25,6 +25,36 @@ use crate::{Error, Part, RecordSource, Result, SourceReader};
 pub struct KafkaSource {
     /// Bootstrap brokers, `host:port` each.
     pub brokers: Vec<String>,
+    /// How [`KafkaSource::publish`] compresses its batches (reading takes every codec).
+    pub compression: Codec,
+}
+
+/// A Kafka record batch compression codec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Codec {
+    /// Uncompressed.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Codec {
+    fn compression(self) -> Compression {
+        match self {
+            Codec::None => Compression::NoCompression,
+            Codec::Gzip => Compression::Gzip,
+            Codec::Snappy => Compression::Snappy,
+            Codec::Lz4 => Compression::Lz4,
+            Codec::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 /// Most bytes one fetch request asks a partition for.
@@ -70,7 +100,7 @@ impl KafkaSource {
                 "--brokers {brokers:?}: give host:port of one or more brokers, comma-separated, e.g. 127.0.0.1:9092"
             )));
         }
-        Ok(KafkaSource { brokers: list })
+        Ok(KafkaSource { brokers: list, compression: Codec::None })
     }
 
     /// A client of the cluster.
@@ -202,7 +232,7 @@ impl KafkaSource {
             while records.peek().is_some() {
                 let chunk: Vec<Record> = records.by_ref().take(PRODUCE_BATCH).collect();
                 published += chunk.len() as u64;
-                pc.produce(chunk, Compression::NoCompression).await.map_err(|e| kafka_error(&self.brokers, e))?;
+                pc.produce(chunk, self.compression.compression()).await.map_err(|e| kafka_error(&self.brokers, e))?;
             }
         }
         Ok(published)

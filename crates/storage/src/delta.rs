@@ -275,6 +275,13 @@ impl Table {
             .collect())
     }
 
+    /// When the table's latest version was committed (ms since the epoch): the time of its
+    /// commit file, as Delta's history reports it.
+    pub fn committed_ms(&self) -> Option<i64> {
+        let version = self.delta.version()?;
+        self.delta.snapshot().ok()?.version_timestamp(version)
+    }
+
     /// Number of rows in the table, from the log's file statistics.
     pub fn row_count(&self) -> Result<u64> {
         let index = self.file_index()?;

@@ -99,6 +99,16 @@ fn the_batch_test_passes_with_every_zone_on_azurite() {
         reports.as_array().expect("reports").iter().map(|r| r["files"].as_array().map_or(0, Vec::len)).sum();
     assert!(deleted as u64 >= compacted, "{reports}");
     assert_same_tables(&local.all_tables(), &lake.all_tables(), "Azurite after vacuum");
+
+    // SQL and the report read Azure tables as they read local ones.
+    for panel in fitlake_report::PANELS {
+        let on_azure = lake.fitlake(&["sql", "--format", "csv", panel.query]);
+        let on_disk = local.fitlake(&["sql", "--format", "csv", panel.query]);
+        assert_eq!(String::from_utf8_lossy(&on_azure.stdout), String::from_utf8_lossy(&on_disk.stdout), "{}", panel.id);
+    }
+    let dir = local.root.parent().expect("parent").join("azure-report");
+    lake.fitlake(&["report", "--out", dir.to_str().expect("utf-8")]);
+    assert!(std::fs::read_to_string(dir.join("index.html")).expect("page").contains("<svg"));
 }
 
 #[test]

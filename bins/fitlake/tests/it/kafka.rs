@@ -79,6 +79,72 @@ fn multiplex_content(lake: &Lake) -> DataFrame {
         .expect("select")
 }
 
+/// Publishes a multiplex file with librdkafka (`scripts/kafka_publish.py` run by
+/// `$FITLAKE_KAFKA_CLIENT`, a Python with `confluent-kafka`), compressing with `codec`.
+fn publish_with_librdkafka(broker: &Broker, file: &std::path::Path, codec: &str) {
+    let python = std::env::var("FITLAKE_KAFKA_CLIENT").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/kafka_publish.py");
+    let out = Command::new(&python)
+        .args([script, &broker.address(), file.to_str().expect("utf-8"), "--compression", codec])
+        .output()
+        .unwrap_or_else(|e| panic!("run {python} (scripts/install-services.sh installs confluent-kafka): {e}"));
+    crate::harness::succeeded(out, &format!("kafka_publish.py --compression {codec}"));
+}
+
+#[test]
+fn batches_a_standard_client_compresses_with_any_codec_are_read() {
+    let broker = Broker::start();
+    let (kafka, files) = (Lake::new(), Lake::new());
+    for lake in [&kafka, &files] {
+        lake.fitlake(&["setup"]);
+    }
+    files.fitlake(&["produce", "--set", "1"]);
+    // Each multiplex file in four consecutive parts, one per codec: every topic holds batches
+    // of every codec, in the file's order.
+    let codecs = ["gzip", "snappy", "lz4", "zstd"];
+    let dir = kafka.root.parent().expect("parent").join("parts");
+    std::fs::create_dir_all(&dir).expect("parts dir");
+    let mut names: Vec<_> = std::fs::read_dir(files.landing("kafka_multiplex_bz"))
+        .expect("landing")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    for file in names {
+        let text = std::fs::read_to_string(&file).expect("multiplex file");
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        for (i, part) in lines.chunks(lines.len().div_ceil(codecs.len())).enumerate() {
+            let path = dir.join(format!("{}-{i}", file.file_name().expect("name").to_string_lossy()));
+            std::fs::write(&path, part.join("\n") + "\n").expect("part");
+            publish_with_librdkafka(&broker, &path, codecs[i]);
+        }
+    }
+    files.run_once();
+    // The registrations and logins come as landing files in both lakehouses.
+    for source in ["registered_users_bz", "gym_logins_bz"] {
+        for entry in std::fs::read_dir(files.landing(source)).expect("landing") {
+            let path = entry.expect("entry").path();
+            std::fs::create_dir_all(kafka.landing(source)).expect("landing dir");
+            std::fs::copy(&path, kafka.landing(source).join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    kafka.fitlake(&["run", "--once", "--as-of", AS_OF, "--source", "kafka", "--brokers", &broker.address()]);
+    assert_eq!(multiplex_content(&files), multiplex_content(&kafka), "what librdkafka published, read back");
+    let mut from_files = files.all_tables();
+    let mut from_kafka = kafka.all_tables();
+    for tables in [&mut from_files, &mut from_kafka] {
+        tables.remove("kafka_multiplex_bz");
+    }
+    assert_same_tables(&from_files, &from_kafka, "compressed Kafka batches vs landing files");
+
+    // fitlake's own producer compresses too.
+    let again = Lake::new();
+    again.fitlake(&["setup"]);
+    let zstd = Broker::start();
+    produce_to_kafka(&again, &zstd, &["--set", "1", "--partitions", "2", "--compression", "zstd"]);
+    again.fitlake(&["run", "--once", "--as-of", AS_OF, "--source", "kafka", "--brokers", &zstd.address()]);
+    assert_eq!(multiplex_content(&files), multiplex_content(&again), "fitlake's zstd batches");
+}
+
 #[test]
 fn the_batch_test_counts_hold_with_kafka_as_the_multiplex_source() {
     let broker = Broker::start();

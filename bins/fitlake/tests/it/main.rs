@@ -11,6 +11,7 @@ mod messy;
 mod pipeline;
 mod postgres;
 mod serve;
+mod sql;
 mod stream;
 
 use std::collections::BTreeMap;
