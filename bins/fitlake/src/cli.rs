@@ -137,6 +137,15 @@ pub struct RunArgs {
     /// Prefer the environment variable: a command line is visible to every local user in `ps`.
     #[arg(long, env = "FITLAKE_POSTGRES_DSN", hide_env_values = true, value_parser = secret)]
     pub dsn: Option<fitlake_config::Secret>,
+    /// A file holding the PostgreSQL password, when the DSN has none (the environment variable
+    /// FITLAKE_POSTGRES_PASSWORD is read otherwise).
+    #[arg(long, env = "FITLAKE_POSTGRES_PASSWORD_FILE")]
+    pub pg_password_file: Option<PathBuf>,
+    /// A PEM file of certificate authorities that may sign the PostgreSQL server's certificate,
+    /// besides the system's (TLS is used unless the DSN says sslmode=disable, and the server's
+    /// certificate and name are always verified).
+    #[arg(long, env = "FITLAKE_POSTGRES_CA_FILE")]
+    pub pg_ca_file: Option<PathBuf>,
     /// Kafka bootstrap brokers for --source kafka (`host:port[,host:port…]`).
     #[arg(long, env = "FITLAKE_KAFKA_BROKERS")]
     pub brokers: Option<String>,
@@ -593,7 +602,16 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
                     .into(),
             ));
         };
-        ctx = ctx.with_source(Arc::new(PgSource { dsn: dsn.clone() }));
+        let password = match &run.pg_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("--pg-password-file {}: {e}", path.display())))?;
+                Some(fitlake_config::Secret::new(text.trim_end_matches(['\n', '\r'])))
+            }
+            None => std::env::var("FITLAKE_POSTGRES_PASSWORD").ok().map(fitlake_config::Secret::new),
+        };
+        let source = PgSource { password, ca_file: run.pg_ca_file.clone(), ..PgSource::new(dsn.clone()) };
+        ctx = ctx.with_source(Arc::new(source));
     }
     Ok(ctx)
 }
@@ -701,6 +719,8 @@ fn default_run_args() -> RunArgs {
         plausible_until: "2100-01-01".into(),
         source: vec![SourceArg::Files],
         dsn: None,
+        pg_password_file: None,
+        pg_ca_file: None,
         brokers: None,
     }
 }

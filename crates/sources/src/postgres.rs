@@ -36,12 +36,22 @@ use fitlake_config::Secret;
 
 use crate::{Error, Part, RecordSource, Result, SourceReader};
 
-/// Where the operational database is.
+/// Where the operational database is, and how to reach it.
+///
+/// TLS follows the DSN's `sslmode`: `disable` connects in the clear; `prefer` (the default)
+/// uses TLS when the server offers it; `require` refuses a server without it. Whenever TLS is
+/// used the server's certificate is verified (as libpq's `verify-full` does: chain and host
+/// name) against the system's certificate authorities and [`PgSource::ca_file`]'s; rustls does
+/// the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgSource {
     /// libpq-style connection string (`host=127.0.0.1 port=5432 user=fitlake dbname=gym`) or
     /// URL (`postgresql://user:password@host/db`); a secret, since it may hold the password.
     pub dsn: Secret,
+    /// The password, when the DSN has none (from the environment or a file, not the command line).
+    pub password: Option<Secret>,
+    /// A PEM file of certificate authorities to trust besides the system's (a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Most rows one bronze batch takes from a table.
@@ -127,15 +137,64 @@ impl PgSource {
         }
     }
 
-    /// Connects (the connection lives as long as the returned client).
+    /// A source at `dsn`, the password and certificate authorities in the DSN or the system.
+    pub fn new(dsn: Secret) -> PgSource {
+        PgSource { dsn, password: None, ca_file: None }
+    }
+
+    /// Connects (the connection lives as long as the returned client), over TLS unless the
+    /// DSN says `sslmode=disable`.
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let (client, connection) = tokio_postgres::connect(self.dsn.expose(), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| db_error(&self.target(), e))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        let mut config: tokio_postgres::Config = self
+            .dsn
+            .expose()
+            .parse()
+            .map_err(|e| Error::Config(format!("the PostgreSQL DSN for {} does not parse: {e}", self.target())))?;
+        if config.get_password().is_none() {
+            if let Some(password) = &self.password {
+                config.password(password.expose());
+            }
+        }
+        let err = |e| db_error(&self.target(), e);
+        if matches!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable) {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(err)?;
+            tokio::spawn(connection);
+            Ok(client)
+        } else {
+            let (client, connection) = config.connect(self.tls()?).await.map_err(err)?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+    }
+
+    /// rustls with the system's certificate authorities and those of [`PgSource::ca_file`].
+    fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        // Unreadable system certificates are skipped; a server they would have verified then
+        // fails its handshake, naming the certificate.
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = &self.ca_file {
+            let bad = |what: String| Error::Config(format!("--pg-ca-file {}: {what}", path.display()));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let mut added = 0;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                roots.add(cert.map_err(|e| bad(format!("{e:?}")))?).map_err(|e| bad(e.to_string()))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(bad("holds no PEM certificate".into()));
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("TLS for PostgreSQL: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
 
     /// The rows of `landing_source`'s source table inserted by transactions from `from` (an
@@ -286,11 +345,11 @@ mod tests {
             "host=db.example.com port=6432 user=fitlake password=hunter2 dbname=gym",
             "postgresql://fitlake:hunter2@db.example.com:6432/gym?sslmode=require",
         ] {
-            let source = PgSource { dsn: Secret::new(dsn) };
+            let source = PgSource::new(Secret::new(dsn));
             assert_eq!(source.target(), "db.example.com:6432/gym");
             assert!(!format!("{source:?}").contains("hunter2"), "{source:?}");
         }
-        let broken = PgSource { dsn: Secret::new("postgresql://u:hunter2@[bad") };
+        let broken = PgSource::new(Secret::new("postgresql://u:hunter2@[bad"));
         assert!(!broken.target().contains("hunter2"));
     }
 }

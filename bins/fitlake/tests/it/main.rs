@@ -384,7 +384,7 @@ fn no_config_or_context_struct_prints_a_secret() {
     let expectations = fitlake_quality::Expectations::default();
     let dsn = "postgresql://fitlake:hunter2-pw@db.example.com/gym";
     let ctx = fitlake_pipeline::Context::new(access, expectations, options)
-        .with_source(std::sync::Arc::new(fitlake_sources::postgres::PgSource { dsn: Secret::new(dsn) }));
+        .with_source(std::sync::Arc::new(fitlake_sources::postgres::PgSource::new(Secret::new(dsn))));
     let shown = format!("{ctx:?}");
     assert!(shown.contains("PgSource") && shown.contains("AccountKey"), "{shown}");
     for secret in ["hunter2-pw", "c2VjcmV0LWtleS1odW50ZXIy"] {

@@ -20,6 +20,21 @@ fn run(mut cmd: Command, what: &str) -> Output {
 
 impl PgServer {
     fn start() -> PgServer {
+        PgServer::start_with(false)
+    }
+
+    /// A cluster that takes TLS connections only (a certificate signed by a test CA,
+    /// `ca.crt` in its folder) and asks the role `fitlake` for its password.
+    fn start_tls() -> PgServer {
+        PgServer::start_with(true)
+    }
+
+    /// The test CA's certificate (PEM) of a [`PgServer::start_tls`] cluster.
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn start_with(tls: bool) -> PgServer {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .into_iter()
@@ -43,16 +58,95 @@ impl PgServer {
         let mut initdb = server.command("initdb");
         initdb.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
         run(initdb, "initdb");
+        let mut options =
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", port, server.dir.path().display());
+        if tls {
+            server.make_certificates(&data);
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let mut start = server.command("pg_ctl");
-        start.arg("-D").arg(&data).arg("-l").arg(server.dir.path().join("log")).args(["-w", "-o"]).arg(format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            port,
-            server.dir.path().display()
-        ));
+        start.arg("-D").arg(&data).arg("-l").arg(server.dir.path().join("log")).args(["-w", "-o"]).arg(options);
         start.arg("start");
         run(start, "pg_ctl start");
         server.psql("postgres", "CREATE DATABASE gym");
         server
+    }
+
+    /// A test CA and a server certificate for 127.0.0.1 it signed (openssl), in the data folder;
+    /// pg_hba.conf then takes TCP connections over TLS only, `fitlake` with a password.
+    fn make_certificates(&self, data: &std::path::Path) {
+        let dir = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let mut cmd = Command::new("openssl");
+            cmd.current_dir(dir).args(args);
+            run(cmd, &format!("openssl {}", args[0]));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=fitlake test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        for file in ["server.crt", "server.key"] {
+            std::fs::copy(dir.join(file), data.join(file)).expect("certificate into the data folder");
+        }
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all postgres 127.0.0.1/32 trust\nhostssl all fitlake 127.0.0.1/32 scram-sha-256\n\
+             host all all 127.0.0.1/32 reject\n",
+        )
+        .expect("pg_hba.conf");
+        let mut chmod = Command::new("chmod");
+        chmod.arg("600").arg(data.join("server.key"));
+        run(chmod, "chmod");
+        if self.as_root() {
+            let mut chown = Command::new("chown");
+            chown.args(["-R", "postgres:postgres"]).arg(data);
+            run(chown, "chown");
+        }
     }
 
     fn as_root(&self) -> bool {
@@ -212,6 +306,60 @@ fn registrations_and_gym_logins_come_from_postgres_exactly_once() {
     assert!(ended.status.success(), "{}", ended.stderr);
     let users = crate::harness::rows_text(&lake.table("users"));
     assert!(users.contains("777,7770,77:77:77:77:77:77,2023-03-15 13:20:00.123456"), "exact time kept: {users}");
+}
+
+#[test]
+fn postgres_over_tls_verifies_the_server_and_takes_the_password_from_a_file_or_the_environment() {
+    let pg = PgServer::start_tls();
+    pg.sql(SCHEMA);
+    pg.sql("CREATE ROLE fitlake LOGIN PASSWORD 'tls-test-pw'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO fitlake;");
+    pg.sql(&seed_inserts(1));
+    let lake = Lake::new();
+    lake.fitlake(&["setup"]);
+    lake.fitlake(&["produce", "--set", "1"]);
+    remove_landed_csvs(&lake);
+    let password_file = lake.root.parent().expect("parent").join("pg-password");
+    std::fs::write(&password_file, "tls-test-pw\n").expect("password file");
+    let ca = pg.ca_file();
+    let dsn = |mode: &str| format!("host=127.0.0.1 port={} user=fitlake dbname=gym sslmode={mode}", pg.port);
+    let run_with = |dsn: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let args = [
+            &["run", "--once", "--as-of", AS_OF, "--layer", "bronze", "--source", "postgres", "--dsn", dsn][..],
+            extra,
+        ]
+        .concat();
+        lake.fitlake_env(&args, env)
+    };
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).to_string();
+
+    // Without the CA that signed the server's certificate, the handshake fails and says why.
+    let out = run_with(&dsn("require"), &["--pg-password-file", password_file.to_str().expect("utf-8")], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("TLS handshake") && stderr(&out).contains("UnknownIssuer"), "{}", stderr(&out));
+    // In the clear the server refuses (pg_hba.conf takes TLS only).
+    let out = run_with(&dsn("disable"), &["--pg-password-file", password_file.to_str().expect("utf-8")], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no encryption"), "{}", stderr(&out));
+    // A wrong password from the environment: refused, and not printed.
+    let ca_arg = ["--pg-ca-file", ca.to_str().expect("utf-8")];
+    let out = run_with(&dsn("require"), &ca_arg, &[("FITLAKE_POSTGRES_PASSWORD", "not-the-password")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("password authentication failed"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("not-the-password"), "{}", stderr(&out));
+    assert_eq!(lake.counts()["registered_users_bz"], 0, "nothing read by the failed runs");
+
+    // Verified TLS, the password from a file: every row, once.
+    let out = run_with(
+        &dsn("require"),
+        &[&ca_arg[..], &["--pg-password-file", password_file.to_str().expect("utf-8")]].concat(),
+        &[],
+    );
+    succeeded(out, "run over TLS");
+    let counts = lake.counts();
+    assert_eq!((counts["registered_users_bz"], counts["gym_logins_bz"]), (5, 8));
+    // The same password from the environment, and `prefer` (TLS, since the server offers it).
+    let out = run_with(&dsn("prefer"), &ca_arg, &[("FITLAKE_POSTGRES_PASSWORD", "tls-test-pw")]);
+    succeeded(out, "run with prefer");
 }
 
 #[test]
