@@ -296,18 +296,54 @@ enum Command {
         command: GovernanceCommand,
     },
     /// The HTTP API for device events: POST /v1/bpm, /v1/workouts, /v1/profile (JSON or
-    /// NDJSON); lands accepted events in the landing zone before answering 202. Runs as a
-    /// principal that may write the landing zone (e.g. --principal producer).
+    /// NDJSON) with a bearer token (or a client certificate); lands accepted events in the
+    /// landing zone before answering 202. Runs as a principal that may write the landing zone
+    /// (e.g. --principal producer). Refuses to start without --tokens or --client-ca.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Most requests landed at once; more get 503 with Retry-After.
+        /// The bearer-token file (`fitlake token new NAME --tokens FILE`); read again when it
+        /// changes, so revoking needs no restart.
+        #[arg(long, env = "FITLAKE_SERVE_TOKENS")]
+        tokens: Option<PathBuf>,
+        /// TLS: the server's certificate chain (PEM).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS: the server's private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Mutual TLS: accept clients with a certificate signed by an authority in this PEM file
+        /// (without a token).
+        #[arg(long)]
+        client_ca: Option<PathBuf>,
+        /// Most requests landed at once (taken once a body has arrived); more get 503 with
+        /// Retry-After.
         #[arg(long, default_value_t = 64)]
         max_in_flight: usize,
         /// Largest request body in bytes; larger get 413.
         #[arg(long, default_value_t = 16 << 20)]
         max_body_bytes: usize,
+        /// Most records in one request; more get 413.
+        #[arg(long, default_value_t = 100_000)]
+        max_records: usize,
+        /// Most open connections; more wait to be accepted.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
+        /// Time a client has to send a request's headers (also the idle keep-alive time).
+        #[arg(long, default_value = "10s")]
+        header_timeout: String,
+        /// Time a client has to send a request's body.
+        #[arg(long, default_value = "30s")]
+        body_timeout: String,
+        /// How long a stopping server waits for requests in flight.
+        #[arg(long, default_value = "30s")]
+        drain_timeout: String,
+    },
+    /// Bearer tokens for `fitlake serve`: stored as SHA-256 hashes in the token file.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Compact small files into larger ones (Delta OPTIMIZE), committed with dataChange=false
     /// so readers and the incremental steps see no new data; safe next to a running stream
@@ -362,6 +398,33 @@ enum GovernanceCommand {
         /// rows, cluster_policies): print only what differs.
         #[arg(long)]
         current: Option<PathBuf>,
+    },
+}
+
+/// `fitlake token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token named NAME: printed once, only its hash is stored.
+    New {
+        /// Who holds it (letters, digits, '-', '_', '.').
+        name: String,
+        /// The token file.
+        #[arg(long, env = "FITLAKE_SERVE_TOKENS")]
+        tokens: PathBuf,
+    },
+    /// Revoke the token named NAME (a running server stops taking it within a second or so).
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// The token file.
+        #[arg(long, env = "FITLAKE_SERVE_TOKENS")]
+        tokens: PathBuf,
+    },
+    /// The names and creation times of the tokens.
+    List {
+        /// The token file.
+        #[arg(long, env = "FITLAKE_SERVE_TOKENS")]
+        tokens: PathBuf,
     },
 }
 
@@ -844,16 +907,66 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             };
             print!("{}", plan(&policy, &urls, current.as_ref()).map_err(config_error)?.render());
         }
-        Command::Serve { listen, max_in_flight, max_body_bytes } => {
+        Command::Serve {
+            listen,
+            tokens,
+            tls_cert,
+            tls_key,
+            client_ca,
+            max_in_flight,
+            max_body_bytes,
+            max_records,
+            max_connections,
+            header_timeout,
+            body_timeout,
+            drain_timeout,
+        } => {
             let access = access(global)?;
             access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
-            let options = fitlake_sources::serve::ServeOptions { listen, max_in_flight, max_body_bytes };
+            let options = fitlake_sources::serve::ServeOptions {
+                max_in_flight,
+                max_body_bytes,
+                max_records,
+                max_connections,
+                header_timeout: parse_duration("--header-timeout", &header_timeout)?,
+                body_timeout: parse_duration("--body-timeout", &body_timeout)?,
+                drain_timeout: parse_duration("--drain-timeout", &drain_timeout)?,
+                tokens,
+                tls: tls_cert.zip(tls_key),
+                client_ca,
+                ..fitlake_sources::serve::ServeOptions::new(listen)
+            };
             let stop = stop_on_signals()?;
             fitlake_sources::serve::serve(&access, &options, stop, |bound| {
                 println!("fitlake-serve: listening on {bound}")
             })
             .await?;
             println!("fitlake-serve: stopped");
+        }
+        Command::Token { command } => {
+            use fitlake_sources::tokens::TokenFile;
+            match command {
+                TokenCommand::New { name, tokens } => {
+                    let mut file = TokenFile::read(&tokens)?;
+                    let token = file.add(&name, &chrono::Utc::now().to_rfc3339())?;
+                    file.write(&tokens)?;
+                    eprintln!("fitlake-token: made {name}; it is shown once, keep it secret:");
+                    println!("{}", token.expose());
+                }
+                TokenCommand::Revoke { name, tokens } => {
+                    let mut file = TokenFile::read(&tokens)?;
+                    if !file.revoke(&name) {
+                        return Err(Error::Config(format!("no token named {name} in {}", tokens.display())));
+                    }
+                    file.write(&tokens)?;
+                    println!("fitlake-token: revoked {name}");
+                }
+                TokenCommand::List { tokens } => {
+                    for token in TokenFile::read(&tokens)?.tokens {
+                        println!("{}\t{}", token.name, token.created);
+                    }
+                }
+            }
         }
         Command::Optimize { table, target_file_size, zorder_by } => {
             let options = OptimizeOptions {

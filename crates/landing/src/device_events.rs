@@ -29,28 +29,80 @@ fn key_field(topic: &str) -> &'static str {
 }
 
 /// The records of a body, as their raw JSON text (never re-serialized, so numbers such as
-/// times keep every digit): a JSON array's elements, or one record per non-blank line.
-fn records(body: &str) -> Vec<Result<String, String>> {
+/// times keep every digit): a JSON array's elements, or one record per non-blank line. A body
+/// of more than `max_records` records is refused whole, without holding them all.
+fn records(body: &str, max_records: usize) -> Result<Vec<Result<String, String>>, String> {
+    let too_many = || format!("more than {max_records} records in one request: send fewer per request");
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
-        return match serde_json::from_str::<Vec<Box<RawValue>>>(trimmed) {
-            Ok(values) => values.into_iter().map(|v| Ok(v.get().to_string())).collect(),
-            Err(e) => vec![Err(format!("the body is not a JSON array: {e}"))],
+        let mut deserializer = serde_json::Deserializer::from_str(trimmed);
+        let parsed = serde::Deserializer::deserialize_seq(&mut deserializer, AtMost(max_records))
+            .and_then(|records| deserializer.end().map(|()| records));
+        return match parsed {
+            Ok(values) => Ok(values.into_iter().map(Ok).collect()),
+            Err(e) if e.to_string().starts_with(TOO_MANY) => Err(too_many()),
+            Err(e) => Ok(vec![Err(format!("the body is not a JSON array: {e}"))]),
         };
     }
-    body.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str::<Box<RawValue>>(l).map(|v| v.get().to_string()).map_err(|e| format!("not JSON: {e}"))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        if out.len() == max_records {
+            return Err(too_many());
+        }
+        out.push(
+            serde_json::from_str::<Box<RawValue>>(line)
+                .map(|v| v.get().to_string())
+                .map_err(|e| format!("not JSON: {e}")),
+        );
+    }
+    Ok(out)
+}
+
+const TOO_MANY: &str = "too many records";
+
+/// A JSON array's elements as raw text, refused past a count.
+struct AtMost(usize);
+
+impl<'de> serde::de::Visitor<'de> for AtMost {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(value) = seq.next_element::<Box<RawValue>>()? {
+            if out.len() == self.0 {
+                return Err(serde::de::Error::custom(TOO_MANY));
+            }
+            out.push(value.get().to_string());
+        }
+        Ok(out)
+    }
 }
 
 /// Validates the records of `body` for `topic` and wraps the valid ones in envelopes with
 /// offsets from `first_offset` and timestamp `received_ms` (epoch milliseconds).
 pub fn envelopes(topic: &str, body: &str, first_offset: i64, received_ms: i64) -> Envelopes {
+    envelopes_at_most(topic, body, first_offset, received_ms, usize::MAX).unwrap_or_else(|reason| Envelopes {
+        ndjson: String::new(),
+        accepted: 0,
+        rejected: vec![(0, reason)],
+    })
+}
+
+/// [`envelopes`] of a body of at most `max_records` records; a larger body is refused whole
+/// (the reason says how many are allowed).
+pub fn envelopes_at_most(
+    topic: &str,
+    body: &str,
+    first_offset: i64,
+    received_ms: i64,
+    max_records: usize,
+) -> Result<Envelopes, String> {
     let mut out = Envelopes { ndjson: String::new(), accepted: 0, rejected: Vec::new() };
-    for (index, record) in records(body).into_iter().enumerate() {
+    for (index, record) in records(body, max_records)?.into_iter().enumerate() {
         let checked = record.and_then(|text| {
             let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&text) else {
                 return Err("a record must be a JSON object".to_string());
@@ -80,5 +132,5 @@ pub fn envelopes(topic: &str, body: &str, first_offset: i64, received_ms: i64) -
             Err(reason) => out.rejected.push((index, reason)),
         }
     }
-    out
+    Ok(out)
 }

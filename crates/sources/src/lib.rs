@@ -20,6 +20,10 @@ pub mod kafka;
 pub mod postgres;
 #[cfg(feature = "http")]
 pub mod serve;
+#[cfg(any(feature = "postgres", feature = "http"))]
+pub mod tls;
+#[cfg(feature = "http")]
+pub mod tokens;
 
 /// A boxed error, the cause kept for [`std::error::Error::source`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -169,31 +169,7 @@ impl PgSource {
 
     /// rustls with the system's certificate authorities and those of [`PgSource::ca_file`].
     fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-        use rustls::pki_types::pem::PemObject as _;
-        let mut roots = rustls::RootCertStore::empty();
-        // Unreadable system certificates are skipped; a server they would have verified then
-        // fails its handshake, naming the certificate.
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(path) = &self.ca_file {
-            let bad = |what: String| Error::Config(format!("--pg-ca-file {}: {what}", path.display()));
-            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-            let mut added = 0;
-            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-                roots.add(cert.map_err(|e| bad(format!("{e:?}")))?).map_err(|e| bad(e.to_string()))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(bad("holds no PEM certificate".into()));
-            }
-        }
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("TLS for PostgreSQL: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = crate::tls::client_config("--pg-ca-file", self.ca_file.as_deref())?;
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
 

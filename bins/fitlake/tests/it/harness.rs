@@ -451,3 +451,65 @@ pub fn assert_same_tables(expected: &BTreeMap<String, DataFrame>, actual: &BTree
         );
     }
 }
+
+/// A throwaway certificate authority (openssl) in `dir`: `ca.crt`, and certificates it signs.
+pub struct TestCa {
+    dir: PathBuf,
+}
+
+impl TestCa {
+    /// Makes the authority's key and self-signed certificate in `dir`.
+    pub fn new(dir: &Path) -> TestCa {
+        let ca = TestCa { dir: dir.to_path_buf() };
+        ca.openssl(
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt"]
+                .into_iter()
+                .chain(["-days", "2", "-subj", "/CN=fitlake test CA"])
+                .collect::<Vec<_>>(),
+        );
+        ca
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl").current_dir(&self.dir).args(args).output().expect("openssl");
+        succeeded(out, &format!("openssl {}", args[0]));
+    }
+
+    /// The authority's certificate (PEM).
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// A certificate and key `NAME.crt`, `NAME.key` signed by the authority: for a server at
+    /// 127.0.0.1 and localhost, or (`client`) for a client named `NAME`.
+    pub fn issue(&self, name: &str, client: bool) -> (PathBuf, PathBuf) {
+        let (crt, key, csr, ext) =
+            (format!("{name}.crt"), format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"));
+        let subject = if client { format!("/CN={name}") } else { "/CN=127.0.0.1".to_string() };
+        self.openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subject]);
+        let extensions = if client {
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+        } else {
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        };
+        std::fs::write(self.dir.join(&ext), extensions).expect("extensions");
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+        (self.dir.join(crt), self.dir.join(key))
+    }
+}

@@ -76,62 +76,10 @@ impl PgServer {
     /// pg_hba.conf then takes TCP connections over TLS only, `fitlake` with a password.
     fn make_certificates(&self, data: &std::path::Path) {
         let dir = self.dir.path();
-        let openssl = |args: &[&str]| {
-            let mut cmd = Command::new("openssl");
-            cmd.current_dir(dir).args(args);
-            run(cmd, &format!("openssl {}", args[0]));
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=fitlake test CA",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
-        )
-        .expect("extensions");
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ]);
-        for file in ["server.crt", "server.key"] {
-            std::fs::copy(dir.join(file), data.join(file)).expect("certificate into the data folder");
+        let ca = crate::harness::TestCa::new(dir);
+        let (crt, key) = ca.issue("server", false);
+        for (from, file) in [(crt, "server.crt"), (key, "server.key")] {
+            std::fs::copy(from, data.join(file)).expect("certificate into the data folder");
         }
         std::fs::write(
             data.join("pg_hba.conf"),
