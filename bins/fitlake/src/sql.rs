@@ -83,6 +83,7 @@ pub fn render(rows: &DataFrame, format: SqlFormat, limit: usize) -> Result<Vec<u
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails loudly on any unexpected error
 mod tests {
     use super::*;
     use polars::prelude::*;

@@ -182,6 +182,7 @@ fn words(sql: &str) -> Result<BTreeSet<String>, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails loudly on any unexpected error
 mod tests {
     use super::*;
 

@@ -143,10 +143,10 @@ pub fn build(inputs: &Inputs) -> Result<Report> {
             let _ = write!(figures, "<figure id=\"chart-{id}\">{}</figure>", chart.svg()?);
             charts.push((id, chart));
         }
-        let _ = write!(
+        let _ = writeln!(
             sections,
             "<section id=\"{id}\"><h2>{title}</h2>{figures}<details><summary>Query</summary><pre>{query}</pre>\
-             </details>{table}</section>\n",
+             </details>{table}</section>",
             id = panel.id,
             title = escape(panel.title),
             query = escape(panel.query),
@@ -154,10 +154,10 @@ pub fn build(inputs: &Inputs) -> Result<Report> {
         );
     }
     let (freshness, versions) = state_charts(&inputs.tables, inputs.now_ms);
-    let _ = write!(
+    let _ = writeln!(
         sections,
         "<section id=\"tables\"><h2>Tables: freshness and versions</h2><figure id=\"chart-freshness\">{}</figure>\
-         <figure id=\"chart-versions\">{}</figure>{}</section>\n",
+         <figure id=\"chart-versions\">{}</figure>{}</section>",
         freshness.svg()?,
         versions.svg()?,
         state_table(&inputs.tables, inputs.now_ms),
@@ -384,6 +384,7 @@ if(b.width>0&&b.height>0&&s[i].querySelectorAll('rect,polyline,path,circle,line,
 document.body.setAttribute('data-charts',n+'/'+s.length);})();";
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails loudly on any unexpected error
 mod tests {
     use super::*;
 

@@ -149,6 +149,7 @@ impl TokenStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails loudly on any unexpected error
 mod tests {
     use super::*;
 

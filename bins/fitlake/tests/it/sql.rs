@@ -1,6 +1,7 @@
 //! `fitlake sql` over the tables by qualified name, and `fitlake report`'s dashboard opened in a
 //! real headless browser, its numbers checked against `fitlake sql`.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly on any unexpected error
 use std::path::Path;
 use std::process::Command;
 
