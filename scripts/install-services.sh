@@ -13,11 +13,28 @@ services="${FITLAKE_SERVICES:-/var/tmp/fitlake-services}"
 azurite_version=3.35.0
 mkdir -p "$services"
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  echo "install-services: installing PostgreSQL (Debian package postgresql)" >&2
+# apt_install PACKAGE [OPTIONS…]: installs a Debian package quietly.
+apt_install() {
+  echo "install-services: installing $1 (Debian package $1)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql >/dev/null
+  apt-get install -y -qq "${@:2}" "$1" >/dev/null
+}
+
+# python_venv NAME MODULE REQUIREMENT…: a virtual environment $services/python-NAME holding the
+# pinned requirements (made when missing or when MODULE does not import); prints its python.
+python_venv() {
+  local python="$services/python-$1/bin/python"
+  if [ ! -x "$python" ] || ! "$python" -c "import $2" 2>/dev/null; then
+    echo "install-services: installing ${*:3} (PyPI)" >&2
+    python3 -m venv "$services/python-$1" >&2
+    "$python" -m pip install --quiet --disable-pip-version-check "${@:3}" >&2
+  fi
+  echo "$python"
+}
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_install postgresql
   # The tests run their own clusters; the distribution's default one is not needed.
   (service postgresql stop || true) >/dev/null 2>&1
 fi
@@ -48,10 +65,7 @@ echo "install-services: $("$tansu" --version 2>/dev/null | head -1) ($tansu)" >&
 echo "export FITLAKE_TANSU=$tansu"
 
 if ! command -v chromium >/dev/null; then
-  echo "install-services: installing Chromium (Debian package chromium)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt_install chromium --no-install-recommends
 fi
 echo "install-services: $(chromium --version 2>/dev/null | head -1)" >&2
 echo "export FITLAKE_CHROMIUM=$(command -v chromium)"
@@ -59,23 +73,13 @@ echo "export FITLAKE_CHROMIUM=$(command -v chromium)"
 # A standard Kafka client (librdkafka, through the `confluent-kafka` package from PyPI, pinned)
 # publishing compressed batches, for the Kafka tests (scripts/kafka_publish.py).
 kafka_client_version=2.16.1
-kafka_client="$services/python-kafka-$kafka_client_version/bin/python"
-if [ ! -x "$kafka_client" ] || ! "$kafka_client" -c "import confluent_kafka" 2>/dev/null; then
-  echo "install-services: installing confluent-kafka==$kafka_client_version (PyPI)" >&2
-  python3 -m venv "$services/python-kafka-$kafka_client_version" >&2
-  "$kafka_client" -m pip install --quiet --disable-pip-version-check "confluent-kafka==$kafka_client_version" >&2
-fi
+kafka_client="$(python_venv "kafka-$kafka_client_version" confluent_kafka "confluent-kafka==$kafka_client_version")"
 echo "install-services: confluent-kafka $kafka_client_version ($kafka_client)" >&2
 echo "export FITLAKE_KAFKA_CLIENT=$kafka_client"
 
 # The independent reader the tests open every table with: the Python `deltalake` package (PyPI,
 # pinned) in a virtual environment of its own.
 deltalake_version=1.6.6
-reader="$services/python-deltalake-$deltalake_version/bin/python"
-if [ ! -x "$reader" ] || ! "$reader" -c "import deltalake" 2>/dev/null; then
-  echo "install-services: installing deltalake==$deltalake_version (PyPI) for the independent reader" >&2
-  python3 -m venv "$services/python-deltalake-$deltalake_version" >&2
-  "$reader" -m pip install --quiet --disable-pip-version-check "deltalake==$deltalake_version" "pyarrow==21.0.0" >&2
-fi
+reader="$(python_venv "deltalake-$deltalake_version" deltalake "deltalake==$deltalake_version" "pyarrow==21.0.0")"
 echo "install-services: Python deltalake $deltalake_version ($reader)" >&2
 echo "export FITLAKE_DELTA_READER=$reader"

@@ -78,7 +78,7 @@ impl Query {
 
     /// Reads the tables the query names (their named columns only) and runs it.
     pub async fn run(&self, access: &Access) -> Result<DataFrame, Error> {
-        let context = SQLContext::new();
+        let mut context = SQLContext::new();
         for (id, columns) in &self.tables {
             let table = Table::open(access, *id).await?;
             let scan = table.scan();
@@ -91,7 +91,6 @@ impl Query {
             context.register(&id.qualified_name(), rows.lazy());
         }
         let statement = self.statement.clone();
-        let mut context = context;
         tokio::task::spawn_blocking(move || context.execute(&statement).and_then(LazyFrame::collect))
             .await
             .map_err(|e| Error::Internal(e.into()))?

@@ -156,6 +156,21 @@ impl Chart {
         }
     }
 
+    /// What every chart starts from: its title, margins, and room for the axes' labels.
+    fn frame<'a, 'b, DB: DrawingBackend>(
+        &self,
+        root: &'a DrawingArea<DB, Shift>,
+        x_label_area: u32,
+    ) -> ChartBuilder<'a, 'b, DB> {
+        let mut builder = ChartBuilder::on(root);
+        builder
+            .caption(&self.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(x_label_area)
+            .y_label_area_size(64);
+        builder
+    }
+
     fn bars<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
@@ -170,11 +185,8 @@ impl Chart {
         let top = y_top(series.iter().flat_map(|s| s.values.iter().flatten().copied()));
         // Long or many labels run downwards from their tick; a few short ones read across.
         let (label_area, vertical) = bar_labels(categories);
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(label_area)
-            .y_label_area_size(64)
+        let mut chart = self
+            .frame(root, label_area)
             .build_cartesian_2d((0..slots - 1).into_segmented(), 0f64..top)
             .map_err(draw_error)?;
         let middle = (per - 1) / 2;
@@ -219,11 +231,7 @@ impl Chart {
                     bar
                 })
             });
-            chart
-                .draw_series(bars)
-                .map_err(draw_error)?
-                .label(one.name.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+            chart.draw_series(bars).map_err(draw_error)?.label(one.name.clone()).legend(swatch(color));
         }
         legend(&mut chart, series.len())
     }
@@ -236,11 +244,8 @@ impl Chart {
         y_desc: &str,
     ) -> Result<()> {
         let top = y_top(series.iter().flat_map(|s| s.values.iter().flatten().copied()));
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
+        let mut chart = self
+            .frame(root, 40)
             .build_cartesian_2d((0..x.len().max(2) - 1).into_segmented(), 0f64..top)
             .map_err(draw_error)?;
         let every = x.len().div_ceil(8).max(1);
@@ -258,7 +263,7 @@ impl Chart {
                 .draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))
                 .map_err(draw_error)?
                 .label(one.name.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                .legend(swatch(color));
         }
         legend(&mut chart, series.len())
     }
@@ -272,13 +277,7 @@ impl Chart {
     ) -> Result<()> {
         let right = y_top(points.iter().map(|p| p.0));
         let top = y_top(points.iter().map(|p| p.1));
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..right, 0f64..top)
-            .map_err(draw_error)?;
+        let mut chart = self.frame(root, 44).build_cartesian_2d(0f64..right, 0f64..top).map_err(draw_error)?;
         chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(draw_error)?;
         let color = Palette99::pick(0).to_rgba().mix(0.6);
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(draw_error)?;
@@ -287,6 +286,11 @@ impl Chart {
         chart.draw_series(LineSeries::new([(0.0, 0.0), (edge, edge)], BLACK.mix(0.4))).map_err(draw_error)?;
         Ok(())
     }
+}
+
+/// A series' square in the legend.
+fn swatch(color: RGBAColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
 }
 
 fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(

@@ -318,36 +318,23 @@ pub async fn serve(
         };
         let app = app.clone();
         let header_timeout = options.header_timeout;
-        match &acceptor {
-            None => {
-                let connection = http1(header_timeout).serve_connection(TokioIo::new(stream), service(app, None));
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let tls = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    };
-                    let caller = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|cert| {
-                        let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-                        let short: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
-                        Caller(format!("client certificate sha256:{short}"))
-                    });
-                    serve_connection(tls, header_timeout, app, caller, watcher, peer).await;
-                });
-            }
-        }
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, header_timeout, app, None, watcher, peer).await;
+            };
+            let tls = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            let caller = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|cert| {
+                Caller(format!("client certificate sha256:{}", &crate::tokens::sha256_hex(cert.as_ref())[..16]))
+            });
+            serve_connection(tls, header_timeout, app, caller, watcher, peer).await;
+        });
     }
     drop(listener);
     tracing::info!("stopped accepting; draining requests in flight");

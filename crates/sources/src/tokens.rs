@@ -35,9 +35,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The hex SHA-256 of some bytes.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(digest(&SHA256, bytes).as_ref())
+}
+
 /// The hex SHA-256 of a token as presented.
 pub fn hash(token: &str) -> String {
-    hex(digest(&SHA256, token.as_bytes()).as_ref())
+    sha256_hex(token.as_bytes())
 }
 
 impl TokenFile {

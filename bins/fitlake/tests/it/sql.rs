@@ -171,17 +171,10 @@ fn report_draws_every_chart_in_a_headless_browser_and_shows_what_sql_gives() {
     let colours: std::collections::HashSet<&[u8]> = pixels[..info.buffer_size()].chunks(step).collect();
     assert!(colours.len() > 20, "{} colours in the screenshot", colours.len());
 
-    // Every chart also as PNG.
-    for id in [
-        "bpm_by_age_gender",
-        "gym_days_sessions",
-        "gym_days_minutes",
-        "gym_vs_exercise",
-        "quarantine",
-        "expectations",
-        "freshness",
-        "versions",
-    ] {
+    // Every chart of the page also as PNG.
+    let ids: Vec<&str> = html.split("<figure id=\"chart-").skip(1).filter_map(|f| f.split('"').next()).collect();
+    assert_eq!(ids.len(), charts);
+    for id in ids {
         assert!(dir.join(format!("{id}.png")).metadata().is_ok_and(|m| m.len() > 1000), "{id}.png");
     }
 
