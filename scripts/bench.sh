@@ -3,6 +3,9 @@
 # and end to end on a fresh lakehouse, with peak memory. Numbers go to docs/BENCHMARKS.md.
 # Usage: scripts/bench.sh [USERS] [DAYS] [WORKDIR]   (defaults: 1100 users, 2 days = 10.9M BPM readings)
 set -euo pipefail
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline here
+# (and as the producer where a command says --principal producer).
+export FITLAKE_PRINCIPAL="${FITLAKE_PRINCIPAL:-pipeline}"
 cd "$(dirname "$0")/.."
 users="${1:-1100}"; days="${2:-2}"; work="${3:-/tmp/fitlake-bench}"
 target="${CARGO_TARGET_DIR:-target}"

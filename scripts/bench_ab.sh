@@ -5,6 +5,9 @@
 #   (defaults: 500 users x 2 days = 4.97 M bpm envelopes, /tmp/fitlake-ab)
 # Prints wall time, peak RSS and the slow steps' seconds per run (docs/BENCHMARKS.md).
 set -euo pipefail
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline here
+# (and as the producer where a command says --principal producer).
+export FITLAKE_PRINCIPAL="${FITLAKE_PRINCIPAL:-pipeline}"
 old="$1"; new="$2"; users="${3:-500}"; days="${4:-2}"; work="${5:-/tmp/fitlake-ab}"
 mkdir -p "$work"
 if [ ! -d "$work/landing-$users-$days" ]; then

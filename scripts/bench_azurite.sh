@@ -4,6 +4,9 @@
 # port), 3 fresh runs each. Numbers go to docs/BENCHMARKS.md.
 # Usage: scripts/bench_azurite.sh [USERS] [DAYS] [WORKDIR]   (defaults: 100 users, 2 days)
 set -euo pipefail
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline here
+# (and as the producer where a command says --principal producer).
+export FITLAKE_PRINCIPAL="${FITLAKE_PRINCIPAL:-pipeline}"
 cd "$(dirname "$0")/.."
 users="${1:-100}"; days="${2:-2}"; work="${3:-/tmp/fitlake-bench-azurite}"
 source scripts/lib/bench-service.sh

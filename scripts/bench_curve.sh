@@ -4,6 +4,9 @@
 # Usage: scripts/bench_curve.sh FITLAKE_BIN LANDING... [-- extra run flags]
 # Prints readings, wall, peak RSS (/usr/bin/time) and the slow steps per run (docs/BENCHMARKS.md).
 set -euo pipefail
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline here
+# (and as the producer where a command says --principal producer).
+export FITLAKE_PRINCIPAL="${FITLAKE_PRINCIPAL:-pipeline}"
 bin="$1"; shift
 landings=(); while [ $# -gt 0 ] && [ "$1" != "--" ]; do landings+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift

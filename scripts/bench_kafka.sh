@@ -5,6 +5,9 @@
 # Usage: scripts/bench_kafka.sh [USERS] [DAYS] [PARTITIONS] [WORKDIR]
 #        (defaults: 200 users, 1 day, 3 partitions per topic)
 set -euo pipefail
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline here
+# (and as the producer where a command says --principal producer).
+export FITLAKE_PRINCIPAL="${FITLAKE_PRINCIPAL:-pipeline}"
 cd "$(dirname "$0")/.."
 users="${1:-200}"; days="${2:-1}"; partitions="${3:-3}"; work="${4:-/tmp/fitlake-bench-kafka}"
 source scripts/lib/bench-service.sh

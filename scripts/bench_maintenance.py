@@ -12,6 +12,10 @@ import os
 import subprocess
 import time
 
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline (and as the
+# producer where a command says --principal producer).
+os.environ.setdefault("FITLAKE_PRINCIPAL", "pipeline")
+
 
 def files_and_bytes(lake):
     """Per table folder: parquet files on disk (active or not) and their bytes."""

@@ -7,6 +7,9 @@
 #   PYTHON: a Python with polars==1.35.2 deltalake==1.6.6 pyarrow==21.0.0 (default /var/tmp/fitlake-peer/bin/python)
 # Prints wall time and peak RSS (/usr/bin/time) per run, for docs/BENCHMARKS.md.
 set -euo pipefail
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline here
+# (and as the producer where a command says --principal producer).
+export FITLAKE_PRINCIPAL="${FITLAKE_PRINCIPAL:-pipeline}"
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="$1"; landing="$2"; work="${3:-/tmp/fitlake-peer-bench}"; py="${4:-/var/tmp/fitlake-peer/bin/python}"
 mkdir -p "$work"

@@ -20,6 +20,10 @@ import subprocess
 import sys
 import time
 
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline (and as the
+# producer where a command says --principal producer).
+os.environ.setdefault("FITLAKE_PRINCIPAL", "pipeline")
+
 AVG_READINGS_PER_VISIT = 4900  # synthetic visits last 45 to 120 minutes, one reading per second
 
 

@@ -14,6 +14,9 @@ target="${CARGO_TARGET_DIR:-target}"
 echo "demo: building fitlake and its tests (cold: 11 to 27 minutes on 2 cores; warm: seconds)" >&2
 cargo test --workspace --locked --no-run
 fitlake() { "$target/debug/fitlake" --lakehouse "$lakehouse" "$@"; }
+# fitlake runs as the principal the policy maps this OS user to; the shipped development policy
+# maps every local user to `developer`, who may act as the pipeline or the producer.
+export FITLAKE_PRINCIPAL=pipeline
 fitlake setup
 fitlake --principal producer produce --set 1
 fitlake --principal producer produce --set 2

@@ -5,6 +5,9 @@
 # and by the end-to-end tests.
 # Usage: scripts/validate.sh WORK_DIR
 set -euo pipefail
+# The shipped policy maps every OS user to `developer`, who acts as the pipeline here
+# (and as the producer where a command says --principal producer).
+export FITLAKE_PRINCIPAL="${FITLAKE_PRINCIPAL:-pipeline}"
 work="${1:?usage: scripts/validate.sh WORK_DIR}"
 lh="$work/lakehouse"
 fitlake --lakehouse "$lh" setup --quiet

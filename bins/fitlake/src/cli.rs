@@ -66,10 +66,12 @@ pub struct Global {
     /// or rely on Delta's optimistic concurrency alone (`off`, as on object stores).
     #[arg(long, env = "FITLAKE_TABLE_LOCKS", default_value = "on", value_parser = ["on", "off"], global = true)]
     pub table_locks: String,
-    /// The principal the command runs as (the shipped policy defines producer, pipeline and
-    /// analyst).
-    #[arg(long, env = "FITLAKE_PRINCIPAL", default_value = "pipeline", global = true)]
-    pub principal: String,
+    /// The principal the command runs as, when not the one the policy maps this identity to
+    /// (the OS user; on Azure, the Entra ID token's subject): allowed only where the policy's
+    /// may_act_as lets the identity act as it. No default: the shipped development policy maps
+    /// every OS user to `developer`, who may act as producer, pipeline or analyst.
+    #[arg(long, env = "FITLAKE_PRINCIPAL", global = true)]
+    pub principal: Option<String>,
     /// The access policy (TOML); defaults to the shipped crates/governance/policy.toml.
     #[arg(long, env = "FITLAKE_POLICY", global = true)]
     pub policy: Option<PathBuf>,
@@ -146,9 +148,63 @@ pub struct RunArgs {
     /// certificate and name are always verified).
     #[arg(long, env = "FITLAKE_POSTGRES_CA_FILE")]
     pub pg_ca_file: Option<PathBuf>,
-    /// Kafka bootstrap brokers for --source kafka (`host:port[,host:port…]`).
+    #[command(flatten)]
+    /// Where the Kafka cluster is and how to connect to it.
+    pub kafka: KafkaArgs,
+}
+
+/// Where the Kafka cluster is and how fitlake connects to it (`--source kafka`, `--to kafka`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap brokers (`host:port[,host:port…]`).
     #[arg(long, env = "FITLAKE_KAFKA_BROKERS")]
     pub brokers: Option<String>,
+    /// How the Kafka connection is protected, as Kafka's security.protocol: `plaintext`, `ssl`
+    /// (TLS), `sasl-plaintext`, `sasl-ssl` (Azure Event Hubs). Brokers' certificates and names
+    /// are always verified.
+    #[arg(long, value_enum, env = "FITLAKE_KAFKA_SECURITY", default_value = "plaintext")]
+    pub kafka_security: KafkaSecurityArg,
+    /// The SASL mechanism (Event Hubs: plain, user `$ConnectionString`, the connection string
+    /// as password).
+    #[arg(long, value_enum, env = "FITLAKE_KAFKA_SASL_MECHANISM", default_value = "plain")]
+    pub kafka_sasl_mechanism: SaslMechanismArg,
+    /// The SASL user name.
+    #[arg(long, env = "FITLAKE_KAFKA_USERNAME")]
+    pub kafka_username: Option<String>,
+    /// A file holding the SASL password (the environment variable FITLAKE_KAFKA_PASSWORD is read
+    /// otherwise; never on the command line, where `ps` shows it).
+    #[arg(long, env = "FITLAKE_KAFKA_PASSWORD_FILE")]
+    pub kafka_password_file: Option<PathBuf>,
+    /// A PEM file of certificate authorities that may sign the brokers' certificates, besides
+    /// the system's.
+    #[arg(long, env = "FITLAKE_KAFKA_CA_FILE")]
+    pub kafka_ca_file: Option<PathBuf>,
+}
+
+/// Kafka's security.protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KafkaSecurityArg {
+    /// No TLS, no authentication.
+    #[default]
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL without TLS (SCRAM only: PLAIN would send the password as it is).
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+/// A SASL mechanism.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SaslMechanismArg {
+    /// PLAIN.
+    #[default]
+    Plain,
+    /// SCRAM-SHA-256.
+    ScramSha256,
+    /// SCRAM-SHA-512.
+    ScramSha512,
 }
 
 /// A source bronze can read from.
@@ -171,13 +227,52 @@ pub enum ProduceTo {
     Kafka,
 }
 
-/// The Kafka cluster of `--brokers`, which `what` needs.
-fn kafka_source(brokers: Option<&str>, what: &str) -> Result<KafkaSource> {
-    match brokers {
-        Some(brokers) => Ok(KafkaSource::parse(brokers)?),
-        None => Err(Error::Config(format!(
+/// The Kafka cluster of `--brokers`, connected as the `--kafka-*` options say, which `what` needs.
+fn kafka_source(args: &KafkaArgs, what: &str) -> Result<KafkaSource> {
+    use fitlake_sources::kafka::{KafkaSecurity, Sasl, SaslMechanism};
+    let Some(brokers) = args.brokers.as_deref() else {
+        return Err(Error::Config(format!(
             "{what} needs --brokers (or FITLAKE_KAFKA_BROKERS), e.g. --brokers 127.0.0.1:9092"
-        ))),
+        )));
+    };
+    let tls = matches!(args.kafka_security, KafkaSecurityArg::Ssl | KafkaSecurityArg::SaslSsl);
+    if !tls && args.kafka_ca_file.is_some() {
+        return Err(Error::Config("--kafka-ca-file needs --kafka-security ssl or sasl-ssl".into()));
+    }
+    let sasl = match args.kafka_security {
+        KafkaSecurityArg::SaslPlaintext | KafkaSecurityArg::SaslSsl => Some(Sasl {
+            mechanism: match args.kafka_sasl_mechanism {
+                SaslMechanismArg::Plain => SaslMechanism::Plain,
+                SaslMechanismArg::ScramSha256 => SaslMechanism::ScramSha256,
+                SaslMechanismArg::ScramSha512 => SaslMechanism::ScramSha512,
+            },
+            username: args.kafka_username.clone().unwrap_or_default(),
+            password: secret_from(
+                "--kafka-password-file",
+                args.kafka_password_file.as_deref(),
+                "FITLAKE_KAFKA_PASSWORD",
+            )?
+            .ok_or_else(|| {
+                Error::Config("Kafka SASL needs a password: --kafka-password-file or FITLAKE_KAFKA_PASSWORD".into())
+            })?,
+        }),
+        _ => None,
+    };
+    let security = KafkaSecurity { tls: tls.then(|| args.kafka_ca_file.clone()), sasl };
+    security.check()?;
+    Ok(KafkaSource { security, ..KafkaSource::parse(brokers)? })
+}
+
+/// A secret read from the file `path` names (its last line break removed), else from the
+/// environment variable `env`; `option` names the file option in messages.
+fn secret_from(option: &str, path: Option<&Path>, env: &str) -> Result<Option<fitlake_config::Secret>> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("{option} {}: {e}", path.display())))?;
+            Ok(Some(fitlake_config::Secret::new(text.trim_end_matches(['\n', '\r']))))
+        }
+        None => Ok(std::env::var(env).ok().map(fitlake_config::Secret::new)),
     }
 }
 
@@ -236,9 +331,8 @@ enum Command {
         /// (registrations and gym logins always go to landing files).
         #[arg(long, value_enum, default_value = "landing")]
         to: ProduceTo,
-        /// Kafka bootstrap brokers for --to kafka (`host:port[,host:port…]`).
-        #[arg(long, env = "FITLAKE_KAFKA_BROKERS")]
-        brokers: Option<String>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         /// Partitions of each topic --to kafka creates (existing topics are kept as they are).
         #[arg(long, default_value_t = 1)]
         partitions: i32,
@@ -399,6 +493,10 @@ enum GovernanceCommand {
         #[arg(long)]
         current: Option<PathBuf>,
     },
+    /// Prints a bash script of Azure CLI commands setting the ADLS Gen2 ACLs that give each
+    /// principal with entra_ids the file access its privileges stand for (for fitlake jobs that
+    /// reach storage as their own Entra identity); idempotent.
+    Acls,
 }
 
 /// `fitlake token …`.
@@ -614,16 +712,22 @@ fn lakehouse(global: &Global) -> Result<Lakehouse> {
     Ok(lakehouse)
 }
 
-fn access(global: &Global) -> Result<Access> {
-    let access = Access::new(lakehouse(global)?, policy(global)?, &global.principal)?;
-    if !access.lakehouse.is_local() {
+/// The lakehouse and policy of the options, as the principal this process's authenticated
+/// identity is (or may act as, with `--principal`).
+async fn access(global: &Global) -> Result<Access> {
+    let lakehouse = lakehouse(global)?;
+    let stores = fitlake_storage::Stores::from_env();
+    let remote = !lakehouse.is_local();
+    if remote {
         // Fail fast on unusable credential settings, before any work.
-        access.stores.check_remote()?;
+        stores.check_remote()?;
     }
-    Ok(access)
+    let identity = stores.identity(remote).await?;
+    let requested = global.principal.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    Ok(Access::authenticated(lakehouse, policy(global)?, stores, identity, requested)?)
 }
 
-fn context(global: &Global, run: &RunArgs) -> Result<Context> {
+async fn context(global: &Global, run: &RunArgs) -> Result<Context> {
     let as_of = match &run.as_of {
         Some(text) => parse_date("--as-of", text)?,
         None => chrono::Utc::now().date_naive(),
@@ -653,9 +757,10 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
     options.window = fitlake_landing::TimeWindow::between(from, until)
         .ok_or_else(|| Error::Config(format!("--plausible-from {from} must be before --plausible-until {until}")))?;
     options.table_locks = global.table_locks == "on";
-    let mut ctx = Context::new(access(global)?, expectations(global)?, options).with_meter(Arc::new(Bars::installed()));
+    let mut ctx =
+        Context::new(access(global).await?, expectations(global)?, options).with_meter(Arc::new(Bars::installed()));
     if run.source.contains(&SourceArg::Kafka) {
-        ctx = ctx.with_source(Arc::new(kafka_source(run.brokers.as_deref(), "--source kafka")?));
+        ctx = ctx.with_source(Arc::new(kafka_source(&run.kafka, "--source kafka")?));
     }
     if run.source.contains(&SourceArg::Postgres) {
         let Some(dsn) = &run.dsn else {
@@ -665,14 +770,7 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
                     .into(),
             ));
         };
-        let password = match &run.pg_password_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::Config(format!("--pg-password-file {}: {e}", path.display())))?;
-                Some(fitlake_config::Secret::new(text.trim_end_matches(['\n', '\r'])))
-            }
-            None => std::env::var("FITLAKE_POSTGRES_PASSWORD").ok().map(fitlake_config::Secret::new),
-        };
+        let password = secret_from("--pg-password-file", run.pg_password_file.as_deref(), "FITLAKE_POSTGRES_PASSWORD")?;
         let source = PgSource { password, ca_file: run.pg_ca_file.clone(), ..PgSource::new(dsn.clone()) };
         ctx = ctx.with_source(Arc::new(source));
     }
@@ -682,7 +780,7 @@ fn context(global: &Global, run: &RunArgs) -> Result<Context> {
 /// Batch or streaming run of `layers`, as the options say.
 async fn run(global: &Global, args: &RunArgs, layers: &[Layer]) -> Result<()> {
     if args.once {
-        let ctx = context(global, args)?;
+        let ctx = context(global, args).await?;
         ctx.access().require(&fitlake_pipeline::run::run_needs(layers, false))?;
         let report = fitlake_pipeline::run::run_once(&ctx, layers).await?;
         print_report(global, &report);
@@ -701,7 +799,7 @@ async fn run(global: &Global, args: &RunArgs, layers: &[Layer]) -> Result<()> {
         auto_compact: (args.auto_compact_files > 0)
             .then(|| AutoCompact { min_files: args.auto_compact_files, options: OptimizeOptions::default() }),
     };
-    let ctx = context(global, args)?;
+    let ctx = context(global, args).await?;
     ctx.access().require(&fitlake_pipeline::run::run_needs(layers, true))?;
     let stop = stop_on_signals()?;
     let (json, quiet) = (global.json, global.quiet);
@@ -784,7 +882,7 @@ fn default_run_args() -> RunArgs {
         dsn: None,
         pg_password_file: None,
         pg_ca_file: None,
-        brokers: None,
+        kafka: KafkaArgs::default(),
     }
 }
 
@@ -792,7 +890,7 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
     let global = &cli.global;
     match cli.command {
         Command::Setup { calendar_from, calendar_to } => {
-            let ctx = context(global, &default_run_args())?;
+            let ctx = context(global, &default_run_args()).await?;
             let calendar = match (calendar_from, calendar_to) {
                 (Some(from), Some(to)) => {
                     Some((parse_date("--calendar-from", &from)?, parse_date("--calendar-to", &to)?))
@@ -817,19 +915,16 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             readings_per_file,
             time_ordered,
             to,
-            brokers,
+            kafka,
             partitions,
             compression,
         } => {
-            let access = access(global)?;
+            let access = access(global).await?;
             access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
             let sink = match to {
                 ProduceTo::Landing => MultiplexSink::Landing,
                 ProduceTo::Kafka => {
-                    let source = KafkaSource {
-                        compression: compression.into(),
-                        ..kafka_source(brokers.as_deref(), "--to kafka")?
-                    };
+                    let source = KafkaSource { compression: compression.into(), ..kafka_source(&kafka, "--to kafka")? };
                     MultiplexSink::kafka(source, partitions).await?
                 }
             };
@@ -864,7 +959,7 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             run(global, &args, &layers).await?;
         }
         Command::Show { table, limit } => {
-            let access = access(global)?;
+            let access = access(global).await?;
             let id: TableId = table.parse().map_err(|e: fitlake_catalog::UnknownTable| Error::Config(e.to_string()))?;
             let rows = Table::open(&access, id).await?.scan().collect().await?;
             let keys = &id.def().keys;
@@ -873,17 +968,18 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
         }
         Command::Sql { query, format, out, limit } => {
             let query = fitlake_pipeline::sql::Query::parse(&query)?;
-            let rows = query.run(&access(global)?).await?;
+            let rows = query.run(&access(global).await?).await?;
             crate::sql::write(&rows, format, out.as_deref(), limit)?;
         }
         Command::Report { out, png } => {
             let report =
-                fitlake_pipeline::dashboard::dashboard(&access(global)?, chrono::Utc::now().timestamp_millis()).await?;
+                fitlake_pipeline::dashboard::dashboard(&access(global).await?, chrono::Utc::now().timestamp_millis())
+                    .await?;
             crate::sql::write_report(&report, &out, png)?;
             println!("fitlake-report: ok {} charts={}", out.join("index.html").display(), report.charts.len());
         }
         Command::Status => {
-            let ctx = context(global, &default_run_args())?;
+            let ctx = context(global, &default_run_args()).await?;
             let mut needs: Vec<Need> = TableId::ALL.iter().map(|&t| Need::Table(t, Privilege::Select)).collect();
             needs.push(Need::Files(Zone::Landing, Privilege::ReadFiles));
             ctx.access().require(&needs)?;
@@ -907,6 +1003,13 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             };
             print!("{}", plan(&policy, &urls, current.as_ref()).map_err(config_error)?.render());
         }
+        Command::Governance { command: GovernanceCommand::Acls } => {
+            let policy = policy(global)?;
+            // Printed only: storage is not touched.
+            let urls = fitlake_pipeline::setup::zone_urls(&lakehouse(global)?)?;
+            let entries = fitlake_governance::acl::storage_acls(&policy, &urls);
+            print!("{}", fitlake_governance::acl::render_script(&entries));
+        }
         Command::Serve {
             listen,
             tokens,
@@ -921,7 +1024,7 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             body_timeout,
             drain_timeout,
         } => {
-            let access = access(global)?;
+            let access = access(global).await?;
             access.require(&[Need::Files(Zone::Landing, Privilege::WriteFiles)])?;
             let options = fitlake_sources::serve::ServeOptions {
                 max_in_flight,
@@ -974,7 +1077,7 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
                 zorder_by: zorder_by.clone(),
             };
             let tables = maintained_tables(table.as_deref())?;
-            let ctx = context(global, &default_run_args())?;
+            let ctx = context(global, &default_run_args()).await?;
             ctx.access().require(&tables.iter().map(|&t| Need::Table(t, Privilege::Modify)).collect::<Vec<_>>())?;
             let reports = fitlake_pipeline::maintenance::optimize(&ctx, &tables, &options).await?;
             let (removed, added) = (
@@ -1009,7 +1112,7 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
                 force,
             };
             let tables = maintained_tables(table.as_deref())?;
-            let ctx = context(global, &default_run_args())?;
+            let ctx = context(global, &default_run_args()).await?;
             ctx.access().require(&tables.iter().map(|&t| Need::Table(t, Privilege::Modify)).collect::<Vec<_>>())?;
             let reports = fitlake_pipeline::maintenance::vacuum(&ctx, &tables, &options).await?;
             let files: usize = reports.iter().map(|r| r.files.len()).sum();
@@ -1040,7 +1143,7 @@ async fn fitlake(cli: FitlakeCli) -> Result<()> {
             }
         }
         Command::Quality { table, limit } => {
-            let access = access(global)?;
+            let access = access(global).await?;
             let events = Table::open(&access, TableId::QualityEvents).await?.scan().collect().await?;
             print!("{}", fitlake_pipeline::report::quality_report(&events, table.as_deref(), limit)?);
         }

@@ -6,15 +6,22 @@
 //!   checked against the platform's rules.
 //! - [`authorize`]: the access decision for a principal, a privilege and a securable or a
 //!   storage path, with Unity Catalog's inheritance.
+//! - [`identity`]: who runs a command (the OS user, the Entra ID token's subject) and the
+//!   principal the policy makes of it.
+//! - [`acl`]: the ADLS Gen2 ACLs that give principals running fitlake directly against
+//!   storage the file access their privileges stand for.
 //! - [`plan`]: the Unity Catalog SQL and Databricks cluster policies that realise a policy, in
 //!   full or as the difference from today's grants.
 
+pub mod acl;
 pub mod authorize;
+pub mod identity;
 pub mod model;
 pub mod plan;
 pub mod policy;
 
 pub use authorize::Denied;
+pub use identity::Identity;
 pub use model::{Principal, PrincipalKind, Privilege, Securable};
 pub use policy::Policy;
 

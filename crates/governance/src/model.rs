@@ -223,4 +223,20 @@ pub struct Principal {
     /// What the principal is for.
     #[serde(default)]
     pub comment: String,
+    /// The local OS users (login names) that are this user or service principal; `*` stands
+    /// for every local user (development policies only).
+    #[serde(default)]
+    pub os_users: Vec<String>,
+    /// The Microsoft Entra ID object ids of this principal (a user's, a service principal's or
+    /// managed identity's, a group's): on Azure, matched with the `oid` of fitlake's storage
+    /// token; the subjects of the plan's ADLS ACLs.
+    #[serde(default)]
+    pub entra_ids: Vec<String>,
+    /// Application (client) ids that are this service principal: matched with the `appid`
+    /// (`azp`) of the storage token. ACLs need the object id, in `entra_ids`.
+    #[serde(default)]
+    pub entra_app_ids: Vec<String>,
+    /// The principals a command of this one may run as (`--principal`).
+    #[serde(default)]
+    pub may_act_as: Vec<String>,
 }

@@ -340,6 +340,7 @@ impl Policy {
             }
         }
         self.check_groups_acyclic()?;
+        self.check_identities()?;
         let owners = std::iter::once(self.metastore_owner.as_str())
             .chain(std::iter::once(self.catalog.owner.as_str()))
             .chain(self.storage_credentials.iter().map(|c| c.owner.as_str()))
@@ -378,6 +379,68 @@ impl Policy {
         }
         for cp in &self.cluster_policies {
             check_cluster_policy(self, cp)?;
+        }
+        Ok(())
+    }
+
+    /// `os_users`, `entra_ids` and `may_act_as`: OS user names are login names (or `*`),
+    /// Entra ids are GUIDs, each identity is claimed by one principal, groups claim no OS
+    /// user and act as nobody (their Entra id only names them in ACLs), and a principal acts
+    /// only as users and service principals of the policy.
+    fn check_identities(&self) -> Result<()> {
+        let invalid = |msg: String| Err(Error::Invalid(msg));
+        let mut claimed: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        for p in &self.principals {
+            let group = p.kind == PrincipalKind::Group;
+            if group && (!p.os_users.is_empty() || !p.may_act_as.is_empty()) {
+                return invalid(format!(
+                    "group {:?} has os_users or may_act_as: a command runs as a user or a service principal",
+                    p.name
+                ));
+            }
+            for user in &p.os_users {
+                if user != crate::identity::ANY_OS_USER && !is_login_name(user) {
+                    return invalid(format!(
+                        "principals.os_users of {:?}: {user:?} is not a login name (letters, digits, _ . -) or *",
+                        p.name
+                    ));
+                }
+            }
+            if group && !p.entra_app_ids.is_empty() {
+                return invalid(format!("group {:?} has entra_app_ids: an application is a service principal", p.name));
+            }
+            for (field, id) in
+                p.entra_ids.iter().map(|i| ("entra_ids", i)).chain(p.entra_app_ids.iter().map(|i| ("entra_app_ids", i)))
+            {
+                if !is_guid(id) {
+                    return invalid(format!(
+                        "principals.{field} of {:?}: {id:?} is not an Entra ID id (a GUID)",
+                        p.name
+                    ));
+                }
+            }
+            let ids = p
+                .os_users
+                .iter()
+                .map(|u| ("os_users", u.as_str()))
+                .chain(p.entra_ids.iter().map(|i| ("entra_ids", i.as_str())))
+                .chain(p.entra_app_ids.iter().map(|i| ("entra_app_ids", i.as_str())));
+            for (field, id) in ids {
+                if let Some(other) = claimed.insert((field, id), &p.name) {
+                    return invalid(format!("{field} {id:?} is claimed by both {other:?} and {:?}", p.name));
+                }
+            }
+            for other in &p.may_act_as {
+                match self.principal(other) {
+                    None => {
+                        return invalid(format!("may_act_as of {:?} names {other:?}, which is not a principal", p.name))
+                    }
+                    Some(o) if o.kind == PrincipalKind::Group => {
+                        return invalid(format!("may_act_as of {:?} names {other:?}, a group", p.name))
+                    }
+                    Some(_) => {}
+                }
+            }
         }
         Ok(())
     }
@@ -479,4 +542,18 @@ fn is_safe_identifier(name: &str) -> bool {
     (1..=255).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A login name: letters, digits, `_ . -`, not starting with `-`, 1 to 64 characters.
+fn is_login_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && !name.starts_with('-')
+}
+
+/// A GUID, as Entra ID object and application ids are: 8-4-4-4-12 hexadecimal digits.
+fn is_guid(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }

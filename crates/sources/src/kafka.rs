@@ -9,13 +9,21 @@
 //! picked up (from their earliest offset). Records are rendered as the landing multiplex's
 //! envelopes and parsed by the same parser, so they are validated and quarantined the same
 //! way; a quarantined record is named `kafka:<topic>/<partition>` with its offset as the line.
+//!
+//! The connection is plain, TLS, SASL or SASL over TLS ([`KafkaSecurity`], Kafka's
+//! `security.protocol`): TLS through rustls, brokers verified against the system's certificate
+//! authorities and a CA file; SASL PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Azure Event Hubs'
+//! Kafka endpoint: SASL_SSL, PLAIN, user `$ConnectionString`, the connection string as password).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use fitlake_config::Secret;
 use fitlake_landing::topics;
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
-use rskafka::client::{Client, ClientBuilder};
+use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record;
 
 use crate::{Error, Part, RecordSource, Result, SourceReader};
@@ -27,6 +35,72 @@ pub struct KafkaSource {
     pub brokers: Vec<String>,
     /// How [`KafkaSource::publish`] compresses its batches (reading takes every codec).
     pub compression: Codec,
+    /// How the connection is protected and who fitlake is to the brokers.
+    pub security: KafkaSecurity,
+}
+
+/// TLS and SASL settings of a Kafka connection, as Kafka's `security.protocol`
+/// (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`) and `sasl.mechanism` set them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KafkaSecurity {
+    /// TLS to every broker: `Some` with an optional PEM file of certificate authorities trusted
+    /// besides the system's. Brokers' certificates and names are always verified.
+    pub tls: Option<Option<PathBuf>>,
+    /// SASL authentication, if any.
+    pub sasl: Option<Sasl>,
+}
+
+/// A SASL mechanism and its credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sasl {
+    /// The mechanism.
+    pub mechanism: SaslMechanism,
+    /// The user name.
+    pub username: String,
+    /// The password (for Event Hubs, the connection string).
+    pub password: Secret,
+}
+
+/// The SASL mechanisms fitlake speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// PLAIN (the password itself is sent, so only over TLS).
+    Plain,
+    /// SCRAM-SHA-256.
+    ScramSha256,
+    /// SCRAM-SHA-512.
+    ScramSha512,
+}
+
+impl KafkaSecurity {
+    /// Checks the combination: SASL PLAIN sends the password as it is, so it is refused
+    /// without TLS; a user name must not be empty.
+    pub fn check(&self) -> Result<()> {
+        if let Some(sasl) = &self.sasl {
+            if sasl.username.is_empty() {
+                return Err(Error::Config("Kafka SASL needs a user name (--kafka-username)".into()));
+            }
+            if sasl.mechanism == SaslMechanism::Plain && self.tls.is_none() {
+                return Err(Error::Config(
+                    "SASL PLAIN would send the Kafka password unencrypted: use --kafka-security sasl-ssl, or a \
+                     SCRAM mechanism"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn sasl_config(&self) -> Option<SaslConfig> {
+        self.sasl.as_ref().map(|sasl| {
+            let credentials = Credentials::new(sasl.username.clone(), sasl.password.expose().to_string());
+            match sasl.mechanism {
+                SaslMechanism::Plain => SaslConfig::Plain(credentials),
+                SaslMechanism::ScramSha256 => SaslConfig::ScramSha256(credentials),
+                SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(credentials),
+            }
+        })
+    }
 }
 
 /// A Kafka record batch compression codec.
@@ -57,6 +131,9 @@ impl Codec {
     }
 }
 
+/// How long a Kafka connection or request is retried before the error is reported.
+pub const KAFKA_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Most bytes one fetch request asks a partition for.
 const FETCH_BYTES: i32 = 8 << 20;
 
@@ -84,8 +161,34 @@ impl PartitionRecords {
     }
 }
 
+/// A Kafka client error: retryable, unless the brokers refused fitlake's credentials or TLS
+/// handshake, which only a change of configuration can fix.
 fn kafka_error(brokers: &[String], e: impl Into<crate::BoxError>) -> Error {
-    Error::Kafka { brokers: brokers.join(","), source: e.into() }
+    let source = e.into();
+    match refused(source.as_ref()) {
+        Some(why) => Error::Config(format!("kafka at {}: {why}", brokers.join(","))),
+        None => Error::Kafka { brokers: brokers.join(","), source },
+    }
+}
+
+/// Why the brokers refused the connection for good (SASL login, TLS handshake), if they did.
+/// rskafka keeps the cause of a failed retry in a field that is not an error source, so the
+/// cause is found in the message: its own SASL error, rustls' certificate errors.
+fn refused(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let text = e.to_string();
+    let cause = |marker: &str| text.find(marker).map(|at| text[at..].to_string());
+    if let Some(cause) = cause("Sasl handshake failed") {
+        return Some(format!(
+            "the brokers refused fitlake's SASL login ({cause}); check --kafka-sasl-mechanism, --kafka-username and \
+             the password"
+        ));
+    }
+    cause("invalid peer certificate").or_else(|| cause("peer is incompatible")).map(|cause| {
+        format!(
+            "the TLS handshake failed ({cause}); check --kafka-ca-file and that the broker's certificate names the host \
+             in --brokers"
+        )
+    })
 }
 
 impl KafkaSource {
@@ -100,16 +203,27 @@ impl KafkaSource {
                 "--brokers {brokers:?}: give host:port of one or more brokers, comma-separated, e.g. 127.0.0.1:9092"
             )));
         }
-        Ok(KafkaSource { brokers: list, compression: Codec::None })
+        Ok(KafkaSource { brokers: list, compression: Codec::None, security: KafkaSecurity::default() })
     }
 
-    /// A client of the cluster.
+    /// A client of the cluster, connected as [`KafkaSource::security`] says.
     pub async fn connect(&self) -> Result<Client> {
-        ClientBuilder::new(self.brokers.clone())
-            .client_id("fitlake")
-            .build()
-            .await
-            .map_err(|e| kafka_error(&self.brokers, e))
+        self.security.check()?;
+        // rskafka retries a failing connection or request with backoff, forever by default: a
+        // broker that stays unreachable (or refuses the handshake) for this long is reported.
+        let backoff = rskafka::BackoffConfig {
+            max_backoff: std::time::Duration::from_secs(5),
+            deadline: Some(KAFKA_RETRY_DEADLINE),
+            ..Default::default()
+        };
+        let mut builder = ClientBuilder::new(self.brokers.clone()).client_id("fitlake").backoff_config(backoff);
+        if let Some(ca_file) = &self.security.tls {
+            builder = builder.tls_config(Arc::new(crate::tls::client_config("--kafka-ca-file", ca_file.as_deref())?));
+        }
+        if let Some(sasl) = self.security.sasl_config() {
+            builder = builder.sasl_config(sasl);
+        }
+        builder.build().await.map_err(|e| kafka_error(&self.brokers, e))
     }
 
     /// The partitions of the pipeline's topics that exist now.

@@ -20,7 +20,7 @@ pub mod kafka;
 pub mod postgres;
 #[cfg(feature = "http")]
 pub mod serve;
-#[cfg(any(feature = "postgres", feature = "http"))]
+#[cfg(any(feature = "kafka", feature = "postgres", feature = "http"))]
 pub mod tls;
 #[cfg(feature = "http")]
 pub mod tokens;

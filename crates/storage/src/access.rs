@@ -11,7 +11,7 @@ use std::sync::Arc;
 use fitlake_catalog::TableId;
 use fitlake_config::{Lakehouse, Layer};
 use fitlake_governance::policy::Zone;
-use fitlake_governance::{Policy, Privilege, Securable};
+use fitlake_governance::{Identity, Policy, Privilege, Securable};
 
 use crate::stores::Stores;
 use crate::{Error, Result};
@@ -25,6 +25,9 @@ pub struct Access {
     pub stores: Stores,
     policy: Arc<Policy>,
     principal: String,
+    /// The authenticated identity the principal was resolved from (`None` when an embedding
+    /// program named the principal itself).
+    identity: Option<Identity>,
 }
 
 /// One access a command needs.
@@ -39,7 +42,25 @@ pub enum Need {
 }
 
 impl Access {
-    /// `principal` under `policy`. A principal the policy does not define is refused every
+    /// The principal `identity` is under `policy`, or `requested` (`--principal`) when the
+    /// policy lets that identity act as it: what the `fitlake` commands run as. An identity no
+    /// principal claims is refused (there is no default principal), and so are groups.
+    pub fn authenticated(
+        lakehouse: Lakehouse,
+        policy: Policy,
+        stores: Stores,
+        identity: Identity,
+        requested: Option<&str>,
+    ) -> Result<Access> {
+        let principal = policy.run_as(&identity, requested.map(str::trim))?;
+        let access = Access::new(lakehouse, policy, &principal)?.with_stores(stores);
+        tracing::debug!(%identity, principal, "identity");
+        Ok(Access { identity: Some(identity), ..access })
+    }
+
+    /// `principal` under `policy`, as named by a program embedding fitlake's crates (which
+    /// authenticated its caller itself; the storage credentials of the process are the
+    /// boundary either way). A principal the policy does not define is refused every
     /// access, like any principal without a grant; the refusal says so and lists the
     /// principals the policy knows, so a typo is easy to spot.
     pub fn new(lakehouse: Lakehouse, policy: Policy, principal: &str) -> Result<Access> {
@@ -56,7 +77,13 @@ impl Access {
                 group.name
             )));
         }
-        Ok(Access { lakehouse, stores: Stores::from_env(), policy: Arc::new(policy), principal: principal.to_string() })
+        Ok(Access {
+            lakehouse,
+            stores: Stores::from_env(),
+            policy: Arc::new(policy),
+            principal: principal.to_string(),
+            identity: None,
+        })
     }
 
     /// The same access, reaching storage through `stores`.
@@ -67,6 +94,21 @@ impl Access {
     /// The principal.
     pub fn principal(&self) -> &str {
         &self.principal
+    }
+
+    /// Who commits, for a commit's `commitInfo`: the principal as `userName` (Databricks' name
+    /// for it) and the authenticated identity behind it as `fitlake.identity`.
+    pub fn commit_identity(&self) -> Vec<(String, serde_json::Value)> {
+        let mut info = vec![("userName".to_string(), serde_json::Value::String(self.principal.clone()))];
+        if let Some(identity) = &self.identity {
+            info.push(("fitlake.identity".to_string(), serde_json::Value::String(identity.audit_name())));
+        }
+        info
+    }
+
+    /// The authenticated identity the principal was resolved from, if any.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
     }
 
     /// The policy.

@@ -240,6 +240,37 @@ impl IdentityChain {
     }
 }
 
+/// The subject of a Microsoft Entra ID access token: its object id (`oid`) and application id
+/// (`appid` in v1 tokens, `azp` in v2). The token is one fitlake was just issued over TLS by
+/// Entra ID, so its claims are read, not verified again; storage verifies it on every request.
+pub fn token_identity(token: &str) -> std::result::Result<fitlake_governance::Identity, String> {
+    let payload = token.split('.').nth(1).ok_or("the Entra ID token is not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|e| format!("the Entra ID token's claims are not base64url: {e}"))?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("the Entra ID token's claims are not JSON: {e}"))?;
+    let claim = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    let identity =
+        fitlake_governance::Identity::Entra { object_id: claim("oid"), app_id: claim("appid").or(claim("azp")) };
+    match &identity {
+        fitlake_governance::Identity::Entra { object_id: None, app_id: None } => {
+            Err("the Entra ID token names no object id (oid) or application id (appid, azp)".into())
+        }
+        _ => Ok(identity),
+    }
+}
+
+impl AzureStores {
+    /// The Entra ID identity storage is reached as, when the credential is an Entra ID token
+    /// (`None` for an account key, a SAS token or the emulator: they carry no identity).
+    pub(crate) async fn entra_identity(&self) -> Result<Option<fitlake_governance::Identity>> {
+        let AzureAuth::Identity(chain) = self.auth()? else { return Ok(None) };
+        let token = chain.token(chrono::Utc::now().timestamp()).await.map_err(Error::Config)?;
+        token_identity(&token).map(Some).map_err(Error::Config)
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
@@ -449,6 +480,31 @@ mod tests {
 
     fn fake(answer: std::result::Result<&'static str, &'static str>) -> Arc<Fake> {
         Arc::new(Fake { answer, calls: AtomicUsize::new(0) })
+    }
+
+    #[tokio::test]
+    async fn the_identity_is_the_subject_of_the_storage_token() {
+        let claims = r#"{"aud":"https://storage.azure.com","oid":"11111111-1111-1111-1111-111111111111","appid":"22222222-2222-2222-2222-222222222222"}"#;
+        let token: &'static str = Box::leak(
+            format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims))
+                .into_boxed_str(),
+        );
+        let chain = IdentityChain::new(vec![("managed identity", Ok(fake(Ok(token)) as Arc<dyn TokenCredential>))]);
+        let stores = AzureStores::new(Ok(AzureAuth::Identity(Arc::new(chain))));
+        let identity = stores.entra_identity().await.expect("identity").expect("an Entra identity");
+        let policy = fitlake_governance::Policy::parse(&fitlake_governance::SHIPPED_POLICY.replace(
+            "name = \"pipeline\"\nkind = \"service_principal\"",
+            "name = \"pipeline\"\nkind = \"service_principal\"\nentra_app_ids = [\"22222222-2222-2222-2222-222222222222\"]",
+        ))
+        .expect("policy");
+        assert_eq!(policy.run_as(&identity, None).expect("mapped"), "pipeline");
+        assert!(policy.run_as(&identity, Some("producer")).is_err(), "the pipeline may not act as the producer");
+        // Keys and SAS tokens carry no identity; a token without a subject is an error.
+        let key = AzureStores::new(Ok(AzureAuth::AccountKey(Secret::new("a2V5"))));
+        assert_eq!(key.entra_identity().await.expect("no identity"), None);
+        for bad in ["not-a-jwt", "a.!!!.c", "a.e30.c"] {
+            assert!(token_identity(bad).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

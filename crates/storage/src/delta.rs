@@ -161,6 +161,7 @@ impl Table {
             // (which replays the JSON commits since the last checkpoint) cheap.
             .with_configuration_property(TableProperty::CheckpointInterval, Some(CHECKPOINT_INTERVAL.to_string()))
             .with_save_mode(SaveMode::Ignore)
+            .with_commit_properties(CommitProperties::default().with_metadata(access.commit_identity()))
             .await
             .map_err(delta_error(id, -1))?;
         tracing::info!(table = %id, "created table");
@@ -654,8 +655,10 @@ impl<'a> Commit<'a> {
         });
         let metrics: serde_json::Map<String, serde_json::Value> =
             metrics.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect();
+        let mut info = vec![("operationMetrics".to_string(), serde_json::Value::Object(metrics))];
+        info.extend(table.access.commit_identity());
         let properties = CommitProperties::default()
-            .with_metadata([("operationMetrics".to_string(), serde_json::Value::Object(metrics))])
+            .with_metadata(info)
             .with_application_transactions(txns.iter().map(|(app, v)| Transaction::new(app, *v)).collect());
         let snapshot = table.delta.snapshot().map_err(&err)?;
         let finalized = CommitBuilder::from(properties)

@@ -91,6 +91,9 @@ pub enum Error {
     /// The policy refuses the principal an access (nothing was written).
     #[error("{0}")]
     Denied(#[from] fitlake_governance::Denied),
+    /// The identity running the command is no principal, or may not act as the one asked for.
+    #[error("{0}")]
+    Identity(#[from] fitlake_governance::identity::Refused),
     /// Converting rows between Polars and the table's Arrow schema failed: likely a bug.
     #[error("internal error (likely a bug) in table {table}: {source}")]
     Rows {
@@ -149,7 +152,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Config(_) | Error::NotSetUp { .. } | Error::Unsupported { .. } => ErrorKind::Config,
-            Error::Denied(_) => ErrorKind::Denied,
+            Error::Denied(_) | Error::Identity(_) => ErrorKind::Denied,
             Error::Storage { .. } => ErrorKind::Infrastructure { retryable: true },
             Error::Delta { source, .. } => ErrorKind::Infrastructure {
                 retryable: self.is_commit_conflict()

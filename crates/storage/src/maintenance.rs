@@ -277,7 +277,10 @@ pub async fn vacuum(access: &Access, id: TableId, options: &VacuumOptions) -> Re
         .vacuum()
         .with_mode(VacuumMode::Full)
         .with_dry_run(options.dry_run)
-        .with_enforce_retention_duration(!options.force);
+        .with_enforce_retention_duration(!options.force)
+        .with_commit_properties(
+            deltalake::kernel::transaction::CommitProperties::default().with_metadata(access.commit_identity()),
+        );
     if let Some(retain) = options.retain {
         let retain = chrono::Duration::from_std(retain)
             .map_err(|_| Error::Config(format!("--retain {retain:?} is too long")))?;

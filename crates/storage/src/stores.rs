@@ -118,6 +118,22 @@ impl Stores {
         Err(no_azure())
     }
 
+    /// Who this process is, from an authenticated source: on a remote lakehouse reached with
+    /// a Microsoft Entra ID token, the token's subject; otherwise (a local lakehouse, an account
+    /// key, a SAS token) the operating system's user of the effective user id.
+    pub async fn identity(&self, remote: bool) -> Result<fitlake_governance::Identity> {
+        #[cfg(feature = "azure")]
+        if remote {
+            if let Some(identity) = self.azure.entra_identity().await? {
+                return Ok(identity);
+            }
+        }
+        let _ = remote;
+        whoami::username()
+            .map(fitlake_governance::Identity::OsUser)
+            .map_err(|e| Error::Config(format!("cannot tell which OS user runs fitlake: {e}")))
+    }
+
     /// The store holding a remote `url` (rooted at its container) and the path of `url` in it.
     pub fn object_store(&self, url: &Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
         let location = match AzureLocation::parse(url) {

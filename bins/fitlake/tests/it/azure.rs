@@ -121,7 +121,7 @@ fn setup_says_clearly_when_the_credential_may_not_create_the_container() {
     let lake = Lake::new();
     let location = format!("abfss://locked@{ACCOUNT}.dfs.core.windows.net/fitlake");
     let out = Command::new(env!("CARGO_BIN_EXE_fitlake"))
-        .args(["--lakehouse", &location, "setup"])
+        .args(["--lakehouse", &location, "--principal", "pipeline", "setup"])
         .envs(vars.iter().copied())
         .current_dir(lake.root.parent().expect("temp dir"))
         .output()
@@ -141,7 +141,8 @@ fn unusable_azure_settings_fail_fast_without_showing_secrets() {
     let lake = Lake::new();
     let fitlake = |location: &str, env: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fitlake"));
-        cmd.args(["--lakehouse", location, "status"]).env_remove("AZURE_STORAGE_USE_EMULATOR");
+        cmd.args(["--lakehouse", location, "--principal", "pipeline", "status"])
+            .env_remove("AZURE_STORAGE_USE_EMULATOR");
         cmd.envs(env.iter().copied()).current_dir(lake.root.parent().expect("temp dir")).output().expect("run")
     };
     let no_container = fitlake("abfss://acct.dfs.core.windows.net/x", &[]);
@@ -189,7 +190,8 @@ fn a_sas_token_works_and_one_without_the_create_right_is_told_so() {
     let fitlake = |container: &str, sas: &str, args: &[&str]| {
         let location = format!("abfss://{container}@{ACCOUNT}.dfs.core.windows.net/fitlake");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fitlake"));
-        cmd.arg("--lakehouse").arg(location).args(args).envs(azurite.env()).env("AZURE_STORAGE_SAS_TOKEN", sas);
+        cmd.arg("--lakehouse").arg(location).args(args).env("FITLAKE_PRINCIPAL", "pipeline");
+        cmd.envs(azurite.env()).env("AZURE_STORAGE_SAS_TOKEN", sas);
         cmd.current_dir(lake.root.parent().expect("temp dir")).output().expect("run fitlake")
     };
     let full = account_sas("rwdlac", "sco");

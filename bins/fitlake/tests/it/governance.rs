@@ -4,7 +4,7 @@ use std::process::Output;
 
 use polars::prelude::ChunkAgg;
 
-use crate::harness::{Lake, AS_OF};
+use crate::harness::{succeeded, Lake, AS_OF};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -56,11 +56,75 @@ fn each_principal_gets_what_the_policy_grants_and_nothing_more() {
     refused(&lake, "analyst", &["status"], "USE SCHEMA", "schema fitlake.bronze");
     refused(&lake, "producer", &["show", "gym_summary"], "USE CATALOG", "catalog fitlake");
 
-    // Any other principal is refused, and told which principals the policy knows.
-    refused(&lake, "mallory", &["status"], "SELECT", "table fitlake.bronze.registered_users_bz");
-    refused(&lake, "mallory", &["show", "gym_summary"], "SELECT", "table fitlake.gold.gym_summary");
-    let out = lake.fitlake_env(&["status"], &[("FITLAKE_PRINCIPAL", "mallory")]);
-    assert!(stderr(&out).contains("not a principal of the policy; the policy's principals are"), "{}", stderr(&out));
+    // A principal the identity may not act as is refused before anything is read.
+    for args in [&["status"][..], &["show", "gym_summary"]] {
+        let out = lake.fitlake_env(args, &[("FITLAKE_PRINCIPAL", "mallory")]);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stderr(&out).contains("may not act as `mallory`"), "{}", stderr(&out));
+    }
+}
+
+/// The OS user running the tests, by the same lookup fitlake makes (`id -un`).
+fn os_user() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn commands_run_as_the_principal_the_os_user_is_and_act_only_as_the_policy_allows() {
+    let lake = Lake::new();
+    let user = os_user();
+    let policy_file = lake.root.parent().expect("parent").join("policy.toml");
+    let policy_path = policy_file.to_str().expect("utf-8");
+    // The harness names a principal for every command; an empty one is none.
+    let without = |principal: Option<&str>, args: &[&str]| {
+        lake.fitlake_env(args, &[("FITLAKE_POLICY", policy_path), ("FITLAKE_PRINCIPAL", principal.unwrap_or(""))])
+    };
+
+    // The shipped policy: every OS user is `developer`, who holds nothing and must name a
+    // principal it may act as. Without one, nothing is done, and the refusal says how.
+    std::fs::write(&policy_file, fitlake_governance::SHIPPED_POLICY).expect("policy");
+    let out = without(None, &["setup"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("principal `developer`"), "{}", stderr(&out));
+    assert!(!lake.root.join("managed").exists(), "a refused setup wrote something");
+
+    // A policy naming this OS user as the pipeline: it runs with no --principal, may not act as
+    // anyone else, and its commits record who ran them.
+    let named = fitlake_governance::SHIPPED_POLICY.replace("os_users = [\"*\"]\n", "").replace(
+        "name = \"pipeline\"\nkind = \"service_principal\"",
+        &format!("name = \"pipeline\"\nkind = \"service_principal\"\nos_users = [\"{user}\"]"),
+    );
+    assert_ne!(named, fitlake_governance::SHIPPED_POLICY);
+    std::fs::write(&policy_file, &named).expect("policy");
+    succeeded(without(None, &["setup"]), "setup as the OS user's principal");
+    succeeded(without(Some("pipeline"), &["status"]), "--principal naming the identity's own principal");
+    for other in ["producer", "analyst", "developer"] {
+        let out = without(Some(other), &["status"]);
+        assert_eq!(out.status.code(), Some(3), "{other}: {}", stderr(&out));
+        let message = stderr(&out);
+        assert!(
+            message.contains(&format!("OS user `{user}` is principal `pipeline`, which may not act as `{other}`")),
+            "{message}"
+        );
+    }
+    let log_dir = lake.root.join("managed/bronze/registered_users_bz/_delta_log");
+    let log = std::fs::read_to_string(log_dir.join(format!("{:020}.json", 0))).expect("the table's creation");
+    assert!(log.contains("\"userName\":\"pipeline\""), "commitInfo names the principal: {log}");
+    assert!(log.contains(&format!("\"fitlake.identity\":\"os:{user}\"")), "commitInfo names the identity: {log}");
+
+    // An OS user no principal claims is refused, whatever it asks to be.
+    let unmapped = named.replace(&format!("os_users = [\"{user}\"]"), "os_users = [\"someone_else\"]");
+    std::fs::write(&policy_file, &unmapped).expect("policy");
+    for principal in [None, Some("pipeline")] {
+        let out = without(principal, &["status"]);
+        assert_eq!(out.status.code(), Some(3), "{principal:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("OS user `{user}` is not a principal of the policy")),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
@@ -224,8 +288,83 @@ fn a_group_is_not_a_principal_to_run_as() {
     lake.fitlake(&["setup"]);
     for group in ["platform_admins", "analysts"] {
         let out = lake.fitlake_env(&["status"], &[("FITLAKE_PRINCIPAL", group)]);
-        assert_eq!(out.status.code(), Some(2), "{group}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(3), "{group}: {}", stderr(&out));
         assert!(stderr(&out).contains("is a group"), "{}", stderr(&out));
     }
     lake.fitlake_ok_as("analyst", &["show", "gym_summary"]);
+}
+
+#[test]
+fn the_acl_script_gives_entra_principals_their_file_access_through_the_azure_cli() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (pipeline, analysts) = ("11111111-1111-1111-1111-111111111111", "33333333-3333-3333-3333-333333333333");
+    let policy = fitlake_governance::SHIPPED_POLICY
+        .replace(
+            "name = \"pipeline\"\nkind = \"service_principal\"",
+            &format!("name = \"pipeline\"\nkind = \"service_principal\"\nentra_ids = [\"{pipeline}\"]"),
+        )
+        .replace(
+            "name = \"analysts\"\nkind = \"group\"",
+            &format!("name = \"analysts\"\nkind = \"group\"\nentra_ids = [\"{analysts}\"]"),
+        );
+    let policy_file = dir.path().join("policy.toml");
+    std::fs::write(&policy_file, policy).expect("policy");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitlake"))
+        .args(["--lakehouse", "abfss://lake@fitlakeprod.dfs.core.windows.net/fitlake", "governance", "acls"])
+        .arg("--policy")
+        .arg(&policy_file)
+        .output()
+        .expect("run fitlake");
+    let script = succeeded(out, "governance acls").stdout;
+    let script_file = dir.path().join("acls.sh");
+    std::fs::write(&script_file, &script).expect("script");
+
+    // A stand-in for the Azure CLI: logs each call; every folder's ACL already holds an entry
+    // for the pipeline that the script must replace, not repeat.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let log = dir.path().join("az.log");
+    std::fs::write(
+        bin.join("az"),
+        format!(
+            "#!/usr/bin/env bash\necho \"$*\" >> {}\ncase \"$*\" in *' access show '*) echo \
+             'user::rwx,group::r-x,other::---,user:{pipeline}:r--' ;; esac\n",
+            log.display()
+        ),
+    )
+    .expect("fake az");
+    std::fs::set_permissions(bin.join("az"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let ran = std::process::Command::new("bash").arg(&script_file).env("PATH", path).output().expect("bash");
+    succeeded(ran, "the ACL script");
+    let calls = std::fs::read_to_string(&log).expect("az log");
+    let gold = "--path fitlake/managed/gold/gym_summary";
+    assert!(
+        calls.contains(&format!("access update-recursive --account-name fitlakeprod --file-system lake {gold} --acl group:{analysts}:r-x,default:group:{analysts}:r-x")),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(&format!(
+            "--path fitlake/managed/bronze/gym_logins_bz --acl user:{pipeline}:rwx,default:user:{pipeline}:rwx"
+        )),
+        "{calls}"
+    );
+    // Folder entries keep what the folder had and replace the pipeline's old entry.
+    assert!(
+        calls.contains(&format!("access set --account-name fitlakeprod --file-system lake --path / --acl user::rwx,group::r-x,other::---,user:{pipeline}:--x")),
+        "{calls}"
+    );
+    let sets_pipeline =
+        calls.lines().filter(|l| l.contains(" access set ") && l.contains(&format!("user:{pipeline}:--x")));
+    assert!(sets_pipeline.clone().count() >= 3, "/, fitlake, fitlake/managed: {calls}");
+    assert!(
+        sets_pipeline.clone().all(|l| !l.contains(&format!("user:{pipeline}:r--"))),
+        "an old entry for the same subject is kept: {calls}"
+    );
+    assert!(
+        !calls
+            .lines()
+            .any(|l| l.contains(&format!("group:{analysts}")) && (l.contains("/silver") || l.contains("/bronze"))),
+        "analysts reach only gold: {calls}"
+    );
 }

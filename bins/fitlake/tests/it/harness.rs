@@ -75,10 +75,10 @@ impl Lake {
             cmd.env_remove(var);
         }
         cmd.envs(self.remote_env().iter().map(|(k, v)| (k, v)));
-        if args.first() == Some(&"produce") {
-            // Landing files are written by the producer (the pipeline may only read them).
-            cmd.env("FITLAKE_PRINCIPAL", "producer");
-        }
+        // The shipped policy maps every OS user to `developer`, who acts as the principal a
+        // command needs: landing files are written by the producer (the pipeline may only read
+        // them); everything else runs as the pipeline.
+        cmd.env("FITLAKE_PRINCIPAL", if args.first() == Some(&"produce") { "producer" } else { "pipeline" });
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -99,7 +99,7 @@ impl Lake {
         let (out, err) = (parent.join(format!("runner-{n}.out")), parent.join(format!("runner-{n}.err")));
         let mut cmd = Command::new(bin);
         cmd.arg("--lakehouse").arg(self.location()).args(args).env_remove("FITLAKE_FAULT");
-        cmd.envs(self.remote_env().iter().map(|(k, v)| (k, v)));
+        cmd.env("FITLAKE_PRINCIPAL", "pipeline").envs(self.remote_env().iter().map(|(k, v)| (k, v)));
         for (k, v) in env {
             cmd.env(k, v);
         }

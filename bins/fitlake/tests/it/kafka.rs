@@ -8,7 +8,9 @@ use std::time::Duration;
 use fitlake_sources::kafka::KafkaSource;
 use polars::prelude::*;
 
-use crate::harness::{assert_same_tables, block_on, testdata, wait_until, Lake, Service, AS_OF};
+use crate::harness::{
+    assert_same_tables, block_on, free_port, succeeded, testdata, wait_until, Lake, Service, TestCa, AS_OF,
+};
 use crate::original_counts;
 
 const FITLAKE_BRONZE: &str = env!("CARGO_BIN_EXE_fitlake-bronze");
@@ -19,9 +21,16 @@ pub struct Broker(Service);
 impl Broker {
     /// Starts tansu (`$FITLAKE_TANSU` or `tansu` on the PATH).
     pub fn start() -> Broker {
+        Broker::advertising(None)
+    }
+
+    /// Starts tansu telling clients to reach it at `advertised` (a port in front of it), or at
+    /// its own port.
+    fn advertising(advertised: Option<u16>) -> Broker {
         Broker(Service::start("FITLAKE_TANSU", "tansu", |port| {
             let url = format!("tcp://127.0.0.1:{port}");
-            let args = ["broker", "--listener-url", &url, "--advertised-listener-url", &url];
+            let advertised = format!("tcp://127.0.0.1:{}", advertised.unwrap_or(port));
+            let args = ["broker", "--listener-url", &url, "--advertised-listener-url", &advertised];
             args.iter().chain(&["--storage-engine", "memory://tansu/"]).map(|a| a.to_string()).collect()
         }))
     }
@@ -201,7 +210,7 @@ fn a_killed_consumer_neither_skips_nor_repeats_and_later_topics_are_picked_up() 
             ["--once", "--as-of", AS_OF, "--source", "kafka", "--brokers", &address, "--max-batch-bytes", "20000"];
         let mut cmd = Command::new(FITLAKE_BRONZE);
         cmd.arg("--lakehouse").arg(&lake.root).args(args).env_remove("FITLAKE_FAULT");
-        cmd.envs(env.iter().copied()).output().expect("run fitlake-bronze")
+        cmd.env("FITLAKE_PRINCIPAL", "pipeline").envs(env.iter().copied()).output().expect("run fitlake-bronze")
     };
     assert!(bronze(&[]).status.success());
     assert_eq!(consumed(&lake).0, 7);
@@ -262,4 +271,132 @@ fn a_streaming_consumer_follows_the_topics_and_survives_kill_9() {
     assert!(ended.status.success(), "{}", ended.stderr);
     // consumed() fails on any record seen twice; every offset of every partition is there.
     assert_eq!(consumed(&lake).1, broker.records_per_partition());
+}
+
+/// A TLS endpoint in front of a broker (tansu serves plain TCP only): accepts TLS connections
+/// with a certificate the test CA signed for 127.0.0.1 and relays their bytes to the broker.
+/// Counts completed handshakes; stops with the test process.
+struct TlsFront {
+    port: u16,
+    handshakes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TlsFront {
+    fn start(port: u16, backend: u16, cert: &std::path::Path, key: &std::path::Path) -> TlsFront {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(cert).expect("cert").collect::<Result<_, _>>().expect("certs");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key");
+        let config =
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let handshakes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = handshakes.clone();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the TLS port");
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else { continue };
+                    let (acceptor, counted) = (acceptor.clone(), counted.clone());
+                    tokio::spawn(async move {
+                        // A client that does not speak TLS (or distrusts the certificate) ends here.
+                        let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Ok(mut broker) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+                    });
+                }
+            });
+        });
+        TlsFront { port, handshakes }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn a_broker_behind_tls_is_read_and_written_over_verified_tls_only() {
+    let files = Lake::new();
+    files.fitlake(&["setup"]);
+    files.fitlake(&["produce", "--set", "1"]);
+    files.run_once();
+
+    let dir = tempfile::tempdir().expect("ca dir");
+    let ca = TestCa::new(dir.path());
+    let (cert, key) = ca.issue("broker", false);
+    // The broker advertises the TLS port, so every connection (bootstrap and per partition
+    // leader) goes through it.
+    let tls_port = free_port();
+    let broker = Broker::advertising(Some(tls_port));
+    let front = TlsFront::start(tls_port, broker.0.port, &cert, &key);
+    let (address, ca_file) = (front.address(), ca.cert());
+    let ca_file = ca_file.to_str().expect("utf-8");
+    let tls = ["--brokers", &address, "--kafka-security", "ssl", "--kafka-ca-file", ca_file];
+
+    let kafka = Lake::new();
+    kafka.fitlake(&["setup"]);
+    kafka.fitlake(&[&["produce", "--set", "1", "--to", "kafka"][..], &tls].concat());
+    for source in ["registered_users_bz", "gym_logins_bz"] {
+        assert!(kafka.landing(source).read_dir().is_ok_and(|mut d| d.next().is_some()), "{source} landed");
+    }
+
+    // Refused: a broker certificate the system's authorities did not sign, and plain TCP to a
+    // TLS port. No Kafka record is read (the landing files' steps run before).
+    let run = ["run", "--once", "--as-of", AS_OF, "--source", "kafka"];
+    let untrusted = kafka.fitlake_env(&[&run[..], &["--brokers", &address, "--kafka-security", "ssl"]].concat(), &[]);
+    let message = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(
+        untrusted.status.code(),
+        Some(2),
+        "an untrusted broker certificate is the configuration's to fix: {message}"
+    );
+    assert!(message.contains("TLS handshake failed") && message.contains("certificate"), "{message}");
+    let plain = kafka.fitlake_env(&[&run[..], &["--brokers", &address]].concat(), &[]);
+    assert!(!plain.status.success(), "plain Kafka to a TLS port succeeded");
+    let handshakes = front.handshakes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(handshakes > 0, "fitlake produce did not connect through TLS");
+
+    succeeded(kafka.fitlake_env(&[&run[..], &tls].concat(), &[]), "run over TLS");
+    assert!(front.handshakes.load(std::sync::atomic::Ordering::SeqCst) > handshakes, "the run connected through TLS");
+    assert_eq!(multiplex_content(&files), multiplex_content(&kafka), "records written and read over TLS");
+    assert_same_but_multiplex(&files, &kafka, "Kafka over TLS vs landing files");
+
+    // SASL over TLS reaches the broker's SASL handshake: tansu 0.6 offers no mechanism, so the
+    // login is refused, a configuration error (exit 2) naming SASL.
+    let password = dir.path().join("kafka-password");
+    std::fs::write(&password, "secret\n").expect("password file");
+    let password = password.to_str().expect("utf-8");
+    let scram = ["--kafka-sasl-mechanism", "scram-sha512", "--kafka-username", "u", "--kafka-password-file", password];
+    let sasl_ssl = ["--brokers", &address, "--kafka-security", "sasl-ssl", "--kafka-ca-file", ca_file];
+    let sasl = kafka.fitlake_env(&[&run[..], &sasl_ssl, &scram].concat(), &[]);
+    let message = String::from_utf8_lossy(&sasl.stderr);
+    assert_eq!(sasl.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("refused fitlake's SASL login") && message.contains("UnsupportedSaslMechanism"),
+        "{message}"
+    );
+
+    // SASL settings are checked before connecting: PLAIN without TLS and SASL without a
+    // password are configuration errors (exit 2).
+    let sasl_plain = ["--kafka-security", "sasl-plaintext", "--kafka-username", "u", "--kafka-password-file", password];
+    for (args, why) in [
+        (&sasl_plain[..], "PLAIN without TLS"),
+        (&["--kafka-security", "sasl-ssl", "--kafka-username", "u"][..], "no password"),
+    ] {
+        let out = kafka.fitlake_env(&[&run[..], &["--brokers", &address], args].concat(), &[]);
+        assert_eq!(out.status.code(), Some(2), "{why}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }

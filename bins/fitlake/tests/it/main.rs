@@ -267,7 +267,7 @@ fn missing_landing_is_nothing_new_and_bad_roots_fail_clearly() {
     std::fs::write(&file, "x").expect("write");
     let root = file.join("lakehouse");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitlake"))
-        .args(["--lakehouse", root.to_str().expect("utf-8"), "setup"])
+        .args(["--lakehouse", root.to_str().expect("utf-8"), "--principal", "pipeline", "setup"])
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -306,7 +306,7 @@ fn per_layer_binaries_build_the_same_tables() {
             env!("CARGO_BIN_EXE_fitlake-gold"),
         ] {
             let out = std::process::Command::new(bin)
-                .args(["--lakehouse", &root, "--once", "--as-of", harness::AS_OF, "--quiet"])
+                .args(["--lakehouse", &root, "--principal", "pipeline", "--once", "--as-of", harness::AS_OF, "--quiet"])
                 .output()
                 .expect("run layer");
             assert!(out.status.success(), "{bin}: {}", String::from_utf8_lossy(&out.stderr));
@@ -383,11 +383,26 @@ fn no_config_or_context_struct_prints_a_secret() {
     let options = fitlake_pipeline::RunOptions::new(chrono::NaiveDate::from_ymd_opt(2023, 3, 15).expect("date"), 0);
     let expectations = fitlake_quality::Expectations::default();
     let dsn = "postgresql://fitlake:hunter2-pw@db.example.com/gym";
+    let pg_password = Some(Secret::new("pg-file-pw"));
+    let pg = fitlake_sources::postgres::PgSource {
+        password: pg_password,
+        ..fitlake_sources::postgres::PgSource::new(Secret::new(dsn))
+    };
+    let mut kafka = fitlake_sources::kafka::KafkaSource::parse("broker.servicebus.windows.net:9093").expect("brokers");
+    kafka.security = fitlake_sources::kafka::KafkaSecurity {
+        tls: Some(None),
+        sasl: Some(fitlake_sources::kafka::Sasl {
+            mechanism: fitlake_sources::kafka::SaslMechanism::Plain,
+            username: "$ConnectionString".into(),
+            password: Secret::new("Endpoint=sb://x/;SharedAccessKey=eventhubs-key"),
+        }),
+    };
     let ctx = fitlake_pipeline::Context::new(access, expectations, options)
-        .with_source(std::sync::Arc::new(fitlake_sources::postgres::PgSource::new(Secret::new(dsn))));
+        .with_source(std::sync::Arc::new(pg))
+        .with_source(std::sync::Arc::new(kafka));
     let shown = format!("{ctx:?}");
-    assert!(shown.contains("PgSource") && shown.contains("AccountKey"), "{shown}");
-    for secret in ["hunter2-pw", "c2VjcmV0LWtleS1odW50ZXIy"] {
+    assert!(shown.contains("PgSource") && shown.contains("AccountKey") && shown.contains("KafkaSecurity"), "{shown}");
+    for secret in ["hunter2-pw", "c2VjcmV0LWtleS1odW50ZXIy", "pg-file-pw", "eventhubs-key"] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
 }
