@@ -147,8 +147,9 @@ pub struct IdentityChain {
     links: Vec<ChainLink>,
     /// The link that answered last (tried first next time).
     preferred: AtomicUsize,
-    /// The last token and its expiry (epoch seconds).
-    cached: tokio::sync::Mutex<Option<(String, i64)>>,
+    /// The last token (a secret: `{:?}` of the chain must not show it) and its expiry (epoch
+    /// seconds).
+    cached: tokio::sync::Mutex<Option<(Secret, i64)>>,
 }
 
 /// How long before its expiry a token is renewed, seconds.
@@ -209,7 +210,7 @@ impl IdentityChain {
         let mut cached = self.cached.lock().await;
         if let Some((token, expires)) = cached.as_ref() {
             if *expires - TOKEN_RENEW_BEFORE > now_epoch_seconds {
-                return Ok(token.clone());
+                return Ok(token.expose().to_string());
             }
         }
         let first = self.preferred.load(Ordering::Relaxed).min(self.links.len().saturating_sub(1));
@@ -223,7 +224,7 @@ impl IdentityChain {
                     Ok(token) => {
                         self.preferred.store(i, Ordering::Relaxed);
                         let value = token.token.secret().to_string();
-                        *cached = Some((value.clone(), token.expires_on.unix_timestamp()));
+                        *cached = Some((Secret::new(value.clone()), token.expires_on.unix_timestamp()));
                         return Ok(value);
                     }
                     Err(e) => failures.push((i, format!("{name}: {}", first_line(&e.to_string())))),
@@ -517,6 +518,9 @@ mod tests {
             ("later", Ok(later.clone() as Arc<dyn TokenCredential>)),
         ]);
         assert_eq!(chain.token(1_000).await.expect("token"), "token-2");
+        // The cached token is a secret (the fake credentials show their own answers).
+        let shown = format!("{chain:?}");
+        assert!(shown.contains("Some((***, 10000))") && !shown.contains("(\"token-2\", 10000)"), "{shown}");
         assert_eq!((broken.calls.load(Ordering::Relaxed), later.calls.load(Ordering::Relaxed)), (1, 0));
         // Cached while valid for five more minutes; renewed from the link that answered.
         assert_eq!(chain.token(2_000).await.expect("token"), "token-2");
