@@ -723,8 +723,7 @@ async fn access(global: &Global) -> Result<Access> {
         stores.check_remote()?;
     }
     let identity = stores.identity(remote).await?;
-    let requested = global.principal.as_deref().map(str::trim).filter(|p| !p.is_empty());
-    Ok(Access::authenticated(lakehouse, policy(global)?, stores, identity, requested)?)
+    Ok(Access::authenticated(lakehouse, policy(global)?, stores, identity, global.principal.as_deref())?)
 }
 
 async fn context(global: &Global, run: &RunArgs) -> Result<Context> {

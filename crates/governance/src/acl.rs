@@ -73,50 +73,44 @@ pub fn storage_acls(policy: &Policy, urls: &ZoneUrls) -> Vec<AclEntry> {
     let mut wanted: BTreeMap<(String, String, String, Scope, String), u8> = BTreeMap::new();
     let catalog = &policy.catalog.name;
     for p in policy.principals.iter().filter(|p| !p.entra_ids.is_empty()) {
-        let kind = if p.kind == PrincipalKind::Group { "group" } else { "user" };
-        let mut targets: Vec<(&str, Scope, u8)> = Vec::new();
+        // rwx where the principal writes, r-x where it only reads, nothing otherwise.
+        let access = |writes: bool, reads: bool| if writes { Some(WRITE) } else { reads.then_some(READ) };
+        let mut targets: Vec<(String, Scope, u8)> = Vec::new();
         for (zone, url) in [(Zone::Landing, &urls.landing), (Zone::Checkpoint, &urls.checkpoint)] {
-            if policy.authorize_files(&p.name, Privilege::WriteFiles, zone).is_ok() {
-                targets.push((url, Scope::Tree, WRITE));
-            } else if policy.authorize_files(&p.name, Privilege::ReadFiles, zone).is_ok() {
-                targets.push((url, Scope::Tree, READ));
-            }
+            let writes = policy.authorize_files(&p.name, Privilege::WriteFiles, zone).is_ok();
+            let reads = policy.authorize_files(&p.name, Privilege::ReadFiles, zone).is_ok();
+            targets.extend(access(writes, reads).map(|mask| (url.clone(), Scope::Tree, mask)));
         }
         for t in &urls.tables {
             let table = Securable::Table(catalog.clone(), t.schema.clone(), t.name.clone());
-            if policy.authorize(&p.name, Privilege::Modify, &table).is_ok() {
-                targets.push((&t.location, Scope::Tree, WRITE));
-            } else if policy.authorize(&p.name, Privilege::Select, &table).is_ok() {
-                targets.push((&t.location, Scope::Tree, READ));
-            }
+            let writes = policy.authorize(&p.name, Privilege::Modify, &table).is_ok();
+            let reads = policy.authorize(&p.name, Privilege::Select, &table).is_ok();
+            targets.extend(access(writes, reads).map(|mask| (t.location.clone(), Scope::Tree, mask)));
         }
-        let layer_folders: Vec<(String, String)> = policy
-            .catalog
-            .schemas
-            .iter()
-            .map(|s| (s.clone(), format!("{}/{s}", urls.managed.trim_end_matches('/'))))
-            .collect();
-        for (schema, folder) in &layer_folders {
+        for schema in &policy.catalog.schemas {
             let on = Securable::Schema(catalog.clone(), schema.clone());
             if policy.authorize(&p.name, Privilege::CreateTable, &on).is_ok() {
-                targets.push((folder, Scope::Folder, WRITE));
+                targets.push((format!("{}/{schema}", urls.managed.trim_end_matches('/')), Scope::Folder, WRITE));
             }
         }
+        // Each target's folder, and every folder above it up to the container's root (to
+        // reach it), with the permissions wanted there.
+        let mut folders: Vec<((String, String, String, Scope), u8)> = Vec::new();
+        for (url, scope, mask) in &targets {
+            let Some((account, container, path)) = adls(url) else { continue };
+            let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            for depth in 0..parts.len() {
+                let above = (account.clone(), container.clone(), parts[..depth].join("/"), Scope::Folder);
+                folders.push((above, TRAVERSE));
+            }
+            folders.push(((account, container, path, *scope), *mask));
+        }
+        let kind = if p.kind == PrincipalKind::Group { "group" } else { "user" };
         for id in &p.entra_ids {
             let subject = format!("{kind}:{id}");
-            for (url, scope, mask) in &targets {
-                let Some((account, container, path)) = adls(url) else { continue };
-                *wanted
-                    .entry((account.clone(), container.clone(), path.clone(), *scope, subject.clone()))
-                    .or_default() |= mask;
-                // Every folder above, up to the container's root, to reach it.
-                let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-                for depth in 0..parts.len() {
-                    let above = parts[..depth].join("/");
-                    *wanted
-                        .entry((account.clone(), container.clone(), above, Scope::Folder, subject.clone()))
-                        .or_default() |= TRAVERSE;
-                }
+            for ((account, container, path, scope), mask) in &folders {
+                let key = (account.clone(), container.clone(), path.clone(), *scope, subject.clone());
+                *wanted.entry(key).or_default() |= mask;
             }
         }
     }

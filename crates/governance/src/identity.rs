@@ -103,19 +103,26 @@ impl Policy {
         }
     }
 
+    /// Refuses a group as the principal a command runs as: a command runs as a user or a
+    /// service principal, which gets its groups' privileges as their member.
+    pub fn runnable(&self, principal: &str) -> Result<(), Refused> {
+        match self.principal(principal).filter(|p| p.kind == PrincipalKind::Group) {
+            Some(group) => Err(Refused(format!(
+                "--principal {:?} is a group: a command runs as a user or a service principal, which gets the \
+                 group's privileges as its member",
+                group.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The principal a command of `identity` runs as: its own, or `requested` (`--principal`)
     /// when that is its own or one the policy lets it act as. Groups are never run as.
     pub fn run_as(&self, identity: &Identity, requested: Option<&str>) -> Result<String, Refused> {
         let own = self.principal_of(identity)?;
         let Some(requested) = requested.filter(|r| *r != own) else { return Ok(own.to_string()) };
-        if let Some(group) = self.principal(requested).filter(|p| p.kind == PrincipalKind::Group) {
-            return Err(Refused(format!(
-                "--principal {:?} is a group: a command runs as a user or a service principal, which gets the \
-                 group's privileges as its member",
-                group.name
-            )));
-        }
-        let acts_as = &self.principal(own).map(|p| p.may_act_as.clone()).unwrap_or_default();
+        self.runnable(requested)?;
+        let acts_as: &[String] = self.principal(own).map_or(&[], |p| &p.may_act_as);
         if acts_as.iter().any(|a| a == requested) {
             return Ok(requested.to_string());
         }

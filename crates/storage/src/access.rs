@@ -44,7 +44,8 @@ pub enum Need {
 impl Access {
     /// The principal `identity` is under `policy`, or `requested` (`--principal`) when the
     /// policy lets that identity act as it: what the `fitlake` commands run as. An identity no
-    /// principal claims is refused (there is no default principal), and so are groups.
+    /// principal claims is refused (there is no default principal), and so are groups; an
+    /// empty `requested` is none.
     pub fn authenticated(
         lakehouse: Lakehouse,
         policy: Policy,
@@ -52,10 +53,10 @@ impl Access {
         identity: Identity,
         requested: Option<&str>,
     ) -> Result<Access> {
-        let principal = policy.run_as(&identity, requested.map(str::trim))?;
-        let access = Access::new(lakehouse, policy, &principal)?.with_stores(stores);
+        let requested = requested.map(str::trim).filter(|r| !r.is_empty());
+        let principal = policy.run_as(&identity, requested)?;
         tracing::debug!(%identity, principal, "identity");
-        Ok(Access { identity: Some(identity), ..access })
+        Ok(Access { lakehouse, stores, policy: Arc::new(policy), principal, identity: Some(identity) })
     }
 
     /// `principal` under `policy`, as named by a program embedding fitlake's crates (which
@@ -69,14 +70,7 @@ impl Access {
                 "--principal is empty; the shipped policy defines producer, pipeline and analyst".into(),
             ));
         }
-        if let Some(group) = policy.principal(principal).filter(|p| p.kind == fitlake_governance::PrincipalKind::Group)
-        {
-            return Err(Error::Config(format!(
-                "--principal {:?} is a group: a command runs as a user or a service principal, which gets the \
-                 group's privileges as its member",
-                group.name
-            )));
-        }
+        policy.runnable(principal).map_err(|refused| Error::Config(refused.0))?;
         Ok(Access {
             lakehouse,
             stores: Stores::from_env(),
