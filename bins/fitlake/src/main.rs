@@ -5,6 +5,7 @@
 mod alloc;
 
 fn main() -> std::process::ExitCode {
+    alloc::tune();
     match fitlake::cli::layer_of_program() {
         Some(layer) => fitlake::cli::main_layer(layer),
         None => fitlake::cli::main_fitlake(),

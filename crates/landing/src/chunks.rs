@@ -124,12 +124,12 @@ impl LineChunker {
         if self.buf.len() < self.target {
             return;
         }
-        match self.buf.iter().rposition(|&b| b == b'\n') {
+        match memchr::memrchr(b'\n', &self.buf) {
             Some(last) => {
                 let rest = self.buf.split_off(last + 1);
                 let text = std::mem::replace(&mut self.buf, rest);
                 let first_line = self.next_line;
-                self.next_line += text.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.next_line += memchr::memchr_iter(b'\n', &text).count() as u64;
                 out.push(Chunk { first_line, text });
                 // What is left may itself be an overlong line.
                 self.cut(out);
@@ -167,7 +167,7 @@ impl LineChunker {
         }
         let text = std::mem::take(&mut self.buf);
         let first_line = self.next_line;
-        self.next_line += text.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.next_line += memchr::memchr_iter(b'\n', &text).count() as u64;
         Some(Chunk { first_line, text })
     }
 

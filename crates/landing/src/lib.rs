@@ -11,6 +11,7 @@ pub mod csv;
 pub mod device_events;
 pub mod multiplex;
 pub mod quarantine;
+mod scan;
 pub mod seed;
 pub mod synthetic;
 pub mod time;

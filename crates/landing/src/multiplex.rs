@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::quarantine::{datetime_column, oversized, strip_bom, utf8_line, Parsed, Quarantined};
+use crate::scan::{self, EnvelopeFields};
 use crate::time::{kafka_timestamp_to_micros, TimeWindow, Unit, KAFKA_SECONDS_LIMIT};
 use crate::value::{decode_bpm, validate_value, Bpm};
 use crate::{topics, ReadOptions, Result};
@@ -67,27 +68,12 @@ fn text_of(raw: &RawValue) -> std::result::Result<Option<Cow<'_, str>>, String> 
     }
 }
 
-/// One envelope line, its timestamp checked against `window` and its payload validated against
-/// its topic's schema; the error is the quarantine reason.
-pub fn parse_envelope<'a>(line: &'a str, window: &TimeWindow) -> std::result::Result<Record<'a>, String> {
+/// The fields of an envelope line by the general path: serde, any valid JSON.
+fn general_fields(line: &str) -> std::result::Result<EnvelopeFields<'_>, String> {
     let envelope: Envelope = serde_json::from_str(line).map_err(|e| format!("envelope: {e}"))?;
     let value =
         text_of(envelope.value).map_err(|e| format!("value: {e}"))?.ok_or_else(|| "value is null".to_string())?;
-    let raw_timestamp = envelope.timestamp.get();
-    let timestamp = kafka_timestamp_to_micros(raw_timestamp)
-        .ok_or_else(|| format!("timestamp: {raw_timestamp} is not epoch milliseconds or seconds"))?;
-    let unit = match raw_timestamp.trim().parse::<f64>() {
-        Ok(v) if v.abs() >= KAFKA_SECONDS_LIMIT as f64 => Unit::Milliseconds,
-        _ => Unit::Seconds,
-    };
-    let timestamp = window.check("timestamp", timestamp.into(), raw_timestamp, unit)?;
-    let bpm = if envelope.topic == topics::BPM {
-        Some(decode_bpm(&value, window)?)
-    } else {
-        validate_value(&envelope.topic, &value, window)?;
-        None
-    };
-    Ok(Record {
+    Ok(EnvelopeFields {
         key: match envelope.key {
             Some(k) => text_of(k).map_err(|e| format!("key: {e}"))?,
             None => None,
@@ -96,6 +82,38 @@ pub fn parse_envelope<'a>(line: &'a str, window: &TimeWindow) -> std::result::Re
         topic: envelope.topic,
         partition: envelope.partition,
         offset: envelope.offset,
+        timestamp: envelope.timestamp.get(),
+    })
+}
+
+/// One envelope line, its timestamp checked against `window` and its payload validated against
+/// its topic's schema; the error is the quarantine reason. The common shape is taken apart by
+/// a scanner ([`crate::scan`]), anything else by serde.
+pub fn parse_envelope<'a>(line: &'a str, window: &TimeWindow) -> std::result::Result<Record<'a>, String> {
+    let fields = match scan::envelope(line) {
+        Some(fields) => fields,
+        None => general_fields(line)?,
+    };
+    let raw_timestamp = fields.timestamp;
+    let timestamp = kafka_timestamp_to_micros(raw_timestamp)
+        .ok_or_else(|| format!("timestamp: {raw_timestamp} is not epoch milliseconds or seconds"))?;
+    let unit = match raw_timestamp.trim().parse::<f64>() {
+        Ok(v) if v.abs() >= KAFKA_SECONDS_LIMIT as f64 => Unit::Milliseconds,
+        _ => Unit::Seconds,
+    };
+    let timestamp = window.check("timestamp", timestamp.into(), raw_timestamp, unit)?;
+    let bpm = if fields.topic == topics::BPM {
+        Some(decode_bpm(&fields.value, window)?)
+    } else {
+        validate_value(&fields.topic, &fields.value, window)?;
+        None
+    };
+    Ok(Record {
+        key: fields.key,
+        value: fields.value,
+        topic: fields.topic,
+        partition: fields.partition,
+        offset: fields.offset,
         timestamp,
         bpm,
     })
@@ -139,7 +157,7 @@ fn split_at_lines(text: &[u8], parts: usize, first_line: u64) -> Vec<(u64, &[u8]
         }
         let piece = &text[start..end];
         out.push((line, piece));
-        line += piece.iter().filter(|&&b| b == b'\n').count() as u64;
+        line += memchr::memchr_iter(b'\n', piece).count() as u64;
         start = end;
     }
     out
@@ -182,7 +200,11 @@ pub fn parse_kafka_multiplex_lines(
                 s.spawn(move || {
                     let mut good = Vec::new();
                     let mut bad = Vec::new();
-                    for (i, raw) in piece.split(|&b| b == b'\n').enumerate() {
+                    let mut start = 0;
+                    let ends = memchr::memchr_iter(b'\n', piece).chain(std::iter::once(piece.len()));
+                    for (i, end) in ends.enumerate() {
+                        let raw = &piece[start..end];
+                        start = end + 1;
                         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
                         let line = first_line + i as u64;
                         if raw.trim_ascii().is_empty() {
@@ -226,6 +248,138 @@ pub fn parse_kafka_multiplex_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// JSON text of one piece of an envelope or payload, valid or not, common or odd.
+    fn piece(choices: &'static [&'static str]) -> impl Strategy<Value = String> {
+        proptest::sample::select(choices).prop_map(str::to_string)
+    }
+
+    fn space() -> impl Strategy<Value = String> {
+        piece(&["", "", "", " ", "\t", "  \r\n "])
+    }
+
+    /// An object of `fields` (name, value) in a random order, perhaps with one field repeated,
+    /// dropped or unknown, and random space between tokens.
+    fn object(fields: Vec<(&'static str, BoxedStrategy<String>)>) -> impl Strategy<Value = String> {
+        let n = fields.len();
+        let values: Vec<BoxedStrategy<(&'static str, String)>> =
+            fields.into_iter().map(|(name, v)| v.prop_map(move |v| (name, v)).boxed()).collect();
+        (values, proptest::collection::vec(space(), 4 * n + 8), 0..n + 4, any::<u64>()).prop_map(
+            move |(mut pairs, spaces, odd, seed)| {
+                match odd {
+                    o if o < n && seed % 3 == 0 => pairs.push(pairs[o].clone()),
+                    o if o < n && seed % 3 == 1 => {
+                        pairs.remove(o);
+                    }
+                    o if o == n => pairs.push(("extra", "1".to_string())),
+                    _ => {}
+                }
+                let len = pairs.len();
+                for i in 0..len {
+                    pairs.swap(i, (seed as usize / (i + 1)) % len);
+                }
+                let mut sp = spaces.into_iter().cycle();
+                let mut text = format!("{}{{", sp.next().unwrap_or_default());
+                for (i, (name, value)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        text.push(',');
+                    }
+                    let (a, b, c) =
+                        (sp.next().unwrap_or_default(), sp.next().unwrap_or_default(), sp.next().unwrap_or_default());
+                    text.push_str(&format!("{a}\"{name}\"{b}:{c}{value}"));
+                }
+                text.push_str(&format!("{}}}{}", sp.next().unwrap_or_default(), sp.next().unwrap_or_default()));
+                text
+            },
+        )
+    }
+
+    fn bpm_payload() -> impl Strategy<Value = String> {
+        object(vec![
+            ("device_id", piece(&["1", "-5", "0", "1.0", "1e3", "01", "9223372036854775808", "\"7\"", "null"]).boxed()),
+            (
+                "time",
+                piece(&[
+                    "1678521600.5",
+                    "1678521600",
+                    "1.6785216e9",
+                    "-0",
+                    "\"2023-03-11T08:00:00Z\"",
+                    "1678521600.",
+                    "true",
+                ])
+                .boxed(),
+            ),
+            (
+                "heartrate",
+                piece(&["70", "70.25", "1e400", "-0.0", "\"70\"", "72.123456789012345678", "4.9e-324", "00.5"]).boxed(),
+            ),
+        ])
+    }
+
+    /// A JSON string holding `text`, escaped as Kafka tools write it (or with a `\u` escape).
+    fn json_string(text: &str, unicode: bool) -> String {
+        let quoted = serde_json::to_string(text).unwrap_or_default();
+        if unicode {
+            quoted.replacen('{', "\\u007b", 1)
+        } else {
+            quoted
+        }
+    }
+
+    fn envelope_line() -> impl Strategy<Value = String> {
+        (bpm_payload(), any::<bool>(), 0..6u8).prop_flat_map(|(payload, unicode, value_kind)| {
+            let value = match value_kind {
+                0 => payload.clone(),
+                1 => "null".to_string(),
+                _ => json_string(&payload, unicode),
+            };
+            object(vec![
+                ("key", piece(&["\"123\"", "null", "123", "\"a\\\"b\"", "\"\\u0041\"", "\"\\/\""]).boxed()),
+                ("value", Just(value).boxed()),
+                ("topic", piece(&["\"bpm\"", "\"workout\"", "\"b\\u0070m\"", "7"]).boxed()),
+                ("partition", piece(&["0", "3", "-1", "2.0", "99999999999999999999"]).boxed()),
+                ("offset", piece(&["0", "123456", "1e2"]).boxed()),
+                (
+                    "timestamp",
+                    piece(&["1678521600500", "1678521600", "1678521600.5", "\"1678521600500\"", "-0"]).boxed(),
+                ),
+            ])
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+        /// Wherever the scanner answers, serde gives the same fields.
+        #[test]
+        fn the_scanner_agrees_with_serde(line in envelope_line()) {
+            if let Some(fast) = scan::envelope(&line) {
+                let general = general_fields(&line);
+                prop_assert_eq!(Ok(&fast), general.as_ref(), "{}", line);
+            }
+        }
+
+        #[test]
+        fn the_bpm_scanner_agrees_with_serde(payload in bpm_payload()) {
+            if let Some((device, time, heartrate)) = scan::bpm(&payload) {
+                let (d, t, h) = crate::value::general_bpm(&payload).map_err(TestCaseError::fail)?;
+                prop_assert_eq!((device, time, heartrate.to_bits()), (d, t, h.to_bits()), "{}", payload);
+            }
+        }
+    }
+
+    #[test]
+    fn the_scanner_takes_the_common_shapes() {
+        let generated = r#"{"key": "1", "value": "{\"device_id\": 1, \"time\": 1678521600.5, \"heartrate\": 70.0}", "topic": "bpm", "partition": 0, "offset": 1, "timestamp": 1678521600500}"#;
+        let dense = r#"{"topic":"bpm","partition":3,"offset":7,"timestamp":1678665662000,"key":"200200","value":"{\"device_id\": 200200, \"time\": 1678665662.25, \"heartrate\": 81.5}"}"#;
+        for line in [generated, dense] {
+            let fields = scan::envelope(line).expect("the common envelope shape");
+            assert_eq!(Ok(&fields), general_fields(line).as_ref());
+            assert!(scan::bpm(&fields.value).is_some());
+        }
+    }
 
     #[test]
     fn split_keeps_line_numbers() {

@@ -17,6 +17,40 @@ pub const KAFKA_SECONDS_LIMIT: i128 = 100_000_000_000;
 /// Parses decimal text (`123`, `-4.5`, `1678451168.0`, `1.6784e9`) as the integer
 /// `value * 10^scale`, rounding half away from zero past the last kept digit.
 pub fn parse_decimal_scaled(text: &str, scale: u32) -> Option<i128> {
+    plain_decimal_scaled(text.as_bytes(), scale).or_else(|| general_decimal_scaled(text, scale))
+}
+
+/// [`parse_decimal_scaled`] of the common case, in `u64`: digits with at most one `.`, an
+/// optional `-`, no exponent, no space, at most 18 digits (so no overflow). `None` otherwise.
+fn plain_decimal_scaled(bytes: &[u8], scale: u32) -> Option<i128> {
+    let (negative, digits) = match bytes.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, bytes),
+    };
+    if digits.len() > 19 {
+        return None;
+    }
+    let (mut value, mut frac_len, mut seen_dot, mut count) = (0u64, 0i32, false, 0);
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                value = value * 10 + u64::from(b - b'0');
+                frac_len += i32::from(seen_dot);
+                count += 1;
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => return None,
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let magnitude = shift_decimal(i128::from(value), scale as i32 - frac_len)?;
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// [`parse_decimal_scaled`] of any decimal text.
+fn general_decimal_scaled(text: &str, scale: u32) -> Option<i128> {
     let text = text.trim();
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
@@ -215,6 +249,15 @@ fn date_text(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The common case's arithmetic gives what the general one gives.
+        #[test]
+        fn plain_decimals_scale_as_any_decimal(text in "[-+ ]?[0-9]{0,21}(\\.[0-9]{0,9})?(e-?[0-9])?", scale in 0u32..10) {
+            prop_assert_eq!(parse_decimal_scaled(&text, scale), general_decimal_scaled(&text, scale), "{}", text);
+        }
+    }
 
     #[test]
     fn decimal_text_is_scaled_exactly() {

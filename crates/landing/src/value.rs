@@ -130,10 +130,11 @@ fn json_error(e: serde_json::Error) -> String {
     format!("value: {e}")
 }
 
-fn time_of(raw: &RawValue, field: &str, window: &TimeWindow) -> std::result::Result<i64, String> {
-    let micros = event_time_json_to_micros_wide(raw.get())
-        .ok_or_else(|| format!("value.{field}: {} is neither epoch seconds nor an ISO-8601 time", raw.get()))?;
-    window.check(&format!("value.{field}"), micros, raw.get(), Unit::Seconds)
+/// A time field's raw JSON text in epoch microseconds, in `window`.
+fn time_of(raw: &str, field: &str, window: &TimeWindow) -> std::result::Result<i64, String> {
+    let micros = event_time_json_to_micros_wide(raw)
+        .ok_or_else(|| format!("value.{field}: {raw} is neither epoch seconds nor an ISO-8601 time"))?;
+    window.check(&format!("value.{field}"), micros, raw, Unit::Seconds)
 }
 
 /// Reads an optional field with `read`; a value that is present, not null and unreadable
@@ -178,13 +179,24 @@ pub fn parse_dob(text: &str) -> Option<i32> {
     i32::try_from((date - epoch).num_days()).ok()
 }
 
+/// The fields of a `bpm` value by the general path (serde): device, the time's raw JSON, heart
+/// rate.
+pub(crate) fn general_bpm(value: &str) -> std::result::Result<(i64, &str, f64), String> {
+    let raw: RawBpm = serde_json::from_str(value).map_err(json_error)?;
+    Ok((raw.device_id, raw.time.get(), raw.heartrate))
+}
+
 /// Decodes a `bpm` value; its time must lie in `window`.
 pub fn decode_bpm(value: &str, window: &TimeWindow) -> std::result::Result<Bpm, String> {
-    let raw: RawBpm = serde_json::from_str(value).map_err(json_error)?;
-    if !raw.heartrate.is_finite() {
+    // The common shape by the scanner, anything else by serde (see `crate::scan`).
+    let (device_id, time, heartrate) = match crate::scan::bpm(value) {
+        Some(fields) => fields,
+        None => general_bpm(value)?,
+    };
+    if !heartrate.is_finite() {
         return Err("value.heartrate is not a finite number".into());
     }
-    Ok(Bpm { device_id: raw.device_id, time: time_of(raw.time, "time", window)?, heartrate: raw.heartrate })
+    Ok(Bpm { device_id, time: time_of(time, "time", window)?, heartrate })
 }
 
 /// Decodes a `workout` value; its time must lie in `window`.
@@ -197,7 +209,7 @@ pub fn decode_workout(value: &str, window: &TimeWindow) -> std::result::Result<W
     Ok(Workout {
         user_id: raw.user_id,
         workout_id: raw.workout_id,
-        time: time_of(raw.timestamp, "timestamp", window)?,
+        time: time_of(raw.timestamp.get(), "timestamp", window)?,
         action,
         session_id: raw.session_id,
     })
@@ -214,7 +226,7 @@ pub fn decode_user_info(value: &str, window: &TimeWindow) -> std::result::Result
     if !matches!(update_type.as_str(), "new" | "update" | "delete") {
         return Err(format!("value.update_type: {:?} is not new, update or delete", raw.update_type));
     }
-    let updated = time_of(raw.timestamp, "timestamp", window)?;
+    let updated = time_of(raw.timestamp.get(), "timestamp", window)?;
     let mut unusable = Vec::new();
     let dob = optional(raw.dob, "value.dob", &mut unusable, |t| json_string(t).as_deref().and_then(parse_dob));
     let mut text = |raw: Optional<'_>, field: &'static str| optional(raw, field, &mut unusable, json_string);

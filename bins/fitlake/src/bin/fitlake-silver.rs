@@ -5,5 +5,6 @@
 mod alloc;
 
 fn main() -> std::process::ExitCode {
+    alloc::tune();
     fitlake::cli::main_layer(fitlake_config::Layer::Silver)
 }

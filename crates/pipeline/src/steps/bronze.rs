@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fitlake_catalog::TableId;
 use fitlake_governance::policy::Zone;
-use fitlake_landing::chunks::LineChunker;
+use fitlake_landing::chunks::{Chunk, LineChunker};
 use fitlake_landing::quarantine::{quarantine_frame, RAW_PREFIX_BYTES};
-use fitlake_landing::{Parsed, Quarantined};
+use fitlake_landing::Quarantined;
 use fitlake_sources::RecordSource;
 use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table};
 use polars::prelude::*;
@@ -68,39 +68,57 @@ impl<'a> Ingestion<'a> {
     /// Parses one file's (or one source part's) text, writes its rows to `staged` stamped with
     /// `source_name`, and returns its quarantined records.
     async fn stage(&mut self, staged: &mut Staged, text: &[u8], source_name: &str) -> Result<Vec<Quarantined>> {
-        self.stage_lines(staged, text, source_name, 1).await
+        let prepared = self.preparer().await?.prepare(text, source_name, 1)?;
+        self.write(staged, prepared).await
     }
 
-    /// [`Ingestion::stage`] for whole lines of a multiplex file from line `first_line` on (a
-    /// chunk of a file read in chunks; other sources are read whole, from line 1).
-    async fn stage_lines(
+    /// What [`Preparer::prepare`] needs, owned, so that it can run on a blocking thread while
+    /// the last chunk is written (the calendar is read on first need).
+    async fn preparer(&mut self) -> Result<Preparer> {
+        let table = self.table();
+        let date_lookup = match (&self.date_lookup, table) {
+            (Some(lookup), _) => Some(lookup.clone()),
+            (None, TableId::KafkaMultiplexBz) => {
+                Some(self.date_lookup.insert(self.env.calendar().await?.scan().collect().await?).clone())
+            }
+            (None, _) => None,
+        };
+        Ok(Preparer {
+            table,
+            options: self.ctx.options.read(),
+            load_time: self.ctx.options.load_time_micros,
+            date_lookup,
+        })
+    }
+
+    /// Writes prepared rows to `staged`; returns their quarantined records.
+    async fn write(&mut self, staged: &mut Staged, prepared: Prepared) -> Result<Vec<Quarantined>> {
+        self.report.rows_read += prepared.read;
+        staged.write(&prepared.rows).await?;
+        self.ctx.meter().written(prepared.rows.height() as u64);
+        Ok(prepared.quarantined)
+    }
+
+    /// Waits for the chunk being prepared, if any, and writes it.
+    async fn write_last(
         &mut self,
         staged: &mut Staged,
-        text: &[u8],
-        source_name: &str,
-        first_line: u64,
+        preparing: Option<tokio::task::JoinHandle<Result<Prepared>>>,
     ) -> Result<Vec<Quarantined>> {
-        let table = self.table();
-        let parsed = parse(self.ctx, table, text, source_name, first_line)?;
-        self.report.rows_read += (parsed.rows.height() + parsed.quarantined.len()) as u64;
-        let load_time = self.ctx.options.load_time_micros;
-        let rows = if table == TableId::KafkaMultiplexBz {
-            let lookup = match &self.date_lookup {
-                Some(lookup) => lookup,
-                None => self.date_lookup.insert(self.env.calendar().await?.scan().collect().await?),
-            };
-            fitlake_bronze::kafka_multiplex_bz(&parsed.rows, lookup, load_time, source_name)?
-        } else {
-            fitlake_bronze::stamp(&parsed.rows, load_time, Some(source_name))?
-        };
-        staged.write(&rows).await?;
-        self.ctx.meter().written(rows.height() as u64);
-        Ok(parsed.quarantined)
+        match preparing {
+            Some(task) => {
+                let prepared = task.await.map_err(|e| crate::Error::Internal(e.into()))??;
+                self.write(staged, prepared).await
+            }
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Stages a multiplex landing file of `size` bytes (as planned) read in pieces of
-    /// [`RunOptions::landing_chunk_bytes`](crate::context::RunOptions::landing_chunk_bytes), the next piece read while the last is parsed and written: memory is
-    /// bounded by the chunk, not the file.
+    /// [`RunOptions::landing_chunk_bytes`](crate::context::RunOptions::landing_chunk_bytes),
+    /// three pieces of work overlapping: the next piece is read and the last chunk parsed (on a
+    /// blocking thread) while the one before is written. Memory is bounded by the chunk, not
+    /// the file.
     async fn stage_chunks(
         &mut self,
         staged: &mut Staged,
@@ -115,7 +133,13 @@ impl<'a> Ingestion<'a> {
         let chunk_bytes = self.ctx.options.landing_chunk_bytes();
         let step = chunk_bytes as u64;
         let mut chunker = LineChunker::new(file, chunk_bytes, self.ctx.options.max_line_bytes);
+        let preparer = self.preparer().await?;
+        let prepare = |chunk: Chunk| {
+            let (preparer, file) = (preparer.clone(), file.to_string());
+            tokio::task::spawn_blocking(move || preparer.prepare(&chunk.text, &file, chunk.first_line))
+        };
         let mut bad = Vec::new();
+        let mut parsing = None;
         let mut next = (size > 0).then(|| read(0..size.min(step)));
         let mut offset = size.min(step);
         while let Some(reading) = next.take() {
@@ -126,12 +150,13 @@ impl<'a> Ingestion<'a> {
                 offset = size.min(offset + step);
             }
             for chunk in chunker.push(&piece) {
-                bad.extend(self.stage_lines(staged, &chunk.text, file, chunk.first_line).await?);
+                bad.extend(self.write_last(staged, parsing.replace(prepare(chunk))).await?);
             }
         }
         if let Some(chunk) = chunker.finish() {
-            bad.extend(self.stage_lines(staged, &chunk.text, file, chunk.first_line).await?);
+            bad.extend(self.write_last(staged, parsing.replace(prepare(chunk))).await?);
         }
+        bad.extend(self.write_last(staged, parsing).await?);
         let skipped = chunker.take_oversized();
         self.report.rows_read += skipped.len() as u64;
         bad.extend(skipped);
@@ -423,19 +448,46 @@ pub async fn landing_state(ctx: &Context, table: TableId) -> Result<LandingState
 
 /// The landing parser of a bronze table; `first_line` is the number of the text's first line
 /// (1 for a whole file, which may start with a byte-order mark).
-fn parse(ctx: &Context, table: TableId, text: &[u8], file: &str, first_line: u64) -> Result<Parsed> {
-    let options = ctx.options.read();
-    Ok(match table {
-        TableId::RegisteredUsersBz => fitlake_landing::csv::parse_registered_users(text, file, &options)?,
-        TableId::GymLoginsBz => fitlake_landing::csv::parse_gym_logins(text, file, &options)?,
-        TableId::KafkaMultiplexBz if first_line == 1 => {
-            fitlake_landing::multiplex::parse_kafka_multiplex(text, file, &options)?
-        }
-        TableId::KafkaMultiplexBz => {
-            fitlake_landing::multiplex::parse_kafka_multiplex_lines(text, file, first_line, &options)?
-        }
-        other => return Err(crate::Error::Internal(format!("{other} has no landing source").into())),
-    })
+/// Parses landing text into bronze rows, off the async workers: the table, the read options,
+/// the load time and (for the multiplex) the calendar.
+#[derive(Clone)]
+struct Preparer {
+    table: TableId,
+    options: fitlake_landing::ReadOptions,
+    load_time: i64,
+    date_lookup: Option<DataFrame>,
+}
+
+/// Bronze rows ready to write, the records quarantined while parsing them, and how many records
+/// were read.
+struct Prepared {
+    rows: DataFrame,
+    quarantined: Vec<Quarantined>,
+    read: u64,
+}
+
+impl Preparer {
+    /// Parses whole lines of `file` from line `first_line` on and stamps them as bronze rows.
+    fn prepare(&self, text: &[u8], file: &str, first_line: u64) -> Result<Prepared> {
+        let options = &self.options;
+        let parsed = match (self.table, &self.date_lookup) {
+            (TableId::RegisteredUsersBz, _) => fitlake_landing::csv::parse_registered_users(text, file, options)?,
+            (TableId::GymLoginsBz, _) => fitlake_landing::csv::parse_gym_logins(text, file, options)?,
+            (TableId::KafkaMultiplexBz, _) if first_line == 1 => {
+                fitlake_landing::multiplex::parse_kafka_multiplex(text, file, options)?
+            }
+            (TableId::KafkaMultiplexBz, _) => {
+                fitlake_landing::multiplex::parse_kafka_multiplex_lines(text, file, first_line, options)?
+            }
+            (other, _) => return Err(crate::Error::Internal(format!("{other} has no landing source").into())),
+        };
+        let read = (parsed.rows.height() + parsed.quarantined.len()) as u64;
+        let rows = match &self.date_lookup {
+            Some(lookup) => fitlake_bronze::kafka_multiplex_bz(&parsed.rows, lookup, self.load_time, file)?,
+            None => fitlake_bronze::stamp(&parsed.rows, self.load_time, Some(file))?,
+        };
+        Ok(Prepared { rows, quarantined: parsed.quarantined, read })
+    }
 }
 
 /// Appends quarantined records of `table`'s batch `batch` from `stage` (`landing`, `postgres`,
