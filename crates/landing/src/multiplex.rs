@@ -339,7 +339,7 @@ mod tests {
                 ("key", piece(&["\"123\"", "null", "123", "\"a\\\"b\"", "\"\\u0041\"", "\"\\/\""]).boxed()),
                 ("value", Just(value).boxed()),
                 ("topic", piece(&["\"bpm\"", "\"workout\"", "\"b\\u0070m\"", "7"]).boxed()),
-                ("partition", piece(&["0", "3", "-1", "2.0", "99999999999999999999"]).boxed()),
+                ("partition", piece(&["0", "3", "-1", "-0", "2.0", "99999999999999999999"]).boxed()),
                 ("offset", piece(&["0", "123456", "1e2"]).boxed()),
                 (
                     "timestamp",

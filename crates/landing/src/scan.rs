@@ -39,28 +39,60 @@ impl<'a> Cursor<'a> {
         self.text.get(self.at).copied()
     }
 
-    /// A string's raw text between its quotes, and whether it holds escapes.
-    fn string(&mut self) -> Option<(&'a str, bool)> {
+    /// A string's text, unescaped in the same pass (borrowed when it has no escapes); `None`
+    /// for a `\u` escape or an unknown one (the general path decides those) and for a raw
+    /// control character (not JSON).
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         self.take(b'"')?;
         let start = self.at;
-        // The closing quote is the first one after an even run of backslashes.
-        let mut from = start;
-        let end = loop {
-            let quote = from + memchr::memchr(b'"', &self.text[from..])?;
-            let backslashes = self.text[start..quote].iter().rev().take_while(|&&b| b == b'\\').count();
-            if backslashes % 2 == 0 {
-                break quote;
+        let mut unescaped: Option<String> = None;
+        let mut run = start;
+        let mut at = start;
+        loop {
+            while at < self.text.len() && !STOPS_STRING[usize::from(self.text[at])] {
+                at += 1;
             }
-            from = quote + 1;
-        };
-        let inner = &self.text[start..end];
-        // JSON strings hold no raw control characters.
-        if inner.iter().fold(false, |bad, &b| bad | (b < 0x20)) {
-            return None;
+            // Every byte that stops a run is ASCII, so `run` and `at` are character boundaries.
+            let plain = self.src.get(run..at)?;
+            match *self.text.get(at)? {
+                b'"' => {
+                    self.at = at + 1;
+                    return Some(match unescaped {
+                        None => Cow::Borrowed(plain),
+                        Some(mut text) => {
+                            text.push_str(plain);
+                            Cow::Owned(text)
+                        }
+                    });
+                }
+                b'\\' => {
+                    let text = unescaped.get_or_insert_with(|| String::with_capacity(2 * (at - start) + 32));
+                    text.push_str(plain);
+                    text.push(match self.text.get(at + 1)? {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        _ => return None,
+                    });
+                    at += 2;
+                    run = at;
+                }
+                _ => return None,
+            }
         }
-        self.at = end + 1;
-        // Quotes are ASCII, so both ends are character boundaries.
-        Some((self.src.get(start..end)?, memchr::memchr(b'\\', inner).is_some()))
+    }
+
+    /// A field name: a string without escapes.
+    fn name(&mut self) -> Option<&'a str> {
+        match self.string()? {
+            Cow::Borrowed(name) => Some(name),
+            Cow::Owned(_) => None,
+        }
     }
 
     /// A number's text, strictly as JSON writes numbers: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
@@ -101,11 +133,27 @@ impl<'a> Cursor<'a> {
 
     /// An integer serde reads as `i64`: a number without fraction or exponent, in range.
     fn integer(&mut self) -> Option<i64> {
-        let text = self.number()?;
-        if text.contains(['.', 'e', 'E']) {
+        self.skip_space();
+        let negative = self.text.get(self.at) == Some(&b'-');
+        self.at += usize::from(negative);
+        let (start, mut magnitude) = (self.at, 0u64);
+        while let Some(&b) = self.text.get(self.at).filter(|b| b.is_ascii_digit()) {
+            magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            self.at += 1;
+        }
+        let digits = self.at - start;
+        if digits == 0 || (digits > 1 && self.text[start] == b'0') {
             return None;
         }
-        text.parse().ok()
+        if let Some(b'.' | b'e' | b'E') = self.text.get(self.at) {
+            return None;
+        }
+        if negative {
+            // serde reads `-0` as a float, which it refuses as an `i64`.
+            (magnitude > 0).then(|| 0i64.checked_sub_unsigned(magnitude)).flatten()
+        } else {
+            i64::try_from(magnitude).ok()
+        }
     }
 
     /// The end of the object: its `}` and nothing but space after it.
@@ -123,10 +171,7 @@ impl<'a> Cursor<'a> {
             return self.end();
         }
         loop {
-            let (name, escaped) = self.string()?;
-            if escaped {
-                return None;
-            }
+            let name = self.name()?;
             self.take(b':')?;
             field(self, name)?;
             match self.peek()? {
@@ -138,33 +183,19 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The text of a JSON string's raw inner text, unescaped (`None` for a `\u` escape or an
-/// unknown one: the general path decides those).
-fn unescape(inner: &str, escaped: bool) -> Option<Cow<'_, str>> {
-    if !escaped {
-        return Some(Cow::Borrowed(inner));
+/// Bytes that end a run of plain string text: the quote, the backslash and the control
+/// characters.
+const STOPS_STRING: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stops[b] = true;
+        b += 1;
     }
-    let mut out = String::with_capacity(inner.len());
-    let mut rest = inner;
-    while let Some(i) = memchr::memchr(b'\\', rest.as_bytes()) {
-        out.push_str(&rest[..i]);
-        let c = match rest.as_bytes().get(i + 1)? {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            _ => return None,
-        };
-        out.push(c);
-        rest = &rest[i + 2..];
-    }
-    out.push_str(rest);
-    Some(Cow::Owned(out))
-}
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
 
 /// Sets `slot` once; a second value for it (a repeated field, which serde refuses) stops the
 /// scan.
@@ -202,13 +233,12 @@ pub(crate) fn envelope(line: &str) -> Option<EnvelopeFields<'_>> {
                 c.at += 4;
                 None
             } else {
-                let (inner, escaped) = c.string()?;
-                Some(unescape(inner, escaped)?)
+                Some(c.string()?)
             };
             once(&mut key, Some(text))
         }
-        "value" => once(&mut value, c.string().and_then(|(inner, escaped)| unescape(inner, escaped))),
-        "topic" => once(&mut topic, c.string().and_then(|(inner, escaped)| unescape(inner, escaped))),
+        "value" => once(&mut value, c.string()),
+        "topic" => once(&mut topic, c.string()),
         "partition" => once(&mut partition, c.integer()),
         "offset" => once(&mut offset, c.integer()),
         "timestamp" => once(&mut timestamp, c.number()),
@@ -254,17 +284,27 @@ mod tests {
             ("1e", None),
             ("-", None),
             ("+1", None),
+            ("-0", Some("-0")),
+            ("9223372036854775807", Some("9223372036854775807")),
+            ("9223372036854775808", Some("9223372036854775808")),
+            ("-9223372036854775808", Some("-9223372036854775808")),
+            ("-9223372036854775809", Some("-9223372036854775809")),
+            ("18446744073709551616", Some("18446744073709551616")),
         ] {
             let mut c = Cursor::new(text);
             let got = c.number().filter(|_| c.at == text.len());
             assert_eq!(got, number, "{text}");
+            let mut c = Cursor::new(text);
+            let integer = c.integer().filter(|_| c.at == text.len());
+            assert_eq!(integer, number.and_then(|n| serde_json::from_str::<i64>(n).ok()), "{text}");
         }
     }
 
     #[test]
     fn strings_stop_at_what_they_do_not_know() {
-        assert_eq!(unescape(r#"a\"b\\c\/\n"#, true).as_deref(), Some("a\"b\\c/\n"));
-        assert_eq!(unescape(r"\u0041", true), None);
+        assert_eq!(Cursor::new(r#""a\"b\\c\/\n""#).string().as_deref(), Some("a\"b\\c/\n"));
+        assert_eq!(Cursor::new(r#""plain""#).string(), Some(Cow::Borrowed("plain")));
+        assert_eq!(Cursor::new(r#""\u0041""#).string(), None);
         assert_eq!(Cursor::new("\"a\tb\"").string(), None);
         assert_eq!(Cursor::new(r#""a\"#).string(), None);
     }
