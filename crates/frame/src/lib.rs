@@ -11,7 +11,7 @@ pub mod merge;
 pub mod table;
 
 pub use interop::{frame_schema, from_record_batches, to_record_batches};
-pub use merge::{anti_join, by_names, plan_merge, plan_sync, sync_changes, MergePlan, FILE_COLUMN};
+pub use merge::{anti_join, by_names, plan_merge, plan_sync, semi_join, sync_changes, MergePlan, FILE_COLUMN};
 pub use table::{delta_type_name, TableDef};
 
 /// Polars, as the transforms' frames are of it (use this one to build their inputs).

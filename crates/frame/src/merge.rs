@@ -85,9 +85,10 @@ pub fn plan_merge(
     let files_to_remove: Vec<String> =
         touched.column(FILE_COLUMN)?.str()?.unique()?.sort(false).iter().flatten().map(str::to_string).collect();
 
-    let updated = semi(upserts.clone().lazy(), target.clone().lazy().select(key_cols.clone()), JoinType::Semi)
-        .collect()?
-        .height();
+    // The stored keys an upsert or delete names are those of `touched` (few): the joins below
+    // hash them rather than every key of the target.
+    let touched_keys = touched.clone().lazy().select(key_cols.clone()).unique(None, UniqueKeepStrategy::Any);
+    let updated = semi(upserts.clone().lazy(), touched_keys.clone(), JoinType::Semi).collect()?.height();
     let deleted = match deletes {
         Some(d) => {
             semi(touched.clone().lazy(), d.clone().lazy().select(key_cols.clone()), JoinType::Semi).collect()?.height()
@@ -99,7 +100,7 @@ pub fn plan_merge(
     let removed_files = Series::new(FILE_COLUMN.into(), files_to_remove.clone());
     let survivors = semi(
         target.clone().lazy().filter(col(FILE_COLUMN).is_in(lit(removed_files).implode(false), false)),
-        changed_keys,
+        touched_keys,
         JoinType::Anti,
     )
     .select(columns.clone());
@@ -117,16 +118,28 @@ pub fn plan_merge(
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn anti_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str]) -> Result<DataFrame> {
+    key_join(source, target_keys, keys, JoinType::Anti)
+}
+
+/// The rows of `source` whose key is in `target_keys` (the stored rows a new batch names).
+///
+/// ```
+/// # use fitlake_frame::polars::prelude::*;
+/// let shared = fitlake_frame::semi_join(&df!("id" => [1i64, 2])?, &df!("id" => [2i64])?, &["id"])?;
+/// assert_eq!(shared.column("id")?.i64()?.to_vec(), [Some(2)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn semi_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str]) -> Result<DataFrame> {
+    key_join(source, target_keys, keys, JoinType::Semi)
+}
+
+/// A semi or anti join of `source` with the `keys` of `target_keys`.
+fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: JoinType) -> Result<DataFrame> {
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     Ok(source
         .clone()
         .lazy()
-        .join(
-            target_keys.clone().lazy().select(key_cols.clone()),
-            key_cols.clone(),
-            key_cols,
-            JoinArgs::new(JoinType::Anti),
-        )
+        .join(target_keys.clone().lazy().select(key_cols.clone()), key_cols.clone(), key_cols, JoinArgs::new(how))
         .collect()?)
 }
 

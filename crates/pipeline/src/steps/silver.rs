@@ -252,9 +252,12 @@ async fn heart_rate_group(
 ) -> Result<StepReport> {
     let (mut events, read, quarantined, warnings) = decoded_topic(env, source, files, topics::BPM).await?;
     let stored = stored_sharing_keys(target, &events, &["device_id", "time"], "time").await?;
+    // The upsert compares only with the stored rows that share a key (few); the MERGE rewrites
+    // every row of their files.
+    let sharing = fitlake_frame::semi_join(&stored, &events, &["device_id", "time"])?;
     let mut dropped = 0;
     let checked = loop {
-        let upserts = fitlake_silver::heart_rate(&events, &stored)?;
+        let upserts = fitlake_silver::heart_rate(&events, &sharing)?;
         let checked = quality::check(env, target, &upserts, true).await?;
         if checked.dropped == 0 {
             break quality::Checked { dropped, ..checked };
