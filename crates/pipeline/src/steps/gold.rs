@@ -21,14 +21,24 @@ pub(crate) async fn workout_bpm_summary(env: &StepEnv<'_>, target: &mut Table) -
     }
     if readings.from.is_some() && readings.table.rows_replaced_since(readings.from).await? {
         // Rows of workout_bpm were replaced or deleted (a session re-paired or gone, a reading
-        // replaced; rare): every session is recomputed, and sessions without rows go.
-        let all = readings.table.scan().collect().await?;
+        // replaced; rare): every session is recomputed, from per-file parts (one file's rows in
+        // memory at a time), and sessions without rows go.
+        let files = readings.table.files(None)?;
+        let read = readings.table.row_count_of(&files)? as usize;
+        let parts = readings
+            .table
+            .scan()
+            .files(files)
+            .columns(&["user_id", "workout_id", "session_id", "heartrate"])
+            .each_file(fitlake_gold::partial_session_stats)
+            .collect()
+            .await?;
+        let stats = fitlake_gold::combine_session_stats(&parts)?;
         let current = target.scan().with_file_column().collect().await?;
         let user_bins = bins.table.scan().collect().await?;
-        let stats = fitlake_gold::session_stats(&all)?;
         let desired = fitlake_gold::workout_bpm_summary(&current.clear(), &stats, &user_bins)?.rows_to_add;
         let plan = fitlake_frame::plan_sync(&current, &desired, &SESSION_KEY)?;
-        return commit_plan(env, target, all.height(), &plan, &[readings.txn(), bins.txn()]).await;
+        return commit_plan(env, target, read, &plan, &[readings.txn(), bins.txn()]).await;
     }
     // Sessions with new readings: only their keys and start times are read from the new files,
     // one row per session and file.
