@@ -47,6 +47,10 @@ struct Ingestion<'a> {
     quarantine: Option<Table>,
     date_lookup: Option<DataFrame>,
     report: StepReport,
+    /// The chunk being parsed while the one before it is written; it may belong to the batch's
+    /// previous file (the pipeline runs across the files of a batch), and is written before the
+    /// batch commits ([`Ingestion::write_last`]).
+    preparing: Option<tokio::task::JoinHandle<Result<Prepared>>>,
 }
 
 impl<'a> Ingestion<'a> {
@@ -58,6 +62,7 @@ impl<'a> Ingestion<'a> {
             quarantine: None,
             date_lookup: None,
             report: Default::default(),
+            preparing: None,
         })
     }
 
@@ -99,13 +104,15 @@ impl<'a> Ingestion<'a> {
         Ok(prepared.quarantined)
     }
 
-    /// Waits for the chunk being prepared, if any, and writes it.
+    /// Waits for the chunk being prepared, if any, and writes it; then `next`, if any, is the
+    /// one being prepared.
     async fn write_last(
         &mut self,
         staged: &mut Staged,
-        preparing: Option<tokio::task::JoinHandle<Result<Prepared>>>,
+        next: Option<tokio::task::JoinHandle<Result<Prepared>>>,
     ) -> Result<Vec<Quarantined>> {
-        match preparing {
+        let last = std::mem::replace(&mut self.preparing, next);
+        match last {
             Some(task) => {
                 let prepared = task.await.map_err(|e| crate::Error::Internal(e.into()))??;
                 self.write(staged, prepared).await
@@ -118,7 +125,9 @@ impl<'a> Ingestion<'a> {
     /// [`RunOptions::landing_chunk_bytes`](crate::context::RunOptions::landing_chunk_bytes),
     /// three pieces of work overlapping: the next piece is read and the last chunk parsed (on a
     /// blocking thread) while the one before is written. Memory is bounded by the chunk, not
-    /// the file.
+    /// the file. The file's last chunk is left parsing: the caller writes it with
+    /// [`Ingestion::write_last`] (after starting the next file's first chunk, or before the
+    /// commit).
     async fn stage_chunks(
         &mut self,
         staged: &mut Staged,
@@ -139,7 +148,6 @@ impl<'a> Ingestion<'a> {
             tokio::task::spawn_blocking(move || preparer.prepare(&chunk.text, &file, chunk.first_line))
         };
         let mut bad = Vec::new();
-        let mut parsing = None;
         let mut next = (size > 0).then(|| read(0..size.min(step)));
         let mut offset = size.min(step);
         while let Some(reading) = next.take() {
@@ -150,13 +158,12 @@ impl<'a> Ingestion<'a> {
                 offset = size.min(offset + step);
             }
             for chunk in chunker.push(&piece) {
-                bad.extend(self.write_last(staged, parsing.replace(prepare(chunk))).await?);
+                bad.extend(self.write_last(staged, Some(prepare(chunk))).await?);
             }
         }
         if let Some(chunk) = chunker.finish() {
-            bad.extend(self.write_last(staged, parsing.replace(prepare(chunk))).await?);
+            bad.extend(self.write_last(staged, Some(prepare(chunk))).await?);
         }
-        bad.extend(self.write_last(staged, parsing).await?);
         let skipped = chunker.take_oversized();
         self.report.rows_read += skipped.len() as u64;
         bad.extend(skipped);
@@ -284,6 +291,8 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
                 bad.extend(run.stage(&mut staged, &bytes, file).instrument(span).await?);
             }
         }
+        // The batch's last chunk, still being parsed.
+        bad.extend(run.write_last(&mut staged, None).await?);
         run.commit("landing", staged, &bad, vec![(app.clone(), plan.batch)]).await?;
         ctx.meter().end();
         if ctx.options.streaming {
