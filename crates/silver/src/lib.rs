@@ -18,6 +18,7 @@
 
 pub mod age;
 pub mod decode;
+mod packed;
 
 use fitlake_config::Layer;
 use fitlake_frame::merge::{plan_merge, plan_sync, MergePlan};
@@ -174,8 +175,21 @@ fn cols(names: &[&str]) -> Vec<Expr> {
 fn least_per_key(df: LazyFrame, keys: &[&str], order: &[&str], descending: bool) -> Result<LazyFrame> {
     let by: Vec<&str> = keys.iter().chain(order).copied().collect();
     let directions: Vec<bool> = keys.iter().map(|_| false).chain(order.iter().map(|_| descending)).collect();
-    let sorted = df
-        .sort(by, SortMultipleOptions::default().with_order_descending_multi(directions).with_nulls_last(true))
+    let frame = df.collect()?;
+    if let Some(first) = packed::first_per_key(&frame, &by, keys.len(), &directions)? {
+        return Ok(frame.take(&first)?.lazy());
+    }
+    sorted_first_per_key(frame, keys, &by, directions)
+}
+
+/// [`least_per_key`] by Polars' multi-column sort, for any column types.
+fn sorted_first_per_key(frame: DataFrame, keys: &[&str], by: &[&str], directions: Vec<bool>) -> Result<LazyFrame> {
+    let sorted = frame
+        .lazy()
+        .sort(
+            by.iter().copied(),
+            SortMultipleOptions::default().with_order_descending_multi(directions).with_nulls_last(true),
+        )
         .collect()?;
     if keys.iter().any(|k| sorted.column(k).map_or(true, |c| c.null_count() > 0)) {
         return Ok(sorted.lazy().unique_stable(Some(fitlake_frame::by_names(keys)), UniqueKeepStrategy::First));
