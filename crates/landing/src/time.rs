@@ -21,7 +21,8 @@ pub fn parse_decimal_scaled(text: &str, scale: u32) -> Option<i128> {
 }
 
 /// [`parse_decimal_scaled`] of the common case, in `u64`: digits with at most one `.`, an
-/// optional `-`, no exponent, no space, at most 18 digits (so no overflow). `None` otherwise.
+/// optional `-`, no exponent, no space, at most 19 characters after the sign (so no overflow:
+/// 19 nines are under `u64::MAX`). `None` otherwise.
 fn plain_decimal_scaled(bytes: &[u8], scale: u32) -> Option<i128> {
     let (negative, digits) = match bytes.split_first()? {
         (b'-', rest) => (true, rest),

@@ -55,12 +55,12 @@ pub(crate) fn first_per_key(frame: &DataFrame, by: &[&str], keys: usize, descend
     if by.is_empty() || by.len() > MAX_COLUMNS || keys == 0 || keys > by.len() {
         return Ok(None);
     }
-    let mut packed = vec![([0u64; MAX_COLUMNS], 0 as IdxSize); frame.height()];
+    let mut packed: Vec<([u64; MAX_COLUMNS], IdxSize)> =
+        (0..frame.height()).map(|row| ([0; MAX_COLUMNS], row as IdxSize)).collect();
     for (c, (name, &down)) in by.iter().zip(descending).enumerate() {
         let Some(column) = words(frame.column(name)?)? else { return Ok(None) };
-        for (row, (slot, word)) in packed.iter_mut().zip(column).enumerate() {
+        for (slot, word) in packed.iter_mut().zip(column) {
             slot.0[c] = if down { !word } else { word };
-            slot.1 = row as IdxSize;
         }
     }
     packed.sort_unstable();

@@ -455,10 +455,9 @@ pub async fn landing_state(ctx: &Context, table: TableId) -> Result<LandingState
     Ok(LandingState { committed, pending, skipped: landing.skipped()? })
 }
 
-/// The landing parser of a bronze table; `first_line` is the number of the text's first line
-/// (1 for a whole file, which may start with a byte-order mark).
-/// Parses landing text into bronze rows, off the async workers: the table, the read options,
-/// the load time and (for the multiplex) the calendar.
+/// The landing parser of a bronze table and the stamp of its rows, owned so that it can run off
+/// the async workers: the table, the read options, the load time and (for the multiplex) the
+/// calendar.
 #[derive(Clone)]
 struct Preparer {
     table: TableId,
@@ -476,19 +475,20 @@ struct Prepared {
 }
 
 impl Preparer {
-    /// Parses whole lines of `file` from line `first_line` on and stamps them as bronze rows.
+    /// Parses whole lines of `file` from line `first_line` on (1 for a whole file, which may
+    /// start with a byte-order mark) and stamps them as bronze rows.
     fn prepare(&self, text: &[u8], file: &str, first_line: u64) -> Result<Prepared> {
         let options = &self.options;
-        let parsed = match (self.table, &self.date_lookup) {
-            (TableId::RegisteredUsersBz, _) => fitlake_landing::csv::parse_registered_users(text, file, options)?,
-            (TableId::GymLoginsBz, _) => fitlake_landing::csv::parse_gym_logins(text, file, options)?,
-            (TableId::KafkaMultiplexBz, _) if first_line == 1 => {
+        let parsed = match self.table {
+            TableId::RegisteredUsersBz => fitlake_landing::csv::parse_registered_users(text, file, options)?,
+            TableId::GymLoginsBz => fitlake_landing::csv::parse_gym_logins(text, file, options)?,
+            TableId::KafkaMultiplexBz if first_line == 1 => {
                 fitlake_landing::multiplex::parse_kafka_multiplex(text, file, options)?
             }
-            (TableId::KafkaMultiplexBz, _) => {
+            TableId::KafkaMultiplexBz => {
                 fitlake_landing::multiplex::parse_kafka_multiplex_lines(text, file, first_line, options)?
             }
-            (other, _) => return Err(crate::Error::Internal(format!("{other} has no landing source").into())),
+            other => return Err(crate::Error::Internal(format!("{other} has no landing source").into())),
         };
         let read = (parsed.rows.height() + parsed.quarantined.len()) as u64;
         let rows = match &self.date_lookup {
