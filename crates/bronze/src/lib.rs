@@ -91,7 +91,8 @@ pub fn tables() -> Vec<TableDef> {
                 t::float64("bpm_heartrate"),
             ],
         )
-        .partitioned_by(&["topic", "week_part"]),
+        .partitioned_by(&["topic", "week_part"])
+        .distinct_valued(&["value", "offset", "timestamp", "bpm_time"]),
         TableDef::new(
             Layer::Bronze,
             DATE_LOOKUP,

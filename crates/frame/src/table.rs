@@ -20,6 +20,10 @@ pub struct TableDef {
     pub partition_columns: Vec<&'static str>,
     /// The columns that identify a row (its MERGE key); empty for append-only tables.
     pub keys: Vec<&'static str>,
+    /// Columns whose values are nearly all distinct (times, offsets, raw payloads): written
+    /// without a Parquet dictionary, which for them is built, found too large and dropped on
+    /// every row group.
+    pub distinct_columns: Vec<&'static str>,
 }
 
 impl TableDef {
@@ -32,7 +36,15 @@ impl TableDef {
             schema: Arc::new(Schema::new(fields)),
             partition_columns: Vec::new(),
             keys: Vec::new(),
+            distinct_columns: Vec::new(),
         }
+    }
+
+    /// The same table, with `columns` written without a dictionary (see
+    /// [`TableDef::distinct_columns`]).
+    pub fn distinct_valued(mut self, columns: &[&'static str]) -> Self {
+        self.distinct_columns = columns.to_vec();
+        self
     }
 
     /// The same table, partitioned by `columns`.

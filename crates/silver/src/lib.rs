@@ -137,7 +137,8 @@ pub fn tables() -> Vec<TableDef> {
             "One row per heart-rate reading of a device; valid when heartrate > 0.",
             vec![t::int64("device_id"), t::timestamp("time"), t::float64("heartrate"), t::boolean("valid")],
         )
-        .keyed_by(&["device_id", "time"]),
+        .keyed_by(&["device_id", "time"])
+        .distinct_valued(&["time"]),
         TableDef::new(
             Layer::Silver,
             USER_BINS,
@@ -163,7 +164,8 @@ pub fn tables() -> Vec<TableDef> {
             f.extend([t::timestamp("time"), t::float64("heartrate")]);
             f
         })
-        .keyed_by(&["user_id", "workout_id", "session_id", "time"]),
+        .keyed_by(&["user_id", "workout_id", "session_id", "time"])
+        .distinct_valued(&["time"]),
     ]
 }
 

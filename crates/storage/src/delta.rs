@@ -10,19 +10,25 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 
+use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::scalars::ScalarExt;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Remove, StructType, Transaction};
 use deltalake::logstore::get_actions;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake::{DeltaTable, DeltaTableError, ObjectStore, Path, TableProperty};
 use fitlake_catalog::TableId;
 use fitlake_frame::{from_record_batches, to_record_batches, TableDef, FILE_COLUMN};
 use fitlake_governance::Privilege;
 use futures::{StreamExt, TryStreamExt};
+use indexmap::IndexMap;
 use object_store::ObjectStoreExt;
 use polars::prelude::*;
 use tracing::Instrument;
@@ -391,7 +397,10 @@ impl Table {
     /// A writer for new data files that roll at `file_bytes` (compaction's target size).
     pub fn stage_sized(&self, file_bytes: u64) -> Result<Staged> {
         self.check_modify()?;
-        let writer = RecordBatchWriter::for_table(&self.delta).map_err(self.err())?.with_target_file_size(file_bytes);
+        let writer = RecordBatchWriter::for_table(&self.delta)
+            .map_err(self.err())?
+            .with_target_file_size(file_bytes)
+            .with_writer_properties(writer_properties(self.id.def()));
         Ok(Staged { writer, id: self.id, version: self.version(), rows: 0 })
     }
 
@@ -413,6 +422,67 @@ impl Table {
             metrics: Vec::new(),
         }
     }
+}
+
+/// The Parquet properties of a table's new files: delta-rs's (Snappy, its `created_by`), with
+/// no dictionary for the columns whose values are nearly all distinct.
+fn writer_properties(def: &TableDef) -> WriterProperties {
+    def.distinct_columns
+        .iter()
+        .fold(
+            WriterProperties::builder()
+                .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
+                .set_compression(Compression::SNAPPY),
+            |builder, column| builder.set_column_dictionary_enabled(ColumnPath::from(*column), false),
+        )
+        .build()
+}
+
+/// The rows of `rows` split by the values of their partition `columns` (strings, as every
+/// partitioned table of fitlake's has them): the frame itself when every row has the same
+/// values (a landing chunk usually does), otherwise one frame per combination, rows in order.
+fn by_partition(rows: &DataFrame, columns: &[&str]) -> PolarsResult<Vec<DataFrame>> {
+    let keys: Vec<StringChunked> =
+        columns.iter().map(|name| Ok(rows.column(name)?.str()?.rechunk().into_owned())).collect::<PolarsResult<_>>()?;
+    // The combination of each row, as an index into `seen` (a chunk holds a handful).
+    let mut seen: Vec<Vec<Option<&str>>> = Vec::new();
+    let mut group = Vec::with_capacity(rows.height());
+    let mut iters: Vec<_> = keys.iter().map(|k| k.iter()).collect();
+    let mut row: Vec<Option<&str>> = Vec::with_capacity(columns.len());
+    for _ in 0..rows.height() {
+        row.clear();
+        for it in &mut iters {
+            row.push(it.next().flatten());
+        }
+        let at = match seen.iter().position(|s| *s == row) {
+            Some(at) => at,
+            None => {
+                seen.push(row.clone());
+                seen.len() - 1
+            }
+        };
+        group.push(at as u32);
+    }
+    if seen.len() <= 1 {
+        return Ok(vec![rows.clone()]);
+    }
+    let group = UInt32Chunked::from_vec("".into(), group);
+    (0..seen.len() as u32).map(|g| rows.filter(&group.equal(g))).collect()
+}
+
+/// The partition values of a batch whose rows all share them, as the Delta writer names its
+/// partition folders (the writer's own split reads them the same way).
+fn partition_values<S: ScalarExt>(batch: &RecordBatch, columns: &[&str]) -> Result<IndexMap<String, S>> {
+    columns
+        .iter()
+        .map(|name| {
+            let value = batch
+                .column_by_name(name)
+                .and_then(|array| S::from_array(array.as_ref(), 0))
+                .ok_or_else(|| Error::Internal(format!("partition column {name} is missing or unreadable").into()))?;
+            Ok((name.to_string(), value))
+        })
+        .collect()
 }
 
 /// Size at which a [`Staged`] writer starts a new data file (bronze batches of a GiB of landing
@@ -698,8 +768,28 @@ impl Staged {
         if rows.height() == 0 {
             return Ok(());
         }
-        for batch in to_record_batches(rows, &self.id.def().schema).map_err(rows_error(self.id))? {
-            self.writer.write(batch).await.map_err(delta_error(self.id, self.version))?;
+        let def = self.id.def();
+        if def.partition_columns.is_empty() {
+            for batch in to_record_batches(rows, &def.schema).map_err(rows_error(self.id))? {
+                self.writer.write(batch).await.map_err(delta_error(self.id, self.version))?;
+            }
+        } else {
+            // Split by partition here, where a string moves as a 16-byte view (and a chunk of
+            // one partition, the common case, does not move at all), and hand each part to its
+            // partition's file: the writer's own split sorts the rows and copies every value.
+            for part in by_partition(rows, &def.partition_columns).map_err(polars_error(self.id))? {
+                let mut values = None;
+                for batch in to_record_batches(&part, &def.schema).map_err(rows_error(self.id))? {
+                    let values = match &mut values {
+                        Some(values) => values,
+                        None => values.insert(partition_values(&batch, &def.partition_columns)?),
+                    };
+                    self.writer
+                        .write_partition(batch, values, WriteMode::Default)
+                        .await
+                        .map_err(delta_error(self.id, self.version))?;
+                }
+            }
         }
         self.rows += rows.height() as u64;
         Ok(())
@@ -787,4 +877,52 @@ async fn read_file(
         order.push(FILE_COLUMN);
     }
     df.select(order).map_err(polars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(topics: &[&str], weeks: &[&str]) -> DataFrame {
+        let n = topics.len() as i64;
+        df!("topic" => topics, "week_part" => weeks, "offset" => (0..n).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn offsets(df: &DataFrame) -> Vec<i64> {
+        df.column("offset").unwrap().i64().unwrap().into_no_null_iter().collect()
+    }
+
+    #[test]
+    fn a_chunk_of_one_partition_is_not_split() {
+        let rows = frame(&["bpm"; 4], &["2023-10"; 4]);
+        let parts = by_partition(&rows, &["topic", "week_part"]).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(offsets(&parts[0]), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn mixed_partitions_split_in_row_order() {
+        let rows = frame(
+            &["bpm", "workout", "bpm", "bpm", "workout", "bpm"],
+            &["2023-10", "2023-10", "2023-11", "2023-10", "2023-10", "2023-11"],
+        );
+        let parts = by_partition(&rows, &["topic", "week_part"]).unwrap();
+        let got: Vec<(String, String, Vec<i64>)> = parts
+            .iter()
+            .map(|p| {
+                let first = |c: &str| p.column(c).unwrap().str().unwrap().get(0).unwrap().to_string();
+                let same = |c: &str| p.column(c).unwrap().str().unwrap().n_unique().unwrap();
+                assert_eq!((same("topic"), same("week_part")), (1, 1));
+                (first("topic"), first("week_part"), offsets(p))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bpm".into(), "2023-10".into(), vec![0, 3]),
+                ("workout".into(), "2023-10".into(), vec![1, 4]),
+                ("bpm".into(), "2023-11".into(), vec![2, 5]),
+            ]
+        );
+    }
 }
