@@ -880,6 +880,7 @@ async fn read_file(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails loudly on any unexpected error
 mod tests {
     use super::*;
 
