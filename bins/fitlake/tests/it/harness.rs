@@ -186,14 +186,16 @@ impl Lake {
                 (t.name().to_string(), serde_json::Value::String(path.display().to_string()))
             })
             .collect();
-        let script = "import json, sys\nfrom deltalake import DeltaTable\n\
+        // The Python package's runtime aborts now and then while the interpreter shuts down
+        // ("terminate called without an active exception" after the last table, about every
+        // other run on some machines), so the script leaves with `os._exit` once its answer is
+        // written and flushed. A retry is kept for an abort while reading; a table that cannot
+        // be read fails every attempt with its reason.
+        let script = "import json, os, sys\nfrom deltalake import DeltaTable\n\
                       tables = json.loads(sys.argv[1])\ncounts = {}\n\
                       for n, p in tables.items():\n    print('reading', n, file=sys.stderr, flush=True)\n    \
                       counts[n] = DeltaTable(p).to_pyarrow_table().num_rows\n\
-                      print(json.dumps(counts))\n";
-        // The Python package's Rust runtime aborts now and then on a loaded machine
-        // ("terminate called without an active exception", at random tables); a table that
-        // cannot be read fails every attempt with its reason.
+                      print(json.dumps(counts), flush=True)\nsys.stderr.flush()\nos._exit(0)\n";
         let tables = serde_json::Value::Object(tables).to_string();
         let mut failures = Vec::new();
         let out = loop {
