@@ -12,7 +12,7 @@ use polars::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::quarantine::{datetime_column, oversized, strip_bom, utf8_line, Parsed, Quarantined};
+use crate::quarantine::{oversized, strip_bom, utf8_line, Parsed, Quarantined};
 use crate::scan::{self, EnvelopeFields};
 use crate::time::{kafka_timestamp_to_micros, TimeWindow, Unit, KAFKA_SECONDS_LIMIT};
 use crate::value::{decode_bpm, validate_value, Bpm};
@@ -129,21 +129,69 @@ pub const BPM_TIME: &str = "bpm_time";
 /// See [`BPM_DEVICE_ID`].
 pub const BPM_HEARTRATE: &str = "bpm_heartrate";
 
-fn records_frame(records: &[Record<'_>]) -> Result<DataFrame> {
-    Ok(DataFrame::new(
-        records.len(),
-        vec![
-            StringChunked::from_iter_options("key".into(), records.iter().map(|r| r.key.as_deref())).into_column(),
-            StringChunked::from_iter_values("value".into(), records.iter().map(|r| r.value.as_ref())).into_column(),
-            StringChunked::from_iter_values("topic".into(), records.iter().map(|r| r.topic.as_ref())).into_column(),
-            Column::new("partition".into(), records.iter().map(|r| r.partition).collect::<Vec<_>>()),
-            Column::new("offset".into(), records.iter().map(|r| r.offset).collect::<Vec<_>>()),
-            datetime_column("timestamp", records.iter().map(|r| Some(r.timestamp)).collect())?,
-            Column::new(BPM_DEVICE_ID.into(), records.iter().map(|r| r.bpm.map(|b| b.device_id)).collect::<Vec<_>>()),
-            datetime_column(BPM_TIME, records.iter().map(|r| r.bpm.map(|b| b.time)).collect())?,
-            Column::new(BPM_HEARTRATE.into(), records.iter().map(|r| r.bpm.map(|b| b.heartrate)).collect::<Vec<_>>()),
-        ],
-    )?)
+/// Epoch microseconds as a (naive UTC) datetime column, without a cast pass.
+fn micros_column(micros: Int64Chunked) -> Column {
+    micros.into_datetime(TimeUnit::Microseconds, None).into_column()
+}
+
+/// A multiplex frame's columns, filled one record at a time while the lines are scanned (the
+/// record's strings are copied once, into the column's buffer).
+struct Columns {
+    key: StringChunkedBuilder,
+    value: StringChunkedBuilder,
+    topic: StringChunkedBuilder,
+    partition: Vec<i64>,
+    offset: Vec<i64>,
+    timestamp: Vec<i64>,
+    bpm_device_id: PrimitiveChunkedBuilder<Int64Type>,
+    bpm_time: PrimitiveChunkedBuilder<Int64Type>,
+    bpm_heartrate: PrimitiveChunkedBuilder<Float64Type>,
+}
+
+impl Columns {
+    fn with_capacity(rows: usize) -> Self {
+        Columns {
+            key: StringChunkedBuilder::new("key".into(), rows),
+            value: StringChunkedBuilder::new("value".into(), rows),
+            topic: StringChunkedBuilder::new("topic".into(), rows),
+            partition: Vec::with_capacity(rows),
+            offset: Vec::with_capacity(rows),
+            timestamp: Vec::with_capacity(rows),
+            bpm_device_id: PrimitiveChunkedBuilder::new(BPM_DEVICE_ID.into(), rows),
+            bpm_time: PrimitiveChunkedBuilder::new(BPM_TIME.into(), rows),
+            bpm_heartrate: PrimitiveChunkedBuilder::new(BPM_HEARTRATE.into(), rows),
+        }
+    }
+
+    fn push(&mut self, record: &Record<'_>) {
+        self.key.append_option(record.key.as_deref());
+        self.value.append_value(&record.value);
+        self.topic.append_value(&record.topic);
+        self.partition.push(record.partition);
+        self.offset.push(record.offset);
+        self.timestamp.push(record.timestamp);
+        self.bpm_device_id.append_option(record.bpm.map(|b| b.device_id));
+        self.bpm_time.append_option(record.bpm.map(|b| b.time));
+        self.bpm_heartrate.append_option(record.bpm.map(|b| b.heartrate));
+    }
+
+    fn frame(self) -> Result<DataFrame> {
+        let rows = self.partition.len();
+        Ok(DataFrame::new(
+            rows,
+            vec![
+                self.key.finish().into_column(),
+                self.value.finish().into_column(),
+                self.topic.finish().into_column(),
+                Column::new("partition".into(), self.partition),
+                Column::new("offset".into(), self.offset),
+                micros_column(Int64Chunked::from_vec("timestamp".into(), self.timestamp)),
+                self.bpm_device_id.finish().into_column(),
+                micros_column(self.bpm_time.finish()),
+                self.bpm_heartrate.finish().into_column(),
+            ],
+        )?)
+    }
 }
 
 /// Splits `text` into about `parts` pieces at line boundaries, with the 1-based number of each
@@ -201,7 +249,8 @@ pub fn parse_kafka_multiplex_lines(
             .iter()
             .map(|&(first_line, piece)| {
                 s.spawn(move || {
-                    let mut good = Vec::new();
+                    // About as many rows as the piece has lines (envelopes are rarely shorter).
+                    let mut good = Columns::with_capacity(piece.len() / 128);
                     let mut bad = Vec::new();
                     let mut start = 0;
                     let ends = memchr::memchr_iter(b'\n', piece).chain(std::iter::once(piece.len()));
@@ -218,7 +267,7 @@ pub fn parse_kafka_multiplex_lines(
                             continue;
                         }
                         match utf8_line(raw).and_then(|text| parse_envelope(text, &options.window)) {
-                            Ok(r) => good.push(r),
+                            Ok(r) => good.push(&r),
                             Err(reason) => bad.push(Quarantined {
                                 source_file: source_file.to_string(),
                                 line,
@@ -227,7 +276,7 @@ pub fn parse_kafka_multiplex_lines(
                             }),
                         }
                     }
-                    Ok((records_frame(&good)?, bad))
+                    Ok((good.frame()?, bad))
                 })
             })
             .collect();
@@ -241,7 +290,7 @@ pub fn parse_kafka_multiplex_lines(
         quarantined.extend(bad);
     }
     let rows = if frames.is_empty() {
-        records_frame(&[])?
+        Columns::with_capacity(0).frame()?
     } else {
         concat(frames, UnionArgs { rechunk: false, ..Default::default() })?.collect()?
     };

@@ -66,7 +66,9 @@ impl<'a> Cursor<'a> {
                     });
                 }
                 b'\\' => {
-                    let text = unescaped.get_or_insert_with(|| String::with_capacity(2 * (at - start) + 32));
+                    // Unescaped, the string is no longer than the rest of the text: one
+                    // allocation, never grown.
+                    let text = unescaped.get_or_insert_with(|| String::with_capacity(self.text.len() - start));
                     text.push_str(plain);
                     text.push(match self.text.get(at + 1)? {
                         b'"' => '"',

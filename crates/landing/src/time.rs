@@ -31,24 +31,51 @@ fn plain_decimal_scaled(bytes: &[u8], scale: u32) -> Option<i128> {
     if digits.len() > 19 {
         return None;
     }
-    let (mut value, mut frac_len, mut seen_dot, mut count) = (0u64, 0i32, false, 0);
-    for &b in digits {
-        match b {
-            b'0'..=b'9' => {
-                value = value * 10 + u64::from(b - b'0');
-                frac_len += i32::from(seen_dot);
-                count += 1;
-            }
-            b'.' if !seen_dot => seen_dot = true,
-            _ => return None,
+    let mut value = 0u64;
+    let mut at = 0;
+    let mut read_digits = |at: &mut usize| {
+        let from = *at;
+        while let Some(d) = digits.get(*at).map(|b| b.wrapping_sub(b'0')).filter(|d| *d < 10) {
+            value = value * 10 + u64::from(d);
+            *at += 1;
         }
-    }
-    if count == 0 {
+        *at - from
+    };
+    let whole = read_digits(&mut at);
+    let fraction = match digits.get(at) {
+        Some(b'.') => {
+            at += 1;
+            read_digits(&mut at)
+        }
+        _ => 0,
+    };
+    if at != digits.len() || whole + fraction == 0 {
         return None;
     }
-    let magnitude = shift_decimal(i128::from(value), scale as i32 - frac_len)?;
+    // `fraction` is at most 19 and `scale` is small, so the shift is in the table's range.
+    let shift = i64::from(scale) - fraction as i64;
+    let magnitude = match usize::try_from(shift) {
+        Ok(up) => i128::from(value).checked_mul(i128::from(*POW10.get(up)?))?,
+        Err(_) => {
+            let divisor = *POW10.get(usize::try_from(-shift).ok()?)?;
+            let (q, r) = (value / divisor, value % divisor);
+            // `r < divisor <= 10^19`, so `2 r` fits in `u128`.
+            i128::from(q) + i128::from(u128::from(r) * 2 >= u128::from(divisor))
+        }
+    };
     Some(if negative { -magnitude } else { magnitude })
 }
+
+/// Powers of ten that fit in `u64`: `POW10[n]` is `10^n`.
+const POW10: [u64; 20] = {
+    let mut table = [1u64; 20];
+    let mut n = 1;
+    while n < 20 {
+        table[n] = table[n - 1] * 10;
+        n += 1;
+    }
+    table
+};
 
 /// [`parse_decimal_scaled`] of any decimal text.
 fn general_decimal_scaled(text: &str, scale: u32) -> Option<i128> {
@@ -136,7 +163,8 @@ pub fn event_time_text_to_micros_wide(text: &str) -> Option<i128> {
 
 /// [`event_time_json_to_micros`], wide (see [`event_time_text_to_micros_wide`]).
 pub fn event_time_json_to_micros_wide(raw: &str) -> Option<i128> {
-    let raw = raw.trim();
+    // JSON's space is ASCII.
+    let raw = raw.trim_ascii();
     match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
         Some(inner) => event_time_text_to_micros_wide(inner),
         None => parse_decimal_scaled(raw, 6),
@@ -152,7 +180,8 @@ pub fn event_time_json_to_micros(raw: &str) -> Option<i64> {
 /// A Kafka envelope timestamp as a raw JSON number: milliseconds, or seconds when below
 /// [`KAFKA_SECONDS_LIMIT`] (the seed files), in epoch microseconds.
 pub fn kafka_timestamp_to_micros(raw: &str) -> Option<i64> {
-    let raw = raw.trim();
+    // JSON's space is ASCII.
+    let raw = raw.trim_ascii();
     if raw.starts_with('"') {
         return event_time_json_to_micros(raw);
     }
@@ -218,8 +247,15 @@ impl TimeWindow {
 
     /// `micros` (as wide as the text gave it) when it lies in the window; otherwise the
     /// quarantine reason, naming `field` and the value as written (`raw`, read as `unit`) and
-    /// saying which finer unit it looks like.
-    pub fn check(&self, field: &str, micros: i128, raw: &str, unit: Unit) -> std::result::Result<i64, String> {
+    /// saying which finer unit it looks like. `field` is only written out for a refusal (pass
+    /// `format_args!` for a composed name: nothing is formatted for a time inside).
+    pub fn check(
+        &self,
+        field: impl std::fmt::Display,
+        micros: i128,
+        raw: &str,
+        unit: Unit,
+    ) -> std::result::Result<i64, String> {
         let inside = |m: i128| i64::try_from(m).ok().filter(|m| self.contains(*m));
         if let Some(m) = inside(micros) {
             return Ok(m);

@@ -134,7 +134,7 @@ fn json_error(e: serde_json::Error) -> String {
 fn time_of(raw: &str, field: &str, window: &TimeWindow) -> std::result::Result<i64, String> {
     let micros = event_time_json_to_micros_wide(raw)
         .ok_or_else(|| format!("value.{field}: {raw} is neither epoch seconds nor an ISO-8601 time"))?;
-    window.check(&format!("value.{field}"), micros, raw, Unit::Seconds)
+    window.check(format_args!("value.{field}"), micros, raw, Unit::Seconds)
 }
 
 /// Reads an optional field with `read`; a value that is present, not null and unreadable
