@@ -49,9 +49,7 @@ impl<'a> Cursor<'a> {
         let mut run = start;
         let mut at = start;
         loop {
-            while at < self.text.len() && !STOPS_STRING[usize::from(self.text[at])] {
-                at += 1;
-            }
+            at = run_end(self.text, at);
             // Every byte that stops a run is ASCII, so `run` and `at` are character boundaries.
             let plain = self.src.get(run..at)?;
             match *self.text.get(at)? {
@@ -199,6 +197,30 @@ const STOPS_STRING: [bool; 256] = {
     stops
 };
 
+/// The first byte at or after `at` that ends a run of plain string text ([`STOPS_STRING`]),
+/// or the text's end. Eight bytes are tested at a time (SWAR): for each kind of stop a word
+/// gets the high bit of every byte that is one, exactly from the lowest such byte up (a
+/// borrow can only mark bytes above a true one), so the lowest mark is the first stop.
+fn run_end(text: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGHS: u64 = ONES << 7;
+    // High bit of each byte of `word` below `n` (`n` at most 128; bytes of 128 and up never).
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    while let Some(chunk) = text.get(at..at + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else { break };
+        let word = u64::from_le_bytes(bytes);
+        let stops = below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, 0x20);
+        if stops != 0 {
+            return at + (stops.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < text.len() && !STOPS_STRING[usize::from(text[at])] {
+        at += 1;
+    }
+    at
+}
+
 /// Sets `slot` once; a second value for it (a repeated field, which serde refuses) stops the
 /// scan.
 fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
@@ -299,6 +321,25 @@ mod tests {
             let mut c = Cursor::new(text);
             let integer = c.integer().filter(|_| c.at == text.len());
             assert_eq!(integer, number.and_then(|n| serde_json::from_str::<i64>(n).ok()), "{text}");
+        }
+    }
+
+    #[test]
+    fn runs_end_at_the_first_stop_wherever_it_lies_in_a_word() {
+        for stop in [b'"', b'\\', b'\n', 0, 0x1f] {
+            for len in 0..20 {
+                for at in 0..=len {
+                    // Plain bytes around the stop, with non-ASCII and borrow-prone neighbours.
+                    let mut text: Vec<u8> = (0..len).map(|i| [b'a', 0x20, 0xc3, 0xa9, b'#', b']', 0x7f][i % 7]).collect();
+                    if at < len {
+                        text[at] = stop;
+                        text.extend_from_slice(b"\"\x01");
+                    }
+                    for from in 0..=at {
+                        assert_eq!(run_end(&text, from), at, "{text:?} from {from}");
+                    }
+                }
+            }
         }
     }
 
