@@ -209,7 +209,8 @@ fn run_end(text: &[u8], mut at: usize) -> usize {
     while let Some(chunk) = text.get(at..at + 8) {
         let Ok(bytes) = <[u8; 8]>::try_from(chunk) else { break };
         let word = u64::from_le_bytes(bytes);
-        let stops = below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, 0x20);
+        let stops =
+            below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, 0x20);
         if stops != 0 {
             return at + (stops.trailing_zeros() / 8) as usize;
         }
@@ -330,7 +331,8 @@ mod tests {
             for len in 0..20 {
                 for at in 0..=len {
                     // Plain bytes around the stop, with non-ASCII and borrow-prone neighbours.
-                    let mut text: Vec<u8> = (0..len).map(|i| [b'a', 0x20, 0xc3, 0xa9, b'#', b']', 0x7f][i % 7]).collect();
+                    let mut text: Vec<u8> =
+                        (0..len).map(|i| [b'a', 0x20, 0xc3, 0xa9, b'#', b']', 0x7f][i % 7]).collect();
                     if at < len {
                         text[at] = stop;
                         text.extend_from_slice(b"\"\x01");

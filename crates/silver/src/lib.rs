@@ -601,19 +601,20 @@ pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame
     // bucket, usually one: each session is listed once per bucket it spans.
     let (covered, width) = session_buckets(&sessions)?;
     let width = lit(width);
-    Ok(covered
-        .lazy()
-        .join(
-            readings.clone().lazy().filter(col("valid")).select([
-                col("device_id"),
-                col("time"),
-                col("heartrate"),
-                col("time").cast(DataType::Int64).floor_div(width).alias(BUCKET),
-            ]),
-            [col("device_id"), col(BUCKET)],
-            [col("device_id"), col(BUCKET)],
-            JoinArgs::new(JoinType::Inner),
-        )
+    let readings = readings.clone().lazy().filter(col("valid")).select([
+        col("device_id"),
+        col("time"),
+        col("heartrate"),
+        col("time").cast(DataType::Int64).floor_div(width).alias(BUCKET),
+    ]);
+    let (sessions, readings, on) = match device_bucket_key(&covered)? {
+        Some((inside, key)) => {
+            (covered.lazy().with_column(key.clone()), readings.filter(inside).with_column(key), vec![col(KEY)])
+        }
+        None => (covered.lazy(), readings, vec![col("device_id"), col(BUCKET)]),
+    };
+    Ok(sessions
+        .join(readings, on.clone(), on, JoinArgs::new(JoinType::Inner))
         .filter(col("time").gt(col("start_time")).and(col("time").lt_eq(col("end_time"))))
         .select(cols(&["user_id", "workout_id", "session_id", "start_time", "end_time", "time", "heartrate"]))
         .collect()?)
@@ -644,6 +645,35 @@ pub fn sessions_with_devices(sessions: &DataFrame, users: &DataFrame) -> Result<
 
 /// The bucket column of [`session_buckets`].
 const BUCKET: &str = "_bucket";
+
+/// The packed key column of [`device_bucket_key`].
+const KEY: &str = "_device_bucket";
+
+/// `(device_id, bucket)` as one integer join key (a hash join on one `i64` column, where two
+/// key columns are row-encoded into bytes first), and the filter that keeps a reading within
+/// the sessions' devices and buckets, where the packing is one to one (a reading outside
+/// matches no session anyway); `None` when those ranges do not fit in 62 bits together.
+fn device_bucket_key(covered: &DataFrame) -> Result<Option<(Expr, Expr)>> {
+    let range = |name: &str| -> Result<Option<(i64, i64)>> {
+        let column = covered.column(name)?.i64()?;
+        Ok(column.min().zip(column.max()))
+    };
+    let (Some((first_device, last_device)), Some((first_bucket, last_bucket))) = (range("device_id")?, range(BUCKET)?)
+    else {
+        return Ok(None);
+    };
+    let count = |first: i64, last: i64| last.checked_sub(first).and_then(|n| n.checked_add(1));
+    let (Some(devices), Some(buckets)) = (count(first_device, last_device), count(first_bucket, last_bucket)) else {
+        return Ok(None);
+    };
+    if devices.checked_mul(buckets).is_none_or(|n| n > 1 << 62) {
+        return Ok(None);
+    }
+    let within = |name: &str, first: i64, last: i64| col(name).gt_eq(lit(first)).and(col(name).lt_eq(lit(last)));
+    let inside = within("device_id", first_device, last_device).and(within(BUCKET, first_bucket, last_bucket));
+    let key = (col("device_id") - lit(first_device)) * lit(buckets) + (col(BUCKET) - lit(first_bucket));
+    Ok(Some((inside, key.alias(KEY))))
+}
 
 /// Every session (with its `device_id`) once per time bucket its `[start_time, end_time]`
 /// spans, in `_bucket` (time in µs floor-divided by the width), and the width: at least 10

@@ -1,7 +1,9 @@
 //! `workout_bpm` pairs readings with sessions through time buckets; whatever the sessions
 //! (overlapping, very long, sharing a device, touching bucket edges), the pairs are exactly
 //! those of the definition: a valid reading of the session's user's device with
-//! start < time <= end. Checked against a plain nested loop on random inputs.
+//! start < time <= end. Checked against a plain nested loop on random inputs, with device ids
+//! close together (the join packs device and bucket into one key) and spread over all of `i64`
+//! (it cannot: two key columns).
 
 use fitlake_silver::polars::prelude::*;
 use proptest::prelude::*;
@@ -15,12 +17,20 @@ type Session = (i64, i64, i64);
 /// (device, time µs, heartrate, valid)
 type Reading = (i64, i64, f64, bool);
 
-fn expected(sessions: &[Session], readings: &[Reading]) -> Vec<(i64, i64, i64, String)> {
+/// The device of slot 0-4: users 1-3 wear the devices of their slots; 0 and 4 are nobody's.
+fn device_of(slot: i64, far: bool) -> i64 {
+    if far {
+        [i64::MIN, -7, 0, i64::MAX - 1, i64::MAX][slot as usize]
+    } else {
+        slot + 100
+    }
+}
+
+fn expected(sessions: &[Session], readings: &[Reading], far: bool) -> Vec<(i64, i64, i64, String)> {
     let mut out = Vec::new();
     for (i, &(user, start, len)) in sessions.iter().enumerate() {
         for &(device, time, hr, valid) in readings {
-            // User u wears device u + 100.
-            if valid && device == user + 100 && time > start && time <= start + len {
+            if valid && device == device_of(user, far) && time > start && time <= start + len {
                 out.push((user, i as i64, time, format!("{hr:.1}")));
             }
         }
@@ -29,7 +39,7 @@ fn expected(sessions: &[Session], readings: &[Reading]) -> Vec<(i64, i64, i64, S
     out
 }
 
-fn actual(sessions: &[Session], readings: &[Reading]) -> Vec<(i64, i64, i64, String)> {
+fn actual(sessions: &[Session], readings: &[Reading], far: bool) -> Vec<(i64, i64, i64, String)> {
     let s = DataFrame::new(
         sessions.len(),
         vec![
@@ -41,7 +51,7 @@ fn actual(sessions: &[Session], readings: &[Reading]) -> Vec<(i64, i64, i64, Str
         ],
     )
     .expect("sessions");
-    let users = df!("user_id" => [1i64, 2, 3], "device_id" => [101i64, 102, 103]).expect("users");
+    let users = df!("user_id" => [1i64, 2, 3], "device_id" => [1, 2, 3].map(|u| device_of(u, far))).expect("users");
     let r = DataFrame::new(
         readings.len(),
         vec![
@@ -84,16 +94,17 @@ proptest! {
             0..12,
         ),
         readings in prop::collection::vec(
-            (100i64..=104, 0i64..400 * MINUTE, 40.0f64..200.0, prop::bool::weighted(0.9)),
+            (0i64..=4, 0i64..400 * MINUTE, 40.0f64..200.0, prop::bool::weighted(0.9)),
             0..200,
         ),
+        far in any::<bool>(),
     ) {
+        let mut readings: Vec<Reading> = readings.into_iter().map(|(slot, t, hr, v)| (device_of(slot, far), t, hr, v)).collect();
         // Readings also exactly at session starts and ends (the boundaries of start < time <= end).
-        let mut readings = readings;
         for (i, s) in sessions.iter().enumerate() {
-            readings.push((s.0 + 100, s.1, 60.0 + i as f64, true));
-            readings.push((s.0 + 100, s.1 + s.2, 70.0 + i as f64, true));
+            readings.push((device_of(s.0, far), s.1, 60.0 + i as f64, true));
+            readings.push((device_of(s.0, far), s.1 + s.2, 70.0 + i as f64, true));
         }
-        prop_assert_eq!(actual(&sessions, &readings), expected(&sessions, &readings));
+        prop_assert_eq!(actual(&sessions, &readings, far), expected(&sessions, &readings, far));
     }
 }
