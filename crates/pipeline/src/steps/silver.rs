@@ -1,8 +1,10 @@
 //! Silver steps: one per silver table, each consuming what its sources committed since its
 //! last run.
 
+use std::collections::BTreeSet;
+
 use fitlake_catalog::TableId;
-use fitlake_frame::MergePlan;
+use fitlake_frame::{MergePlan, FILE_COLUMN};
 use fitlake_landing::topics;
 use fitlake_quality::{Action, Outcome};
 use fitlake_silver::MAX_SESSION_MICROS;
@@ -251,10 +253,9 @@ async fn heart_rate_group(
     txns: &[(String, i64)],
 ) -> Result<StepReport> {
     let (mut events, read, quarantined, warnings) = decoded_topic(env, source, files, topics::BPM).await?;
-    let stored = stored_sharing_keys(target, &events, &["device_id", "time"], "time").await?;
-    // The upsert compares only with the stored rows that share a key (few); the MERGE rewrites
-    // every row of their files.
-    let sharing = fitlake_frame::semi_join(&stored, &events, &["device_id", "time"])?;
+    let keys = ["device_id", "time"];
+    // The upsert compares only with the stored rows that share a key (few).
+    let sharing = stored_sharing_keys(target, &events, &keys, &["heartrate"], "time").await?;
     let mut dropped = 0;
     let checked = loop {
         let upserts = fitlake_silver::heart_rate(&events, &sharing)?;
@@ -263,20 +264,34 @@ async fn heart_rate_group(
             break quality::Checked { dropped, ..checked };
         }
         dropped += checked.dropped;
-        let refused = fitlake_frame::anti_join(&upserts, &checked.rows, &["device_id", "time"])?;
+        let refused = fitlake_frame::anti_join(&upserts, &checked.rows, &keys)?;
         events = fitlake_frame::anti_join(&events, &refused, &["device_id", "time", "heartrate"])?;
     };
+    // The MERGE rewrites the files holding a key an upsert replaces (a greater reading
+    // arriving late; usually none): only those are read whole.
+    let replaced = fitlake_frame::semi_join(&sharing, &checked.rows, &keys)?;
+    let files: BTreeSet<&str> = replaced.column(FILE_COLUMN)?.str()?.iter().flatten().collect();
+    let rewritten: Vec<DataFile> =
+        target.files(None)?.into_iter().filter(|f| files.contains(f.path.as_str())).collect();
+    let stored = target.scan().files(rewritten).with_file_column().collect().await?;
     let report = commit_upserts(env, target, read, checked, &stored, txns).await?;
     with_decode_outcomes(env, report, quarantined, &warnings).await
 }
 
-/// The stored rows, with their files, of every target file that holds a row sharing `keys` with
-/// `new` (what a MERGE of `new` must rewrite). Each target file is checked on its own against
-/// the new rows within its `range_column` range (none, for most files of time-ordered data:
-/// those are not read at all), so memory holds one file's keys and the matches, not every
-/// stored row of the new rows' time span.
-async fn stored_sharing_keys(target: &Table, new: &DataFrame, keys: &[&str], range_column: &str) -> Result<DataFrame> {
-    let mut touched: Vec<DataFile> = Vec::new();
+/// The stored rows that share a key with `new`, their `keys` and `order` columns and the file
+/// holding each ([`FILE_COLUMN`]): what an upsert of `new` compares with. Each target file is
+/// checked on its own against the new rows within its `range_column` range (none, for most
+/// files of time-ordered data: those are not read at all), reading only those columns, so
+/// memory holds one file's keys and the matches, not every stored row of the new rows' span.
+async fn stored_sharing_keys(
+    target: &Table,
+    new: &DataFrame,
+    keys: &[&str],
+    order: &[&str],
+    range_column: &str,
+) -> Result<DataFrame> {
+    let columns: Vec<&str> = keys.iter().chain(order).copied().collect();
+    let mut sharing = Vec::new();
     if let Some((lo, hi)) = range_of(new, range_column)? {
         let on: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
         let new_keys = new.select(keys.iter().copied())?.lazy();
@@ -287,18 +302,21 @@ async fn stored_sharing_keys(target: &Table, new: &DataFrame, keys: &[&str], ran
             if candidates.height() == 0 {
                 continue;
             }
-            let stored_keys = target.scan().files(vec![file.clone()]).columns(keys).collect().await?;
-            let shared = stored_keys
+            let stored = target.scan().files(vec![file.clone()]).columns(&columns).collect().await?;
+            let shared = stored
                 .lazy()
                 .join(candidates.lazy(), on.clone(), on.clone(), JoinArgs::new(JoinType::Semi))
-                .limit(1)
+                .with_column(lit(file.path.clone()).alias(FILE_COLUMN))
                 .collect()?;
             if shared.height() > 0 {
-                touched.push(file);
+                sharing.push(shared.lazy());
             }
         }
     }
-    Ok(target.scan().files(touched).with_file_column().collect().await?)
+    if sharing.is_empty() {
+        return Ok(target.scan().files(Vec::new()).columns(&columns).with_file_column().collect().await?);
+    }
+    Ok(concat(sharing, UnionArgs::default())?.collect()?)
 }
 
 /// A table fed by one multiplex topic with a `time` column, upserted by key: `workouts`
