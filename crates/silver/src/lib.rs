@@ -179,7 +179,7 @@ fn least_per_key(df: LazyFrame, keys: &[&str], order: &[&str], descending: bool)
     let directions: Vec<bool> = keys.iter().map(|_| false).chain(order.iter().map(|_| descending)).collect();
     let frame = df.collect()?;
     if let Some(first) = packed::first_per_key(&frame, &by, keys.len(), &directions)? {
-        return Ok(frame.take(&first)?.lazy());
+        return Ok(first.lazy());
     }
     sorted_first_per_key(frame, keys, &by, directions)
 }
@@ -469,18 +469,16 @@ pub fn workouts(workout_events: &DataFrame, stored: &DataFrame) -> Result<DataFr
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn heart_rate(readings: &DataFrame, stored: &DataFrame) -> Result<DataFrame> {
-    upserts(
-        readings.clone().lazy().select([
-            col("device_id"),
-            col("time"),
-            col("heartrate"),
-            col("heartrate").gt(lit(0.0)).alias("valid"),
-        ]),
+    // `valid` is added after the dedupe, whose columns are then all compared ones (rebuilt
+    // from its sorted words, not gathered).
+    let winners = upserts(
+        readings.clone().lazy().select([col("device_id"), col("time"), col("heartrate")]),
         stored,
         &["device_id", "time"],
         &["heartrate"],
         true,
-    )
+    )?;
+    Ok(winners.lazy().with_column(col("heartrate").gt(lit(0.0)).alias("valid")).collect()?)
 }
 
 /// The rows of `user_profile` that are profiles, not tombstones of deleted users (a frame

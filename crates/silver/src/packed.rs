@@ -47,14 +47,55 @@ fn words(column: &Column) -> Result<Option<Vec<u64>>> {
     })
 }
 
+/// `i64` back from [`ordered_i64`].
+fn from_ordered_i64(word: u64) -> i64 {
+    (word ^ (1 << 63)) as i64
+}
+
+/// `f64` back from [`ordered_f64`].
+fn from_ordered_f64(word: u64) -> f64 {
+    f64::from_bits(if word >> 63 == 1 { word & !(1 << 63) } else { !word })
+}
+
+/// Where one column sits in the packed words: its bits start `shift` bits up, hold the
+/// column's word (flipped when `down`) less `low`, and are `bits` wide.
+struct Place {
+    shift: u32,
+    bits: u32,
+    low: u64,
+    down: bool,
+}
+
+impl Place {
+    /// The column's value in `packed`, as the column's physical type.
+    fn word(&self, packed: u128) -> u64 {
+        let mask = if self.bits == 0 { 0 } else { u64::MAX >> (u64::BITS - self.bits) };
+        // The bits above the column's are shifted or masked off; `shift` may be 128 (no bits).
+        let word = (packed.checked_shr(self.shift).unwrap_or(0) as u64 & mask) + self.low;
+        if self.down {
+            !word
+        } else {
+            word
+        }
+    }
+}
+
 /// The rows of `frame` that come first for each key (the first `keys` of `by`) when ordered by
 /// `by` (each ascending, or descending where `descending` says), in that order; `None` when a
 /// column of `by` is not a 64-bit number without nulls (or NaN), or the columns' ranges need
 /// more than 128 bits together. Rows equal in every column of `by` are taken in input order.
-pub(crate) fn first_per_key(frame: &DataFrame, by: &[&str], keys: usize, descending: &[bool]) -> Result<Option<IdxCa>> {
+/// When `by` is every column of `frame`, the columns are rebuilt from the sorted words (read in
+/// order) instead of gathered from the frame (a jump per row and column).
+pub(crate) fn first_per_key(
+    frame: &DataFrame,
+    by: &[&str],
+    keys: usize,
+    descending: &[bool],
+) -> Result<Option<DataFrame>> {
     if by.is_empty() || keys == 0 || keys > by.len() {
         return Ok(None);
     }
+    let mut places: Vec<Place> = Vec::with_capacity(by.len());
     let mut packed: Vec<(u128, IdxSize)> = (0..frame.height()).map(|row| (0, row as IdxSize)).collect();
     // Bits used so far, and those of the columns after the key (what a key is shifted past).
     let (mut width, mut after_key) = (0u32, 0u32);
@@ -72,6 +113,8 @@ pub(crate) fn first_per_key(frame: &DataFrame, by: &[&str], keys: usize, descend
         if c >= keys {
             after_key += bits;
         }
+        places.iter_mut().for_each(|p| p.shift += bits);
+        places.push(Place { shift: 0, bits, low, down });
         for (slot, word) in packed.iter_mut().zip(column) {
             // `bits` is at most 64 and the bits used so far at most 128 - `bits`: nothing is
             // shifted out. A column of one value takes 0 bits.
@@ -79,16 +122,37 @@ pub(crate) fn first_per_key(frame: &DataFrame, by: &[&str], keys: usize, descend
         }
     }
     let packed = sort_by_top_bits(packed, width);
-    let mut first = Vec::with_capacity(packed.len());
+    let mut first: Vec<(u128, IdxSize)> = Vec::with_capacity(packed.len());
     let mut last_key: Option<u128> = None;
-    for (word, row) in &packed {
+    for &(word, row) in &packed {
         let key = word.checked_shr(after_key).unwrap_or(0);
         if last_key != Some(key) {
-            first.push(*row);
+            first.push((word, row));
             last_key = Some(key);
         }
     }
-    Ok(Some(IdxCa::from_vec("row".into(), first)))
+    drop(packed);
+    if frame.width() != by.len() || frame.get_column_names().iter().any(|c| !by.contains(&c.as_str())) {
+        return Ok(Some(frame.take(&IdxCa::from_vec("row".into(), first.iter().map(|(_, row)| *row).collect()))?));
+    }
+    let columns = frame
+        .columns()
+        .iter()
+        .map(|column| {
+            let place = &places[by.iter().position(|b| *b == column.name().as_str()).unwrap_or_default()];
+            let words = first.iter().map(|(word, _)| place.word(*word));
+            let name = column.name().clone();
+            Ok(match column.dtype() {
+                DataType::Float64 => {
+                    Float64Chunked::from_vec(name, words.map(from_ordered_f64).collect()).into_column()
+                }
+                dtype => {
+                    Int64Chunked::from_vec(name, words.map(from_ordered_i64).collect()).into_column().cast(dtype)?
+                }
+            })
+        })
+        .collect::<Result<Vec<Column>>>()?;
+    Ok(Some(DataFrame::new(first.len(), columns)?))
 }
 
 /// Bits of the packed word that [`sort_by_top_bits`] distributes by.
@@ -135,20 +199,25 @@ mod tests {
         fn packed_keeps_what_the_sort_keeps(
             rows in proptest::collection::vec((0i64..4, -3i64..3, proptest::sample::select(vec![-1.0f64, -0.5, 0.0, 60.0, 72.5, 80.0])), 0..60),
             descending in any::<bool>(),
+            extra in any::<bool>(),
         ) {
             let frame = df!(
                 "device_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
                 "time" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
                 "heartrate" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
             ).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let frame = frame.lazy().with_column(col("time").cast(DataType::Datetime(TimeUnit::Microseconds, None))).collect()
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut frame = frame.lazy().with_column(col("time").cast(DataType::Datetime(TimeUnit::Microseconds, None)));
+            if extra {
+                // A column outside the order: the rows are gathered, not rebuilt from the words.
+                frame = frame.with_column(col("heartrate").gt(lit(0.0)).alias("valid"));
+            }
+            let frame = frame.collect().map_err(|e| TestCaseError::fail(e.to_string()))?;
             let (keys, by) = (["device_id", "time"], ["device_id", "time", "heartrate"]);
             let directions = vec![false, false, descending];
             let sorted = |f: DataFrame| f.sort(by, SortMultipleOptions::default()).map_err(|e| TestCaseError::fail(e.to_string()));
             let first = first_per_key(&frame, &by, 2, &directions).map_err(|e| TestCaseError::fail(e.to_string()))?
                 .ok_or_else(|| TestCaseError::fail("numbers take the packed path"))?;
-            let packed = sorted(frame.take(&first).map_err(|e| TestCaseError::fail(e.to_string()))?)?;
+            let packed = sorted(first)?;
             let general = crate::sorted_first_per_key(frame.clone(), &keys, &by, directions)
                 .and_then(|l| Ok(l.collect()?)).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(packed, sorted(general)?);
@@ -166,6 +235,26 @@ mod tests {
         assert!(first_per_key(&wide, &["a", "b", "c"], 1, &[false, false, false])?.is_none());
         // Two fit, whatever their values.
         assert!(first_per_key(&wide, &["a", "b"], 1, &[false, true])?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn encodings_round_trip() {
+        for v in [i64::MIN, -5, 0, 7, i64::MAX] {
+            assert_eq!(from_ordered_i64(ordered_i64(v)), v);
+        }
+        for v in [f64::NEG_INFINITY, -2.5, -0.0, 0.0, 1e-300, 72.5, f64::INFINITY] {
+            assert_eq!(from_ordered_f64(ordered_f64(v)).to_bits(), v.to_bits());
+        }
+    }
+
+    #[test]
+    fn full_range_columns_are_rebuilt_exactly() -> Result<()> {
+        // Two full-range columns use all 128 bits.
+        let frame = df!("a" => [i64::MAX, i64::MIN, 0, i64::MIN], "b" => [1i64, i64::MAX, -1, i64::MIN])?;
+        let first = first_per_key(&frame, &["a", "b"], 1, &[false, true])?;
+        // By `a`, and within it `b` descending: the greatest `b` of each `a`.
+        assert_eq!(first, Some(df!("a" => [i64::MIN, 0, i64::MAX], "b" => [i64::MAX, -1, 1])?));
         Ok(())
     }
 
