@@ -12,7 +12,7 @@ use polars::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::quarantine::{oversized, strip_bom, utf8_line, Parsed, Quarantined};
+use crate::quarantine::{micros_column, oversized, strip_bom, utf8_line, Parsed, Quarantined};
 use crate::scan::{self, EnvelopeFields};
 use crate::time::{kafka_timestamp_to_micros, TimeWindow, Unit, KAFKA_SECONDS_LIMIT};
 use crate::value::{decode_bpm, validate_value, Bpm};
@@ -128,11 +128,6 @@ pub const BPM_DEVICE_ID: &str = "bpm_device_id";
 pub const BPM_TIME: &str = "bpm_time";
 /// See [`BPM_DEVICE_ID`].
 pub const BPM_HEARTRATE: &str = "bpm_heartrate";
-
-/// Epoch microseconds as a (naive UTC) datetime column, without a cast pass.
-fn micros_column(micros: Int64Chunked) -> Column {
-    micros.into_datetime(TimeUnit::Microseconds, None).into_column()
-}
 
 /// A multiplex frame's columns, filled one record at a time while the lines are scanned (the
 /// record's strings are copied once, into the column's buffer).

@@ -52,7 +52,8 @@ fn plain_decimal_scaled(bytes: &[u8], scale: u32) -> Option<i128> {
     if at != digits.len() || whole + fraction == 0 {
         return None;
     }
-    // `fraction` is at most 19 and `scale` is small, so the shift is in the table's range.
+    // `fraction` is at most 19; a shift outside the table (a `scale` over 19) gives `None`, and
+    // the general path scales it.
     let shift = i64::from(scale) - fraction as i64;
     let magnitude = match usize::try_from(shift) {
         Ok(up) => i128::from(value).checked_mul(i128::from(*POW10.get(up)?))?,

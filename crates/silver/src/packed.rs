@@ -97,9 +97,9 @@ pub(crate) fn first_per_key(
     }
     let mut places: Vec<Place> = Vec::with_capacity(by.len());
     let mut packed: Vec<(u128, IdxSize)> = (0..frame.height()).map(|row| (0, row as IdxSize)).collect();
-    // Bits used so far, and those of the columns after the key (what a key is shifted past).
-    let (mut width, mut after_key) = (0u32, 0u32);
-    for (c, (name, &down)) in by.iter().zip(descending).enumerate() {
+    // Bits used so far.
+    let mut width = 0u32;
+    for (name, &down) in by.iter().zip(descending) {
         let Some(mut column) = words(frame.column(name)?)? else { return Ok(None) };
         if down {
             column.iter_mut().for_each(|w| *w = !*w);
@@ -110,9 +110,6 @@ pub(crate) fn first_per_key(
         if width > u128::BITS {
             return Ok(None);
         }
-        if c >= keys {
-            after_key += bits;
-        }
         places.iter_mut().for_each(|p| p.shift += bits);
         places.push(Place { shift: 0, bits, low, down });
         for (slot, word) in packed.iter_mut().zip(column) {
@@ -121,6 +118,8 @@ pub(crate) fn first_per_key(
             slot.0 = (slot.0 << bits) | u128::from(word - low);
         }
     }
+    // A key is the bits above those of the columns after it: its last column's shift.
+    let after_key = places[keys - 1].shift;
     let packed = sort_by_top_bits(packed, width);
     let mut first: Vec<(u128, IdxSize)> = Vec::with_capacity(packed.len());
     let mut last_key: Option<u128> = None;
@@ -132,14 +131,18 @@ pub(crate) fn first_per_key(
         }
     }
     drop(packed);
-    if frame.width() != by.len() || frame.get_column_names().iter().any(|c| !by.contains(&c.as_str())) {
-        return Ok(Some(frame.take(&IdxCa::from_vec("row".into(), first.iter().map(|(_, row)| *row).collect()))?));
-    }
-    let columns = frame
+    // Each column's place in the words, when every column of the frame was compared.
+    let Some(placed) = frame
         .columns()
         .iter()
-        .map(|column| {
-            let place = &places[by.iter().position(|b| *b == column.name().as_str()).unwrap_or_default()];
+        .map(|column| Some((column, &places[by.iter().position(|b| *b == column.name().as_str())?])))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(Some(frame.take(&IdxCa::from_vec("row".into(), first.iter().map(|(_, row)| *row).collect()))?));
+    };
+    let columns = placed
+        .into_iter()
+        .map(|(column, place)| {
             let words = first.iter().map(|(word, _)| place.word(*word));
             let name = column.name().clone();
             Ok(match column.dtype() {

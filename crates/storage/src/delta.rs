@@ -778,14 +778,12 @@ impl Staged {
             // one partition, the common case, does not move at all), and hand each part to its
             // partition's file: the writer's own split sorts the rows and copies every value.
             for part in by_partition(rows, &def.partition_columns).map_err(polars_error(self.id))? {
-                let mut values = None;
-                for batch in to_record_batches(&part, &def.schema).map_err(rows_error(self.id))? {
-                    let values = match &mut values {
-                        Some(values) => values,
-                        None => values.insert(partition_values(&batch, &def.partition_columns)?),
-                    };
+                let batches = to_record_batches(&part, &def.schema).map_err(rows_error(self.id))?;
+                let Some(first) = batches.first() else { continue };
+                let values = partition_values(first, &def.partition_columns)?;
+                for batch in batches {
                     self.writer
-                        .write_partition(batch, values, WriteMode::Default)
+                        .write_partition(batch, &values, WriteMode::Default)
                         .await
                         .map_err(delta_error(self.id, self.version))?;
                 }
