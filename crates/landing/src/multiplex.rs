@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::quarantine::{micros_column, oversized, strip_bom, utf8_line, Parsed, Quarantined};
-use crate::scan::{self, EnvelopeFields};
-use crate::time::{kafka_timestamp_to_micros, TimeWindow, Unit, KAFKA_SECONDS_LIMIT};
+use crate::scan::{self, EnvelopeFields, Number};
+use crate::time::{kafka_number_to_micros, TimeWindow, Unit, KAFKA_SECONDS_LIMIT};
 use crate::value::{decode_bpm, validate_value, Bpm};
 use crate::{topics, ReadOptions, Result};
 
@@ -82,7 +82,7 @@ fn general_fields(line: &str) -> std::result::Result<EnvelopeFields<'_>, String>
         topic: envelope.topic,
         partition: envelope.partition,
         offset: envelope.offset,
-        timestamp: envelope.timestamp.get(),
+        timestamp: Number::of(envelope.timestamp.get()),
     })
 }
 
@@ -94,8 +94,8 @@ pub fn parse_envelope<'a>(line: &'a str, window: &TimeWindow) -> std::result::Re
         Some(fields) => fields,
         None => general_fields(line)?,
     };
-    let raw_timestamp = fields.timestamp;
-    let timestamp = kafka_timestamp_to_micros(raw_timestamp)
+    let raw_timestamp = fields.timestamp.text;
+    let timestamp = kafka_number_to_micros(raw_timestamp, fields.timestamp.plain)
         .ok_or_else(|| format!("timestamp: {raw_timestamp} is not epoch milliseconds or seconds"))?;
     if !window.contains(timestamp) {
         // The unit the number was read in only shapes the refusal's hint.
@@ -413,6 +413,7 @@ mod tests {
             if let Some((device, time, heartrate)) = scan::bpm(&payload) {
                 let (d, t, h) = crate::value::general_bpm(&payload).map_err(TestCaseError::fail)?;
                 prop_assert_eq!((device, time, heartrate.to_bits()), (d, t, h.to_bits()), "{}", payload);
+                prop_assert_eq!(time, Number::of(time.text), "{}", payload);
             }
         }
     }

@@ -10,6 +10,24 @@
 
 use std::borrow::Cow;
 
+use crate::time::Plain;
+
+/// A JSON number's text and, when it is a plain decimal ([`Plain`]), its digits, read once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Number<'a> {
+    /// The number's text.
+    pub text: &'a str,
+    /// [`Plain::of`] the text.
+    pub plain: Option<Plain>,
+}
+
+impl<'a> Number<'a> {
+    /// A number whose text another path (serde) has read.
+    pub fn of(text: &'a str) -> Self {
+        Number { text, plain: Plain::of(text.as_bytes()) }
+    }
+}
+
 /// A position in JSON text.
 struct Cursor<'a> {
     src: &'a str,
@@ -68,67 +86,103 @@ impl<'a> Cursor<'a> {
                     // allocation, never grown.
                     let text = unescaped.get_or_insert_with(|| String::with_capacity(self.text.len() - start));
                     text.push_str(plain);
-                    text.push(match self.text.get(at + 1)? {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        _ => return None,
-                    });
+                    let escaped = *self.text.get(at + 1)?;
                     at += 2;
                     run = at;
+                    match escaped {
+                        // The character is the escaped byte itself: it starts the next run
+                        // (one copy for both instead of a push of its own).
+                        b'"' | b'\\' | b'/' => run -= 1,
+                        b'b' => text.push('\u{8}'),
+                        b'f' => text.push('\u{c}'),
+                        b'n' => text.push('\n'),
+                        b'r' => text.push('\r'),
+                        b't' => text.push('\t'),
+                        _ => return None,
+                    }
                 }
                 _ => return None,
             }
         }
     }
 
-    /// A field name: a string without escapes.
-    fn name(&mut self) -> Option<&'a str> {
-        match self.string()? {
-            Cow::Borrowed(name) => Some(name),
-            Cow::Owned(_) => None,
-        }
+    /// A field name that is one of `names`, written without escapes; `None` for any other (the
+    /// object has no such field: the general path decides). Compared in place, sixteen bytes
+    /// at a time, rather than scanned as a string.
+    fn name(&mut self, names: &[Name]) -> Option<&'static str> {
+        self.take(b'"')?;
+        let rest = self.text.get(self.at..)?;
+        let name = match rest.first_chunk::<16>() {
+            Some(window) => {
+                let word = u128::from_le_bytes(*window);
+                names.iter().find(|name| word & name.mask == name.quoted)?.text
+            }
+            // Near the end of the text.
+            None => {
+                names
+                    .iter()
+                    .find(|name| rest.get(name.text.len()) == Some(&b'"') && rest.starts_with(name.text.as_bytes()))?
+                    .text
+            }
+        };
+        self.at += name.len() + 1;
+        Some(name)
     }
 
-    /// A number's text, strictly as JSON writes numbers: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Option<&'a str> {
+    /// A number, strictly as JSON writes numbers: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`;
+    /// a plain decimal's digits are read in the same pass.
+    fn number(&mut self) -> Option<Number<'a>> {
         self.skip_space();
+        let text = self.text;
         let start = self.at;
-        let digits = |c: &mut Self| {
-            let from = c.at;
-            while c.text.get(c.at).is_some_and(u8::is_ascii_digit) {
-                c.at += 1;
+        let mut at = start;
+        let negative = text.get(at) == Some(&b'-');
+        at += usize::from(negative);
+        // The digits so far as one integer, wrapping: trusted only when there are at most
+        // `Plain::MAX_DIGITS` of them.
+        let mut digits = 0u64;
+        let mut run = |at: &mut usize| {
+            let from = *at;
+            while let Some(d) = text.get(*at).map(|b| b.wrapping_sub(b'0')).filter(|d| *d < 10) {
+                digits = digits.wrapping_mul(10).wrapping_add(u64::from(d));
+                *at += 1;
             }
-            c.at - from
+            *at - from
         };
-        if self.text.get(self.at) == Some(&b'-') {
-            self.at += 1;
-        }
-        let whole = digits(self);
-        if whole == 0 || (whole > 1 && self.text[self.at - whole] == b'0') {
+        let whole = run(&mut at);
+        if whole == 0 || (whole > 1 && text[at - whole] == b'0') {
             return None;
         }
-        if self.text.get(self.at) == Some(&b'.') {
-            self.at += 1;
-            if digits(self) == 0 {
+        let mut fraction = 0;
+        if text.get(at) == Some(&b'.') {
+            at += 1;
+            fraction = run(&mut at);
+            if fraction == 0 {
                 return None;
             }
         }
-        if let Some(b'e' | b'E') = self.text.get(self.at) {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.text.get(self.at) {
-                self.at += 1;
+        let mut exponent = false;
+        if let Some(b'e' | b'E') = text.get(at) {
+            exponent = true;
+            at += 1;
+            if let Some(b'+' | b'-') = text.get(at) {
+                at += 1;
             }
-            if digits(self) == 0 {
+            let from = at;
+            while text.get(at).is_some_and(u8::is_ascii_digit) {
+                at += 1;
+            }
+            if at == from {
                 return None;
             }
         }
-        self.src.get(start..self.at)
+        self.at = at;
+        let plain = (!exponent && whole + fraction <= Plain::MAX_DIGITS).then_some(Plain {
+            negative,
+            digits,
+            fraction: fraction as u32,
+        });
+        Some(Number { text: self.src.get(start..at)?, plain })
     }
 
     /// An integer serde reads as `i64`: a number without fraction or exponent, in range.
@@ -163,15 +217,16 @@ impl<'a> Cursor<'a> {
         (self.at == self.text.len()).then_some(())
     }
 
-    /// Walks the fields of an object, calling `field` with each name (the scanner's position at
-    /// its value); stops with `None` when `field` does.
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    /// Walks the fields of an object whose fields are among `names`, calling `field` with each
+    /// name (the scanner's position at its value); stops with `None` at any other name and
+    /// when `field` does.
+    fn object(&mut self, names: &[Name], mut field: impl FnMut(&mut Self, &'static str) -> Option<()>) -> Option<()> {
         self.take(b'{')?;
         if self.peek()? == b'}' {
             return self.end();
         }
         loop {
-            let name = self.name()?;
+            let name = self.name(names)?;
             self.take(b':')?;
             field(self, name)?;
             match self.peek()? {
@@ -182,6 +237,46 @@ impl<'a> Cursor<'a> {
         }
     }
 }
+
+/// A field name an object may have, with its text and closing quote as the little-endian
+/// number sixteen bytes of JSON spell when they start with them.
+#[derive(Clone, Copy)]
+struct Name {
+    text: &'static str,
+    /// The name's bytes and the closing quote.
+    quoted: u128,
+    /// The bits of those bytes.
+    mask: u128,
+}
+
+impl Name {
+    /// A name of at most 15 bytes (longer ones do not compile).
+    const fn new(text: &'static str) -> Name {
+        let bytes = text.as_bytes();
+        assert!(!bytes.is_empty() && bytes.len() < 16, "a field name of 1 to 15 bytes");
+        let mut quoted = (b'"' as u128) << (8 * bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            quoted |= (bytes[i] as u128) << (8 * i);
+            i += 1;
+        }
+        let mask = if bytes.len() == 15 { u128::MAX } else { (1u128 << (8 * (bytes.len() + 1))) - 1 };
+        Name { text, quoted, mask }
+    }
+}
+
+/// The envelope's fields.
+const ENVELOPE: [Name; 6] = [
+    Name::new("topic"),
+    Name::new("partition"),
+    Name::new("offset"),
+    Name::new("timestamp"),
+    Name::new("key"),
+    Name::new("value"),
+];
+
+/// A `bpm` payload's fields.
+const BPM: [Name; 3] = [Name::new("device_id"), Name::new("time"), Name::new("heartrate")];
 
 /// Bytes that end a run of plain string text: the quote, the backslash and the control
 /// characters.
@@ -243,7 +338,7 @@ pub(crate) struct EnvelopeFields<'a> {
     pub partition: i64,
     pub offset: i64,
     /// The timestamp's raw JSON number.
-    pub timestamp: &'a str,
+    pub timestamp: Number<'a>,
 }
 
 /// An envelope whose `key` is a string or null, `value` a string, and `timestamp` a number.
@@ -251,7 +346,7 @@ pub(crate) fn envelope(line: &str) -> Option<EnvelopeFields<'_>> {
     let (mut key, mut value, mut topic, mut partition, mut offset, mut timestamp) =
         (None, None, None, None, None, None);
     let mut cursor = Cursor::new(line);
-    cursor.object(|c, name| match name {
+    cursor.object(&ENVELOPE, |c, name| match name {
         "key" => {
             let text = if c.peek()? == b'n' {
                 c.text.get(c.at..c.at + 4).filter(|t| *t == b"null")?;
@@ -280,14 +375,21 @@ pub(crate) fn envelope(line: &str) -> Option<EnvelopeFields<'_>> {
 }
 
 /// The fields of a `bpm` payload: the device, the time's raw JSON number, the heart rate.
-pub(crate) fn bpm(value: &str) -> Option<(i64, &str, f64)> {
+pub(crate) fn bpm(value: &str) -> Option<(i64, Number<'_>, f64)> {
     let (mut device_id, mut time, mut heartrate) = (None, None, None);
     let mut cursor = Cursor::new(value);
-    cursor.object(|c, name| match name {
+    cursor.object(&BPM, |c, name| match name {
         "device_id" => once(&mut device_id, c.integer()),
         "time" => once(&mut time, c.number()),
-        // serde's own float parsing, so that both paths read the same bits.
-        "heartrate" => once(&mut heartrate, c.number().and_then(|n| serde_json::from_str::<f64>(n).ok())),
+        // As serde reads it, so that both paths read the same bits: a plain decimal by the same
+        // arithmetic ([`Plain::to_f64`]), anything else by serde itself.
+        "heartrate" => once(
+            &mut heartrate,
+            c.number().and_then(|n| match n.plain {
+                Some(plain) => Some(plain.to_f64()),
+                None => serde_json::from_str::<f64>(n.text).ok(),
+            }),
+        ),
         _ => None,
     })?;
     Some((device_id?, time?, heartrate?))
@@ -317,7 +419,10 @@ mod tests {
             ("18446744073709551616", Some("18446744073709551616")),
         ] {
             let mut c = Cursor::new(text);
-            let got = c.number().filter(|_| c.at == text.len());
+            let got = c.number().filter(|_| c.at == text.len()).map(|n| {
+                assert_eq!(n, Number::of(text), "{text}");
+                n.text
+            });
             assert_eq!(got, number, "{text}");
             let mut c = Cursor::new(text);
             let integer = c.integer().filter(|_| c.at == text.len());
@@ -352,5 +457,35 @@ mod tests {
         assert_eq!(Cursor::new(r#""\u0041""#).string(), None);
         assert_eq!(Cursor::new("\"a\tb\"").string(), None);
         assert_eq!(Cursor::new(r#""a\"#).string(), None);
+    }
+
+    #[test]
+    fn names_are_known_names_written_plainly() {
+        let names = [Name::new("time"), Name::new("timestamp"), Name::new("key"), Name::new("fifteen_letters")];
+        for (text, name, rest) in [
+            (r#""time":1"#, Some("time"), ":1"),
+            (r#""time": 1, "heartrate": 98.7}"#, Some("time"), ": 1, \"heartrate\": 98.7}"),
+            (r#""fifteen_letters": 1, "x": 2}"#, Some("fifteen_letters"), ": 1, \"x\": 2}"),
+            (r#""fifteen_letterz": 1, "x": 2}"#, None, ""),
+            (r#""timestamp_and_more": 1}"#, None, ""),
+            (r#" "timestamp" :1"#, Some("timestamp"), " :1"),
+            (r#""key""#, Some("key"), ""),
+            (r#""tim":1"#, None, ""),
+            (r#""times":1"#, None, ""),
+            (r#""k\u0065y":1"#, None, ""),
+            (r#""ke\/y":1"#, None, ""),
+            (r#""key"#, None, ""),
+            (r#""":1"#, None, ""),
+            ("key", None, ""),
+        ] {
+            // At the end of the text and with sixteen bytes or more after the quote.
+            let mut c = Cursor::new(text);
+            assert_eq!(c.name(&names), name, "{text}");
+            let longer = format!("{text}                ");
+            assert_eq!(Cursor::new(&longer).name(&names), name, "{longer}");
+            if name.is_some() {
+                assert_eq!(&text[c.at..], rest, "{text}");
+            }
+        }
     }
 }

@@ -17,54 +17,76 @@ pub const KAFKA_SECONDS_LIMIT: i128 = 100_000_000_000;
 /// Parses decimal text (`123`, `-4.5`, `1678451168.0`, `1.6784e9`) as the integer
 /// `value * 10^scale`, rounding half away from zero past the last kept digit.
 pub fn parse_decimal_scaled(text: &str, scale: u32) -> Option<i128> {
-    plain_decimal_scaled(text.as_bytes(), scale).or_else(|| general_decimal_scaled(text, scale))
+    Plain::of(text.as_bytes()).and_then(|p| p.scaled(scale)).or_else(|| general_decimal_scaled(text, scale))
 }
 
-/// [`parse_decimal_scaled`] of the common case, in `u64`: digits with at most one `.`, an
-/// optional `-`, no exponent, no space, at most 19 characters after the sign (so no overflow:
-/// 19 nines are under `u64::MAX`). `None` otherwise.
-fn plain_decimal_scaled(bytes: &[u8], scale: u32) -> Option<i128> {
-    let (negative, digits) = match bytes.split_first()? {
-        (b'-', rest) => (true, rest),
-        _ => (false, bytes),
-    };
-    if digits.len() > 19 {
-        return None;
+/// A plain decimal: an optional `-`, digits with at most one `.` among them, no exponent, at
+/// most 19 digits (so that they fit in `u64`: 19 nines are under `u64::MAX`). The common shape
+/// of a time or a heart rate, read once ([`Plain::of`], or by the envelope scanner while it
+/// checks the JSON number) and then scaled or converted without walking the text again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plain {
+    /// Whether a `-` came first.
+    pub negative: bool,
+    /// All the digits, as one integer (`12.50` is 1250).
+    pub digits: u64,
+    /// How many of them follow the point.
+    pub fraction: u32,
+}
+
+impl Plain {
+    /// Most digits a plain decimal has.
+    pub const MAX_DIGITS: usize = 19;
+
+    /// The plain decimal `bytes` spells exactly (nothing before or after it), if it is one.
+    pub fn of(bytes: &[u8]) -> Option<Plain> {
+        let (negative, rest) = match bytes.split_first()? {
+            (b'-', rest) => (true, rest),
+            _ => (false, bytes),
+        };
+        let whole = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (fraction, after) = match rest.get(whole) {
+            Some(b'.') => {
+                let fraction = rest[whole + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+                (fraction, whole + 1 + fraction)
+            }
+            _ => (0, whole),
+        };
+        if after != rest.len() || whole + fraction == 0 || whole + fraction > Self::MAX_DIGITS {
+            return None;
+        }
+        // At most 19 digits: no overflow.
+        let digits = rest.iter().filter(|b| b.is_ascii_digit()).fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+        Some(Plain { negative, digits, fraction: fraction as u32 })
     }
-    let mut value = 0u64;
-    let mut at = 0;
-    let mut read_digits = |at: &mut usize| {
-        let from = *at;
-        while let Some(d) = digits.get(*at).map(|b| b.wrapping_sub(b'0')).filter(|d| *d < 10) {
-            value = value * 10 + u64::from(d);
-            *at += 1;
-        }
-        *at - from
-    };
-    let whole = read_digits(&mut at);
-    let fraction = match digits.get(at) {
-        Some(b'.') => {
-            at += 1;
-            read_digits(&mut at)
-        }
-        _ => 0,
-    };
-    if at != digits.len() || whole + fraction == 0 {
-        return None;
+
+    /// The value times `10^scale`, rounding half away from zero past the last kept digit;
+    /// `None` when the shift is past the table (the general path scales it).
+    pub fn scaled(self, scale: u32) -> Option<i128> {
+        let shift = i64::from(scale) - i64::from(self.fraction);
+        let magnitude = match usize::try_from(shift) {
+            Ok(up) => i128::from(self.digits).checked_mul(i128::from(*POW10.get(up)?))?,
+            Err(_) => {
+                let divisor = *POW10.get(usize::try_from(-shift).ok()?)?;
+                let (q, r) = (self.digits / divisor, self.digits % divisor);
+                // `r < divisor <= 10^19`, so `2 r` fits in `u128`.
+                i128::from(q) + i128::from(u128::from(r) * 2 >= u128::from(divisor))
+            }
+        };
+        Some(if self.negative { -magnitude } else { magnitude })
     }
-    // `fraction` is at most 19; a shift outside the table (a `scale` over 19) gives `None`, and
-    // the general path scales it.
-    let shift = i64::from(scale) - fraction as i64;
-    let magnitude = match usize::try_from(shift) {
-        Ok(up) => i128::from(value).checked_mul(i128::from(*POW10.get(up)?))?,
-        Err(_) => {
-            let divisor = *POW10.get(usize::try_from(-shift).ok()?)?;
-            let (q, r) = (value / divisor, value % divisor);
-            // `r < divisor <= 10^19`, so `2 r` fits in `u128`.
-            i128::from(q) + i128::from(u128::from(r) * 2 >= u128::from(divisor))
+
+    /// The value as `serde_json` reads this text into an `f64` (bit for bit: the digits as an
+    /// `f64` divided by the power of ten, then negated, as serde does without its
+    /// `float_roundtrip` feature, which fitlake does not enable).
+    pub fn to_f64(self) -> f64 {
+        let f = self.digits as f64 / POW10_F64[self.fraction as usize];
+        if self.negative {
+            -f
+        } else {
+            f
         }
-    };
-    Some(if negative { -magnitude } else { magnitude })
+    }
 }
 
 /// Powers of ten that fit in `u64`: `POW10[n]` is `10^n`.
@@ -77,6 +99,10 @@ const POW10: [u64; 20] = {
     }
     table
 };
+
+/// The same powers as `f64` literals, as `serde_json`'s own table has them (all exact).
+const POW10_F64: [f64; Plain::MAX_DIGITS + 1] =
+    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19];
 
 /// [`parse_decimal_scaled`] of any decimal text.
 fn general_decimal_scaled(text: &str, scale: u32) -> Option<i128> {
@@ -186,7 +212,20 @@ pub fn kafka_timestamp_to_micros(raw: &str) -> Option<i64> {
     if raw.starts_with('"') {
         return event_time_json_to_micros(raw);
     }
-    let as_seconds = parse_decimal_scaled(raw, 6)?;
+    kafka_micros_of(parse_decimal_scaled(raw, 6)?)
+}
+
+/// [`kafka_timestamp_to_micros`] of a JSON value's `text`, of which `plain` is [`Plain::of`] (a
+/// number the scanner read: its digits are not read again).
+pub(crate) fn kafka_number_to_micros(text: &str, plain: Option<Plain>) -> Option<i64> {
+    match plain.and_then(|p| p.scaled(6)) {
+        Some(as_seconds) => kafka_micros_of(as_seconds),
+        None => kafka_timestamp_to_micros(text),
+    }
+}
+
+/// A Kafka timestamp read as seconds scaled by 10^6: the microseconds it means.
+fn kafka_micros_of(as_seconds: i128) -> Option<i64> {
     let micros = if as_seconds.abs() < KAFKA_SECONDS_LIMIT * 1_000_000 {
         as_seconds
     } else {
@@ -294,6 +333,15 @@ mod tests {
         #[test]
         fn plain_decimals_scale_as_any_decimal(text in "[-+ ]?[0-9]{0,21}(\\.[0-9]{0,9})?(e-?[0-9])?", scale in 0u32..10) {
             prop_assert_eq!(parse_decimal_scaled(&text, scale), general_decimal_scaled(&text, scale), "{}", text);
+        }
+
+        /// A plain decimal converts to the `f64` serde reads from the same text, bit for bit.
+        #[test]
+        fn plain_decimals_read_as_serde_reads_them(text in "-?(0|[1-9][0-9]{0,19})(\\.[0-9]{1,19})?") {
+            if let Some(plain) = Plain::of(text.as_bytes()) {
+                let serde = serde_json::from_str::<f64>(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(plain.to_f64().to_bits(), serde.to_bits(), "{}", text);
+            }
         }
     }
 

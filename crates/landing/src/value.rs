@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 use crate::quarantine::datetime_column;
+use crate::scan::Number;
 use crate::time::{event_time_json_to_micros_wide, TimeWindow, Unit};
 use crate::{topics, ReadOptions, Result};
 
@@ -132,7 +133,16 @@ fn json_error(e: serde_json::Error) -> String {
 
 /// A time field's raw JSON text in epoch microseconds, in `window`.
 fn time_of(raw: &str, field: &str, window: &TimeWindow) -> std::result::Result<i64, String> {
-    let micros = event_time_json_to_micros_wide(raw)
+    time_of_number(Number::of(raw), field, window)
+}
+
+/// [`time_of`] a number the scanner read (a plain decimal is scaled without reading it again).
+fn time_of_number(time: Number<'_>, field: &str, window: &TimeWindow) -> std::result::Result<i64, String> {
+    let raw = time.text;
+    let micros = time
+        .plain
+        .and_then(|plain| plain.scaled(6))
+        .or_else(|| event_time_json_to_micros_wide(raw))
         .ok_or_else(|| format!("value.{field}: {raw} is neither epoch seconds nor an ISO-8601 time"))?;
     window.check(format_args!("value.{field}"), micros, raw, Unit::Seconds)
 }
@@ -181,9 +191,9 @@ pub fn parse_dob(text: &str) -> Option<i32> {
 
 /// The fields of a `bpm` value by the general path (serde): device, the time's raw JSON, heart
 /// rate.
-pub(crate) fn general_bpm(value: &str) -> std::result::Result<(i64, &str, f64), String> {
+pub(crate) fn general_bpm(value: &str) -> std::result::Result<(i64, Number<'_>, f64), String> {
     let raw: RawBpm = serde_json::from_str(value).map_err(json_error)?;
-    Ok((raw.device_id, raw.time.get(), raw.heartrate))
+    Ok((raw.device_id, Number::of(raw.time.get()), raw.heartrate))
 }
 
 /// Decodes a `bpm` value; its time must lie in `window`.
@@ -196,7 +206,7 @@ pub fn decode_bpm(value: &str, window: &TimeWindow) -> std::result::Result<Bpm, 
     if !heartrate.is_finite() {
         return Err("value.heartrate is not a finite number".into());
     }
-    Ok(Bpm { device_id, time: time_of(time, "time", window)?, heartrate })
+    Ok(Bpm { device_id, time: time_of_number(time, "time", window)?, heartrate })
 }
 
 /// Decodes a `workout` value; its time must lie in `window`.
