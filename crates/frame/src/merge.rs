@@ -135,6 +135,19 @@ pub fn semi_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str]) -> 
 
 /// A semi or anti join of `source` with the `keys` of `target_keys`.
 fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: JoinType) -> Result<DataFrame> {
+    if source.height() == 0 || target_keys.height() == 0 {
+        // Nothing to match (a first load compares its rows with no stored ones): the answer
+        // without hashing the other side's keys.
+        for key in keys {
+            source.column(key)?;
+            target_keys.column(key)?;
+        }
+        let none_match = target_keys.height() == 0;
+        return Ok(match how {
+            JoinType::Semi if none_match => source.clear(),
+            _ => source.clone(),
+        });
+    }
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     Ok(source
         .clone()

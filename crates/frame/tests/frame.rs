@@ -95,3 +95,22 @@ fn merge_rewrites_only_files_with_changed_keys() {
         "#
     );
 }
+
+#[test]
+fn key_joins_with_an_empty_side_keep_the_source_schema() -> Result<(), Box<dyn std::error::Error>> {
+    let rows = df!("id" => [1i64, 2], "t" => [10i64, 20], "x" => [0.5f64, 1.5])?;
+    let keys = df!("id" => [2i64], "t" => [20i64])?;
+    let (no_rows, no_keys) = (rows.clear(), keys.clear());
+    for (source, target, semi, anti) in
+        [(&rows, &keys, 1, 1), (&rows, &no_keys, 0, 2), (&no_rows, &keys, 0, 0), (&no_rows, &no_keys, 0, 0)]
+    {
+        let shared = fitlake_frame::semi_join(source, target, &["id", "t"])?;
+        let new = fitlake_frame::anti_join(source, target, &["id", "t"])?;
+        assert_eq!((shared.height(), new.height()), (semi, anti));
+        assert_eq!((shared.schema(), new.schema()), (rows.schema(), rows.schema()));
+    }
+    // A key missing from either side is still an error.
+    assert!(fitlake_frame::semi_join(&rows, &no_keys, &["id", "day"]).is_err());
+    assert!(fitlake_frame::anti_join(&no_rows, &keys, &["x"]).is_err());
+    Ok(())
+}

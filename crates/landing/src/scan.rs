@@ -109,24 +109,21 @@ impl<'a> Cursor<'a> {
     /// A field name that is one of `names`, written without escapes; `None` for any other (the
     /// object has no such field: the general path decides). Compared in place, sixteen bytes
     /// at a time, rather than scanned as a string.
-    fn name(&mut self, names: &[Name]) -> Option<&'static str> {
+    fn name<F: Copy>(&mut self, names: &[Name<F>]) -> Option<F> {
         self.take(b'"')?;
         let rest = self.text.get(self.at..)?;
         let name = match rest.first_chunk::<16>() {
             Some(window) => {
                 let word = u128::from_le_bytes(*window);
-                names.iter().find(|name| word & name.mask == name.quoted)?.text
+                names.iter().find(|name| word & name.mask == name.quoted)?
             }
             // Near the end of the text.
-            None => {
-                names
-                    .iter()
-                    .find(|name| rest.get(name.text.len()) == Some(&b'"') && rest.starts_with(name.text.as_bytes()))?
-                    .text
-            }
+            None => names
+                .iter()
+                .find(|name| rest.get(name.text.len()) == Some(&b'"') && rest.starts_with(name.text.as_bytes()))?,
         };
-        self.at += name.len() + 1;
-        Some(name)
+        self.at += name.text.len() + 1;
+        Some(name.field)
     }
 
     /// A number, strictly as JSON writes numbers: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`;
@@ -220,7 +217,7 @@ impl<'a> Cursor<'a> {
     /// Walks the fields of an object whose fields are among `names`, calling `field` with each
     /// name (the scanner's position at its value); stops with `None` at any other name and
     /// when `field` does.
-    fn object(&mut self, names: &[Name], mut field: impl FnMut(&mut Self, &'static str) -> Option<()>) -> Option<()> {
+    fn object<F: Copy>(&mut self, names: &[Name<F>], mut field: impl FnMut(&mut Self, F) -> Option<()>) -> Option<()> {
         self.take(b'{')?;
         if self.peek()? == b'}' {
             return self.end();
@@ -241,7 +238,9 @@ impl<'a> Cursor<'a> {
 /// A field name an object may have, with its text and closing quote as the little-endian
 /// number sixteen bytes of JSON spell when they start with them.
 #[derive(Clone, Copy)]
-struct Name {
+struct Name<F> {
+    /// The field it names.
+    field: F,
     text: &'static str,
     /// The name's bytes and the closing quote.
     quoted: u128,
@@ -249,9 +248,9 @@ struct Name {
     mask: u128,
 }
 
-impl Name {
-    /// A name of at most 15 bytes (longer ones do not compile).
-    const fn new(text: &'static str) -> Name {
+impl<F: Copy> Name<F> {
+    /// The name of `field`, of at most 15 bytes (longer ones do not compile).
+    const fn new(text: &'static str, field: F) -> Name<F> {
         let bytes = text.as_bytes();
         assert!(!bytes.is_empty() && bytes.len() < 16, "a field name of 1 to 15 bytes");
         let mut quoted = (b'"' as u128) << (8 * bytes.len());
@@ -261,22 +260,45 @@ impl Name {
             i += 1;
         }
         let mask = if bytes.len() == 15 { u128::MAX } else { (1u128 << (8 * (bytes.len() + 1))) - 1 };
-        Name { text, quoted, mask }
+        Name { field, text, quoted, mask }
     }
 }
 
 /// The envelope's fields.
-const ENVELOPE: [Name; 6] = [
-    Name::new("topic"),
-    Name::new("partition"),
-    Name::new("offset"),
-    Name::new("timestamp"),
-    Name::new("key"),
-    Name::new("value"),
+const ENVELOPE: [Name<Envelope>; 6] = [
+    Name::new("topic", Envelope::Topic),
+    Name::new("partition", Envelope::Partition),
+    Name::new("offset", Envelope::Offset),
+    Name::new("timestamp", Envelope::Timestamp),
+    Name::new("key", Envelope::Key),
+    Name::new("value", Envelope::Value),
 ];
 
+/// The envelope's fields.
+#[derive(Clone, Copy)]
+enum Envelope {
+    Topic,
+    Partition,
+    Offset,
+    Timestamp,
+    Key,
+    Value,
+}
+
 /// A `bpm` payload's fields.
-const BPM: [Name; 3] = [Name::new("device_id"), Name::new("time"), Name::new("heartrate")];
+#[derive(Clone, Copy)]
+enum Payload {
+    DeviceId,
+    Time,
+    Heartrate,
+}
+
+/// A `bpm` payload's fields.
+const BPM: [Name<Payload>; 3] = [
+    Name::new("device_id", Payload::DeviceId),
+    Name::new("time", Payload::Time),
+    Name::new("heartrate", Payload::Heartrate),
+];
 
 /// Bytes that end a run of plain string text: the quote, the backslash and the control
 /// characters.
@@ -347,7 +369,7 @@ pub(crate) fn envelope(line: &str) -> Option<EnvelopeFields<'_>> {
         (None, None, None, None, None, None);
     let mut cursor = Cursor::new(line);
     cursor.object(&ENVELOPE, |c, name| match name {
-        "key" => {
+        Envelope::Key => {
             let text = if c.peek()? == b'n' {
                 c.text.get(c.at..c.at + 4).filter(|t| *t == b"null")?;
                 c.at += 4;
@@ -357,12 +379,11 @@ pub(crate) fn envelope(line: &str) -> Option<EnvelopeFields<'_>> {
             };
             once(&mut key, Some(text))
         }
-        "value" => once(&mut value, c.string()),
-        "topic" => once(&mut topic, c.string()),
-        "partition" => once(&mut partition, c.integer()),
-        "offset" => once(&mut offset, c.integer()),
-        "timestamp" => once(&mut timestamp, c.number()),
-        _ => None,
+        Envelope::Value => once(&mut value, c.string()),
+        Envelope::Topic => once(&mut topic, c.string()),
+        Envelope::Partition => once(&mut partition, c.integer()),
+        Envelope::Offset => once(&mut offset, c.integer()),
+        Envelope::Timestamp => once(&mut timestamp, c.number()),
     })?;
     Some(EnvelopeFields {
         key: key?,
@@ -379,18 +400,17 @@ pub(crate) fn bpm(value: &str) -> Option<(i64, Number<'_>, f64)> {
     let (mut device_id, mut time, mut heartrate) = (None, None, None);
     let mut cursor = Cursor::new(value);
     cursor.object(&BPM, |c, name| match name {
-        "device_id" => once(&mut device_id, c.integer()),
-        "time" => once(&mut time, c.number()),
+        Payload::DeviceId => once(&mut device_id, c.integer()),
+        Payload::Time => once(&mut time, c.number()),
         // As serde reads it, so that both paths read the same bits: a plain decimal by the same
         // arithmetic ([`Plain::to_f64`]), anything else by serde itself.
-        "heartrate" => once(
+        Payload::Heartrate => once(
             &mut heartrate,
             c.number().and_then(|n| match n.plain {
                 Some(plain) => Some(plain.to_f64()),
                 None => serde_json::from_str::<f64>(n.text).ok(),
             }),
         ),
-        _ => None,
     })?;
     Some((device_id?, time?, heartrate?))
 }
@@ -461,7 +481,7 @@ mod tests {
 
     #[test]
     fn names_are_known_names_written_plainly() {
-        let names = [Name::new("time"), Name::new("timestamp"), Name::new("key"), Name::new("fifteen_letters")];
+        let names = ["time", "timestamp", "key", "fifteen_letters"].map(|name| Name::new(name, name));
         for (text, name, rest) in [
             (r#""time":1"#, Some("time"), ":1"),
             (r#""time": 1, "heartrate": 98.7}"#, Some("time"), ": 1, \"heartrate\": 98.7}"),
