@@ -1,7 +1,7 @@
 //! Bronze steps: landing files, or a [`RecordSource`] (Kafka, PostgreSQL), into the
 //! append-only bronze tables, each record exactly once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use fitlake_catalog::TableId;
 use fitlake_governance::policy::Zone;
@@ -9,7 +9,7 @@ use fitlake_landing::chunks::{Chunk, LineChunker};
 use fitlake_landing::quarantine::{quarantine_frame, RAW_PREFIX_BYTES};
 use fitlake_landing::Quarantined;
 use fitlake_sources::RecordSource;
-use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table};
+use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table, STAGED_FILE_BYTES};
 use polars::prelude::*;
 use tracing::Instrument;
 
@@ -72,7 +72,7 @@ impl<'a> Ingestion<'a> {
 
     /// Parses one file's (or one source part's) text, writes its rows to `staged` stamped with
     /// `source_name`, and returns its quarantined records.
-    async fn stage(&mut self, staged: &mut Staged, text: &[u8], source_name: &str) -> Result<Vec<Quarantined>> {
+    async fn stage(&mut self, staged: &mut Lanes, text: &[u8], source_name: &str) -> Result<Vec<Quarantined>> {
         let prepared = self.preparer().await?.prepare(text, source_name, 1)?;
         self.write(staged, prepared).await
     }
@@ -97,10 +97,10 @@ impl<'a> Ingestion<'a> {
     }
 
     /// Writes prepared rows to `staged`; returns their quarantined records.
-    async fn write(&mut self, staged: &mut Staged, prepared: Prepared) -> Result<Vec<Quarantined>> {
+    async fn write(&mut self, staged: &mut Lanes, prepared: Prepared) -> Result<Vec<Quarantined>> {
         self.report.rows_read += prepared.read;
-        staged.write(&prepared.rows).await?;
         self.ctx.meter().written(prepared.rows.height() as u64);
+        staged.write(prepared.rows).await?;
         Ok(prepared.quarantined)
     }
 
@@ -108,7 +108,7 @@ impl<'a> Ingestion<'a> {
     /// one being prepared.
     async fn write_last(
         &mut self,
-        staged: &mut Staged,
+        staged: &mut Lanes,
         next: Option<tokio::task::JoinHandle<Result<Prepared>>>,
     ) -> Result<Vec<Quarantined>> {
         let last = std::mem::replace(&mut self.preparing, next);
@@ -130,7 +130,7 @@ impl<'a> Ingestion<'a> {
     /// commit).
     async fn stage_chunks(
         &mut self,
-        staged: &mut Staged,
+        staged: &mut Lanes,
         landing: &Folder,
         file: &str,
         size: u64,
@@ -176,7 +176,7 @@ impl<'a> Ingestion<'a> {
     async fn commit(
         &mut self,
         stage: &str,
-        staged: Staged,
+        staged: Lanes,
         bad: &[Quarantined],
         progress: Vec<(String, i64)>,
     ) -> Result<()> {
@@ -190,10 +190,68 @@ impl<'a> Ingestion<'a> {
             write_quarantine(self.ctx.options.load_time_micros, quarantine, self.target.id(), stage, bad, batch)
                 .await?;
         }
+        let staged = staged.finish().await?;
         self.report.rows_written += staged.rows();
         self.report.inserted += staged.rows();
         self.report.version = self.target.commit().staged(staged).progress(progress).await?;
         Ok(())
+    }
+}
+
+/// Writers of one batch's new files, each writing on a task of its own. Encoding Parquet is
+/// about half of bronze's work: with one writer it kept one core busy while the other, done
+/// parsing the next chunk, waited; with two, a chunk is written while the one before is still
+/// being written and the next one parsed. The lanes' files are committed together.
+struct Lanes {
+    idle: Vec<Staged>,
+    busy: VecDeque<tokio::task::JoinHandle<Result<Staged>>>,
+}
+
+/// Writers per batch (the machine this was measured on has two cores).
+const WRITE_LANES: usize = 2;
+
+impl Lanes {
+    /// Writers for one batch of `target`.
+    fn new(target: &Table) -> Result<Lanes> {
+        // Each lane's files half the usual size: a step reading them a group at a time takes
+        // both lanes' files of a span together.
+        let file_bytes = STAGED_FILE_BYTES / WRITE_LANES as u64;
+        let idle = (0..WRITE_LANES).map(|_| target.stage_sized(file_bytes)).collect::<fitlake_storage::Result<_>>()?;
+        Ok(Lanes { idle, busy: VecDeque::new() })
+    }
+
+    /// Hands `rows` to an idle lane, first waiting for the one busy longest if none is idle.
+    async fn write(&mut self, rows: DataFrame) -> Result<()> {
+        let mut staged = match self.idle.pop() {
+            Some(staged) => staged,
+            None => self.next_done().await?,
+        };
+        let task = async move {
+            staged.write(&rows).await?;
+            Ok(staged)
+        };
+        self.busy.push_back(tokio::spawn(task.in_current_span()));
+        Ok(())
+    }
+
+    /// The writer of the lane busy longest, once it is done.
+    async fn next_done(&mut self) -> Result<Staged> {
+        let task = self.busy.pop_front().ok_or_else(|| crate::Error::Internal("no write lane is busy".into()))?;
+        task.await.map_err(|e| crate::Error::Internal(e.into()))?
+    }
+
+    /// Waits for every lane; one writer holding all their files, to commit.
+    async fn finish(mut self) -> Result<Staged> {
+        while !self.busy.is_empty() {
+            let done = self.next_done().await?;
+            self.idle.push(done);
+        }
+        let mut lanes = self.idle.into_iter();
+        let mut all = lanes.next().ok_or_else(|| crate::Error::Internal("a batch without writers".into()))?;
+        for lane in lanes {
+            all.absorb(lane).await?;
+        }
+        Ok(all)
     }
 }
 
@@ -254,7 +312,7 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
                 (plan, again)
             }
         };
-        let mut staged = run.target.stage()?;
+        let mut staged = Lanes::new(&run.target)?;
         let mut bad: Vec<Quarantined> = Vec::new();
         let batch_bytes = plan.files.iter().filter_map(|f| now.get(f)).map(|f| f.size).sum();
         ctx.meter().begin(&format!("{table} batch {}", plan.batch), batch_bytes, Unit::Bytes);
@@ -326,7 +384,7 @@ pub async fn ingest_source(ctx: &Context, table: TableId, source: &dyn RecordSou
         if parts.is_empty() {
             break;
         }
-        let mut staged = run.target.stage()?;
+        let mut staged = Lanes::new(&run.target)?;
         let mut bad: Vec<Quarantined> = Vec::new();
         let mut positions: Vec<(String, i64)> = Vec::new();
         for part in &parts {

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use fitlake_catalog::TableId;
 use fitlake_frame::{MergePlan, FILE_COLUMN};
+use fitlake_landing::multiplex::BPM_TIME;
 use fitlake_landing::topics;
 use fitlake_quality::{Action, Outcome};
 use fitlake_silver::MAX_SESSION_MICROS;
@@ -224,7 +225,12 @@ pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let mut groups = in_groups(topic_files(&source, topics::BPM).await?, env.options().group_bytes());
+    // Files in the order of their readings' times, so that each group covers its own span and
+    // compares with few stored rows (bronze writes a batch in parallel lanes whose files cover
+    // the same span; landing files may come in any order).
+    let mut files = source.new_files(Some(("topic", topics::BPM)), Some(BPM_TIME)).await?;
+    files.sort_by_key(|f| f.range.map_or((1, 0, 0), |(lo, hi)| (0, lo, hi)));
+    let mut groups = in_groups(files, env.options().group_bytes());
     if groups.is_empty() {
         groups.push(Vec::new());
     }
