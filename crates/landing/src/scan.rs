@@ -264,7 +264,7 @@ impl<F: Copy> Name<F> {
     }
 }
 
-/// The envelope's fields.
+/// The names of the envelope's fields.
 const ENVELOPE: [Name<Envelope>; 6] = [
     Name::new("topic", Envelope::Topic),
     Name::new("partition", Envelope::Partition),
@@ -293,7 +293,7 @@ enum Payload {
     Heartrate,
 }
 
-/// A `bpm` payload's fields.
+/// The names of a `bpm` payload's fields.
 const BPM: [Name<Payload>; 3] = [
     Name::new("device_id", Payload::DeviceId),
     Name::new("time", Payload::Time),

@@ -176,9 +176,9 @@ async fn decoded_topic(
     Ok((decoded, rows.height(), bad.len() as u64, outcomes))
 }
 
-/// The new multiplex files of one topic.
-async fn topic_files(source: &Source, topic: &str) -> Result<Vec<DataFile>> {
-    source.new_files(Some(("topic", topic)), None).await
+/// The new multiplex files of one topic (with the range of `stats_column` where asked).
+async fn topic_files(source: &Source, topic: &str, stats_column: Option<&str>) -> Result<Vec<DataFile>> {
+    source.new_files(Some(("topic", topic)), stats_column).await
 }
 
 /// Completes the report of a step fed by [`decoded_topic`]: the values quarantined as
@@ -201,7 +201,7 @@ pub(crate) async fn user_profile(env: &StepEnv<'_>, target: &mut Table) -> Resul
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let files = topic_files(&source, topics::USER_INFO).await?;
+    let files = topic_files(&source, topics::USER_INFO, None).await?;
     let (events, read, quarantined, warnings) = decoded_topic(env, &source, files, topics::USER_INFO).await?;
     let current = target.scan().with_file_column().collect().await?;
     let plan = fitlake_silver::user_profile(&events, &current)?.plan;
@@ -228,7 +228,7 @@ pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<
     // Files in the order of their readings' times, so that each group covers its own span and
     // compares with few stored rows (bronze writes a batch in parallel lanes whose files cover
     // the same span; landing files may come in any order).
-    let mut files = source.new_files(Some(("topic", topics::BPM)), Some(BPM_TIME)).await?;
+    let mut files = topic_files(&source, topics::BPM, Some(BPM_TIME)).await?;
     files.sort_by_key(|f| f.range.map_or((1, 0, 0), |(lo, hi)| (0, lo, hi)));
     let mut groups = in_groups(files, env.options().group_bytes());
     if groups.is_empty() {
@@ -337,7 +337,7 @@ pub(crate) async fn timed_events(
     if !source.moved() {
         return Ok(StepReport::default());
     }
-    let files = topic_files(&source, topic).await?;
+    let files = topic_files(&source, topic, None).await?;
     let (events, read, quarantined, warnings) = decoded_topic(env, &source, files, topic).await?;
     let stored = rows_in_range(target, "time", range_of(&events, "time")?).await?;
     let upserts = transform(&events, &stored)?;
