@@ -248,7 +248,7 @@ fn a_streaming_consumer_follows_the_topics_and_survives_kill_9() {
     let address = broker.address();
     // Small batches, so the generated data takes many micro-batches and a kill lands mid-way.
     let args = ["--stream", "--trigger", "100ms", "--as-of", AS_OF, "--source", "kafka", "--brokers", &address];
-    let stream = || lake.spawn(FITLAKE_BRONZE, &[&args[..], &["--max-batch-bytes", "50000", "--quiet"]].concat(), &[]);
+    let stream = || lake.spawn(FITLAKE_BRONZE, &[&args[..], &["--max-batch-bytes", "25000", "--quiet"]].concat(), &[]);
     let all_in_bronze = |what: &str| {
         let in_kafka: i64 = broker.records_per_partition().values().sum();
         wait_until(what, Duration::from_secs(180), || consumed(&lake).0 as i64 == in_kafka);
@@ -257,8 +257,10 @@ fn a_streaming_consumer_follows_the_topics_and_survives_kill_9() {
     produce_to_kafka(&lake, &broker, &["--set", "1", "--partitions", "2"]);
     all_in_bronze("set 1 is in bronze");
 
-    // kill -9 while it works through about 60,000 new records, then a new stream goes on.
-    produce_to_kafka(&lake, &broker, &["--generate", "--users", "6", "--days", "2"]);
+    // kill -9 while it works through about 180,000 new records, then a new stream goes on. The
+    // backlog is several times what the stream commits while the test looks for its progress
+    // (with 60,000 the kill once landed after the end; with 120,000 it landed at 40-53 %).
+    produce_to_kafka(&lake, &broker, &["--generate", "--users", "18", "--days", "2"]);
     let before = consumed(&lake).0;
     wait_until("the stream is part way", Duration::from_secs(60), || consumed(&lake).0 > before);
     let killed = runner.kill_hard();
