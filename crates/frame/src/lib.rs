@@ -4,7 +4,9 @@
 //!   and arrow-rs [`RecordBatch`](arrow::record_batch::RecordBatch)es through the Arrow C Data
 //!   Interface, cast to a Delta table's Arrow schema on the way out.
 //! - [`merge`]: the pure copy-on-write MERGE planner: new rows plus the affected target rows in,
-//!   rows to add and data files to remove out.
+//!   rows to add and data files to remove out; and the key joins around it (semi and anti
+//!   joins on a [`packed_key`](merge::packed_key), stored rows [`within_spans`](merge::within_spans)
+//!   of new ones).
 
 pub mod interop;
 pub mod merge;

@@ -133,7 +133,9 @@ pub fn semi_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str]) -> 
     key_join(source, target_keys, keys, JoinType::Semi)
 }
 
-/// A semi or anti join of `source` with the `keys` of `target_keys`.
+/// A semi or anti join of `source` with the `keys` of `target_keys`: on one [`packed_key`]
+/// where the keys are integers that pack (a hash join on one `i64` column, where Polars
+/// row-encodes several key columns into bytes first and hashes those), else on the columns.
 fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: JoinType) -> Result<DataFrame> {
     if source.height() == 0 || target_keys.height() == 0 {
         // Nothing to match (a first load compares its rows with no stored ones): the answer
@@ -148,12 +150,145 @@ fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: Joi
             _ => source.clone(),
         });
     }
+    let taken = || keys.contains(&PACKED_KEY) || source.schema().contains(PACKED_KEY);
+    if keys.len() > 1 && !taken() {
+        if let Some(packed) = packed_key(&[source, target_keys], keys, PACKED_KEY)? {
+            let columns: Vec<Expr> = source.get_column_names().into_iter().map(|c| col(c.clone())).collect();
+            let on = [col(PACKED_KEY)];
+            return Ok(source
+                .clone()
+                .lazy()
+                .with_column(packed.key.clone())
+                .join(target_keys.clone().lazy().select([packed.key]), on.clone(), on, JoinArgs::new(how))
+                .select(columns)
+                .collect()?);
+        }
+    }
     let key_cols: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
     Ok(source
         .clone()
         .lazy()
         .join(target_keys.clone().lazy().select(key_cols.clone()), key_cols.clone(), key_cols, JoinArgs::new(how))
         .collect()?)
+}
+
+/// The rows of `stored` whose `range` value lies within the span (smallest to largest) of
+/// `range` values that the rows of `new` with the same `group` value have: the only stored rows
+/// that can share a key `(group, .., range, ..)` with a new one (a device's stored readings at
+/// the times its new readings cover). Rows with a null in either column share nothing. When a
+/// column is not an integer, date or time column in both frames, `stored` is returned whole.
+/// ```
+/// # use fitlake_frame::polars::prelude::*;
+/// let new = df!("device_id" => [1i64, 1, 2], "time" => [10i64, 20, 5])?;
+/// let stored = df!("device_id" => [1i64, 1, 2, 3], "time" => [15i64, 25, 5, 15])?;
+/// let near = fitlake_frame::merge::within_spans(&stored, &new, "device_id", "time")?;
+/// assert_eq!(near.column("time")?.i64()?.to_vec(), [Some(15), Some(5)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn within_spans(stored: &DataFrame, new: &DataFrame, group: &str, range: &str) -> Result<DataFrame> {
+    let integers = |frame: &DataFrame, name: &str| -> Result<Option<Int64Chunked>> {
+        let column = frame.column(name)?;
+        if !matches!(column.dtype().to_physical(), DataType::Int64 | DataType::Int32) {
+            return Ok(None);
+        }
+        let values = column.as_materialized_series().to_physical_repr().cast(&DataType::Int64)?;
+        Ok(Some(values.i64()?.rechunk().into_owned()))
+    };
+    let (Some(new_groups), Some(new_at), Some(groups), Some(at)) =
+        (integers(new, group)?, integers(new, range)?, integers(stored, group)?, integers(stored, range)?)
+    else {
+        return Ok(stored.clone());
+    };
+    let mut spans: PlHashMap<i64, (i64, i64)> = PlHashMap::new();
+    for (g, t) in new_groups.iter().zip(new_at.iter()) {
+        if let (Some(g), Some(t)) = (g, t) {
+            let span = spans.entry(g).or_insert((t, t));
+            *span = (span.0.min(t), span.1.max(t));
+        }
+    }
+    let keep: BooleanChunked = groups
+        .iter()
+        .zip(at.iter())
+        .map(|(g, t)| match (g.and_then(|g| spans.get(&g)), t) {
+            (Some(&(first, last)), Some(t)) => first <= t && t <= last,
+            _ => false,
+        })
+        .collect();
+    Ok(stored.filter(&keep)?)
+}
+
+/// The column [`key_join`] joins on when the keys pack.
+const PACKED_KEY: &str = "__packed_key";
+
+/// Several integer key columns as one `i64` join key (see [`packed_key`]).
+#[derive(Debug, Clone)]
+pub struct PackedKey {
+    /// The key: each column less its smallest value, times the number of values the columns
+    /// after it span, summed. One to one for rows [`inside`](PackedKey::inside).
+    pub key: Expr,
+    /// True for a row whose every key column is within the range the frames' values span.
+    pub inside: Expr,
+}
+
+/// `keys` (integer, date or time columns of the same type in every frame) packed into one
+/// `i64` column `name` over the ranges their values span in `frames`; `None` when a column is
+/// of another type or all null, or the ranges' sizes multiplied pass 2^62. A row with a null
+/// key column gets a null key (it matches nothing, as in a join on the columns). A row outside
+/// the ranges (of a frame not among `frames`) must be filtered out with
+/// [`inside`](PackedKey::inside) first: its key could equal another's.
+/// ```
+/// # use fitlake_frame::polars::prelude::*;
+/// let sessions = df!("device_id" => [5i64, 7], "bucket" => [100i64, 102])?;
+/// let packed = fitlake_frame::merge::packed_key(&[&sessions], &["device_id", "bucket"], "key")?.expect("integers pack");
+/// let keys = sessions.lazy().select([packed.key]).collect()?;
+/// // Devices 5..=7, buckets 100..=102: (device - 5) * 3 + (bucket - 100).
+/// assert_eq!(keys.column("key")?.i64()?.to_vec(), [Some(0), Some(8)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn packed_key(frames: &[&DataFrame], keys: &[&str], name: &str) -> Result<Option<PackedKey>> {
+    let mut ranges = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut dtype: Option<&DataType> = None;
+        let mut range: Option<(i64, i64)> = None;
+        for frame in frames {
+            let column = frame.column(key)?;
+            let integer = matches!(column.dtype().to_physical(), DataType::Int64 | DataType::Int32);
+            if !integer || dtype.is_some_and(|d| d != column.dtype()) {
+                return Ok(None);
+            }
+            dtype = Some(column.dtype());
+            let values = column.as_materialized_series().to_physical_repr().cast(&DataType::Int64)?;
+            let values = values.i64()?;
+            if let Some((lo, hi)) = values.min().zip(values.max()) {
+                range = Some(range.map_or((lo, hi), |(first, last)| (first.min(lo), last.max(hi))));
+            }
+        }
+        let Some(range) = range else { return Ok(None) };
+        ranges.push(range);
+    }
+    // The last column varies fastest.
+    let mut stride: i64 = 1;
+    let mut key: Option<Expr> = None;
+    let mut inside: Option<Expr> = None;
+    for (name, &(first, last)) in keys.iter().zip(&ranges).rev() {
+        let value = || col(*name).cast(DataType::Int64);
+        let term = (value() - lit(first)) * lit(stride);
+        key = Some(match key {
+            Some(k) => term + k,
+            None => term,
+        });
+        let within = value().gt_eq(lit(first)).and(value().lt_eq(lit(last)));
+        inside = Some(match inside {
+            Some(i) => within.and(i),
+            None => within,
+        });
+        let count = last.checked_sub(first).and_then(|n| n.checked_add(1));
+        stride = match count.and_then(|n| stride.checked_mul(n)) {
+            Some(s) if s <= 1 << 62 => s,
+            _ => return Ok(None),
+        };
+    }
+    Ok(key.zip(inside).map(|(key, inside)| PackedKey { key: key.alias(name), inside }))
 }
 
 /// Plans the MERGE that makes the table hold exactly `desired` (for tables recomputed whole):

@@ -114,3 +114,81 @@ fn key_joins_with_an_empty_side_keep_the_source_schema() -> Result<(), Box<dyn s
     assert!(fitlake_frame::anti_join(&no_rows, &keys, &["x"]).is_err());
     Ok(())
 }
+
+/// The reference: Polars' join on the key columns themselves.
+fn column_join(source: &DataFrame, target: &DataFrame, keys: &[&str], how: JoinType) -> PolarsResult<DataFrame> {
+    let on: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    source.clone().lazy().join(target.clone().lazy().select(on.clone()), on.clone(), on, JoinArgs::new(how)).collect()
+}
+
+/// `(id, t)` keys with nulls, as frames with an extra column.
+fn keyed(rows: &[(Option<i64>, i64)], spread: i64) -> PolarsResult<DataFrame> {
+    let ids: Vec<Option<i64>> = rows.iter().map(|r| r.0.map(|id| id * spread)).collect();
+    let times: Vec<i64> = rows.iter().map(|r| r.1 * spread).collect();
+    let x: Vec<f64> = (0..rows.len()).map(|i| i as f64).collect();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("id".into(), ids),
+            Column::new("t".into(), times).cast(&DataType::Datetime(TimeUnit::Microseconds, None))?,
+            Column::new("x".into(), x),
+        ],
+    )
+}
+
+proptest::proptest! {
+    /// Semi and anti joins give the rows, in the order, of Polars' join on the key columns,
+    /// whether the keys pack into one (small spread) or not (a spread past 2^62 together).
+    #[test]
+    fn key_joins_match_the_join_on_the_columns(
+        source in proptest::collection::vec((proptest::option::of(0i64..5), -3i64..4), 1..40),
+        target in proptest::collection::vec((proptest::option::of(0i64..5), -3i64..4), 1..40),
+        wide in proptest::bool::ANY,
+    ) {
+        let fail = |e: &dyn std::fmt::Display| proptest::test_runner::TestCaseError::fail(e.to_string());
+        let spread = if wide { 1 << 40 } else { 1 };
+        let (source, target) = (keyed(&source, spread).map_err(|e| fail(&e))?, keyed(&target, spread).map_err(|e| fail(&e))?);
+        let keys = ["id", "t"];
+        let packs = fitlake_frame::merge::packed_key(&[&source, &target], &keys, "k").map_err(|e| fail(&e))?.is_some();
+        // Both nulls-only key columns and a spread past 2^62 fall back to the columns.
+        proptest::prop_assert!(packs || wide || source.column("id").map_err(|e| fail(&e))?.null_count() == source.height()
+            || target.column("id").map_err(|e| fail(&e))?.null_count() == target.height());
+        let semi = fitlake_frame::semi_join(&source, &target, &keys).map_err(|e| fail(&e))?;
+        let anti = fitlake_frame::anti_join(&source, &target, &keys).map_err(|e| fail(&e))?;
+        proptest::prop_assert_eq!(semi, column_join(&source, &target, &keys, JoinType::Semi).map_err(|e| fail(&e))?);
+        proptest::prop_assert_eq!(anti, column_join(&source, &target, &keys, JoinType::Anti).map_err(|e| fail(&e))?);
+    }
+}
+
+#[test]
+fn only_integer_keys_of_one_type_pack() -> Result<(), Box<dyn std::error::Error>> {
+    let ints = df!("a" => [1i64, 2], "s" => ["x", "y"], "f" => [0.5f64, 1.5], "b" => [1i32, 2])?;
+    let pack = |frames: &[&DataFrame], keys: &[&str]| fitlake_frame::merge::packed_key(frames, keys, "k");
+    assert!(pack(&[&ints], &["a", "b"])?.is_some());
+    assert!(pack(&[&ints], &["a", "s"])?.is_none(), "strings");
+    assert!(pack(&[&ints], &["a", "f"])?.is_none(), "floats");
+    let other = df!("a" => [1i32], "b" => [1i32])?;
+    assert!(pack(&[&ints, &other], &["a", "b"])?.is_none(), "Int64 in one frame, Int32 in the other");
+    let wide = df!("a" => [i64::MIN, i64::MAX], "b" => [0i64, 1])?;
+    assert!(pack(&[&wide], &["a", "b"])?.is_none(), "a range past 2^62");
+    let nulls = df!("a" => [None::<i64>, None], "b" => [1i64, 2])?;
+    assert!(pack(&[&nulls], &["a", "b"])?.is_none(), "a key column of nulls only");
+    Ok(())
+}
+
+#[test]
+fn stored_rows_within_the_new_rows_spans() -> Result<(), Box<dyn std::error::Error>> {
+    let new =
+        df!("device_id" => [Some(1i64), Some(1), None, Some(2)], "time" => [Some(10i64), Some(20), Some(99), None])?;
+    let stored = df!(
+        "device_id" => [Some(1i64), Some(1), Some(1), Some(2), None, Some(3)],
+        "time" => [Some(10i64), Some(21), Some(15), Some(5), Some(15), Some(15)]
+    )?;
+    let near = fitlake_frame::merge::within_spans(&stored, &new, "device_id", "time")?;
+    // Device 1's new readings span 10..=20; device 2's only new reading has no time; nulls match nothing.
+    assert_eq!(near.column("time")?.i64()?.to_vec(), [Some(10), Some(15)]);
+    // A column that is not an integer leaves the stored rows whole.
+    let named = df!("device_id" => ["a"], "time" => [1i64])?;
+    assert_eq!(fitlake_frame::merge::within_spans(&named, &named, "device_id", "time")?.height(), 1);
+    Ok(())
+}

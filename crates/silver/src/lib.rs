@@ -21,7 +21,7 @@ pub mod decode;
 mod packed;
 
 use fitlake_config::Layer;
-use fitlake_frame::merge::{plan_merge, plan_sync, MergePlan};
+use fitlake_frame::merge::{packed_key, plan_merge, plan_sync, MergePlan};
 use fitlake_frame::table::{self as t, TableDef};
 use polars::prelude::*;
 
@@ -647,30 +647,11 @@ const BUCKET: &str = "_bucket";
 /// The packed key column of [`device_bucket_key`].
 const KEY: &str = "_device_bucket";
 
-/// `(device_id, bucket)` as one integer join key (a hash join on one `i64` column, where two
-/// key columns are row-encoded into bytes first), and the filter that keeps a reading within
-/// the sessions' devices and buckets, where the packing is one to one (a reading outside
-/// matches no session anyway); `None` when those ranges do not fit in 62 bits together.
+/// `(device_id, bucket)` as one integer join key (see [`packed_key`]), and the filter that
+/// keeps a reading within the sessions' devices and buckets, where the packing is one to one (a
+/// reading outside matches no session anyway); `None` when those ranges do not pack.
 fn device_bucket_key(covered: &DataFrame) -> Result<Option<(Expr, Expr)>> {
-    let range = |name: &str| -> Result<Option<(i64, i64)>> {
-        let column = covered.column(name)?.i64()?;
-        Ok(column.min().zip(column.max()))
-    };
-    let (Some((first_device, last_device)), Some((first_bucket, last_bucket))) = (range("device_id")?, range(BUCKET)?)
-    else {
-        return Ok(None);
-    };
-    let count = |first: i64, last: i64| last.checked_sub(first).and_then(|n| n.checked_add(1));
-    let (Some(devices), Some(buckets)) = (count(first_device, last_device), count(first_bucket, last_bucket)) else {
-        return Ok(None);
-    };
-    if devices.checked_mul(buckets).is_none_or(|n| n > 1 << 62) {
-        return Ok(None);
-    }
-    let within = |name: &str, first: i64, last: i64| col(name).gt_eq(lit(first)).and(col(name).lt_eq(lit(last)));
-    let inside = within("device_id", first_device, last_device).and(within(BUCKET, first_bucket, last_bucket));
-    let key = (col("device_id") - lit(first_device)) * lit(buckets) + (col(BUCKET) - lit(first_bucket));
-    Ok(Some((inside, key.alias(KEY))))
+    Ok(packed_key(&[covered], &["device_id", BUCKET], KEY)?.map(|packed| (packed.inside, packed.key)))
 }
 
 /// Every session (with its `device_id`) once per time bucket its `[start_time, end_time]`

@@ -299,7 +299,6 @@ async fn stored_sharing_keys(
     let columns: Vec<&str> = keys.iter().chain(order).copied().collect();
     let mut sharing = Vec::new();
     if let Some((lo, hi)) = range_of(new, range_column)? {
-        let on: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
         let new_keys = new.select(keys.iter().copied())?.lazy();
         let at = || col(range_column).cast(DataType::Int64);
         for file in overlapping(target.files(Some(range_column))?, lo, hi) {
@@ -309,9 +308,17 @@ async fn stored_sharing_keys(
                 continue;
             }
             let stored = target.scan().files(vec![file.clone()]).columns(&columns).collect().await?;
-            let shared = stored
+            // Only the stored rows within their first key's span of new rows can share a key: a
+            // file whose range overlaps the new rows' may still hold other devices, or the same
+            // ones at other times.
+            let near = match keys {
+                [first, _, ..] if *first != range_column => {
+                    fitlake_frame::merge::within_spans(&stored, &candidates, first, range_column)?
+                }
+                _ => stored,
+            };
+            let shared = fitlake_frame::semi_join(&near, &candidates, keys)?
                 .lazy()
-                .join(candidates.lazy(), on.clone(), on.clone(), JoinArgs::new(JoinType::Semi))
                 .with_column(lit(file.path.clone()).alias(FILE_COLUMN))
                 .collect()?;
             if shared.height() > 0 {
