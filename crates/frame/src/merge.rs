@@ -150,6 +150,13 @@ fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: Joi
             _ => source.clone(),
         });
     }
+    if source.height().saturating_mul(SMALLER_SIDE) < target_keys.height() {
+        // Polars hashes the right side of a semi or anti join: when it is the larger one, its
+        // keys that `source` has (few) are found first, with `source` hashed instead.
+        let targets = target_keys.select(keys.iter().copied())?;
+        let named = key_join(&targets, &source.select(keys.iter().copied())?, keys, JoinType::Semi)?;
+        return key_join(source, &named, keys, how);
+    }
     let taken = || keys.contains(&PACKED_KEY) || source.schema().contains(PACKED_KEY);
     if keys.len() > 1 && !taken() {
         if let Some(packed) = packed_key(&[source, target_keys], keys, PACKED_KEY)? {
@@ -216,6 +223,10 @@ pub fn within_spans(stored: &DataFrame, new: &DataFrame, group: &str, range: &st
         .collect();
     Ok(stored.filter(&keep)?)
 }
+
+/// How many times larger than `source` the other side of [`key_join`] must be for the join to
+/// hash `source` instead.
+const SMALLER_SIDE: usize = 4;
 
 /// The column [`key_join`] joins on when the keys pack.
 const PACKED_KEY: &str = "__packed_key";
