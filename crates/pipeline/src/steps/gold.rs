@@ -3,7 +3,7 @@
 use fitlake_catalog::TableId;
 use fitlake_frame::MergePlan;
 use fitlake_gold::SESSION_KEY;
-use fitlake_storage::Table;
+use fitlake_storage::{DataFile, Table};
 use polars::prelude::*;
 
 use super::silver::commit_plan;
@@ -40,13 +40,52 @@ pub(crate) async fn workout_bpm_summary(env: &StepEnv<'_>, target: &mut Table) -
         let plan = fitlake_frame::plan_sync(&current, &desired, &SESSION_KEY)?;
         return commit_plan(env, target, read, &plan, &[readings.txn(), bins.txn()]).await;
     }
+    let new_files = readings.new_files(None, Some("start_time")).await?;
+    let read = readings.table.row_count_of(&new_files)? as usize;
+    let columns = ["user_id", "workout_id", "session_id", "heartrate"];
+    // The sessions' span, from the new files' statistics: when only new files hold sessions
+    // in it, every session of theirs is touched and their rows are all the touched sessions'
+    // readings (a first load, or readings arriving in time order): no session list is needed.
+    let span = new_files
+        .iter()
+        .map(|f| f.range)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|ranges| ranges.into_iter().reduce(|(lo, hi), (first, last)| (lo.min(first), hi.max(last))));
+    let only_new = match span {
+        Some((lo, hi)) => {
+            let files = overlapping(readings.table.files(Some("start_time"))?, lo, hi);
+            let new_paths: std::collections::HashSet<&str> = new_files.iter().map(|f| f.path.as_str()).collect();
+            files.iter().all(|f| new_paths.contains(f.path.as_str())).then_some(files)
+        }
+        None => None,
+    };
+    let parts = match only_new {
+        Some(files) => {
+            readings
+                .table
+                .scan()
+                .files(files)
+                .columns(&columns)
+                .each_file(fitlake_gold::partial_session_stats)
+                .collect()
+                .await?
+        }
+        None => touched_session_stats(&readings.table, new_files, &columns).await?,
+    };
+    let fresh_stats = fitlake_gold::combine_session_stats(&parts)?;
+    let current = target.scan().with_file_column().collect().await?;
+    let user_bins = bins.table.scan().collect().await?;
+    let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;
+    commit_plan(env, target, read, &plan, &[readings.txn(), bins.txn()]).await
+}
+
+/// The per-file statistics parts of the sessions that `new_files` touch, over all their
+/// readings (the new files included, and older files holding readings of those sessions).
+async fn touched_session_stats(readings: &Table, new_files: Vec<DataFile>, columns: &[&str]) -> Result<DataFrame> {
     // Sessions with new readings: only their keys and start times are read from the new files,
     // one row per session and file.
-    let new_files = readings.new_files(None, None).await?;
-    let read = readings.table.row_count_of(&new_files)? as usize;
     let session_columns = ["user_id", "workout_id", "session_id", "start_time"];
     let touched = readings
-        .table
         .scan()
         .files(new_files)
         .columns(&session_columns)
@@ -54,18 +93,15 @@ pub(crate) async fn workout_bpm_summary(env: &StepEnv<'_>, target: &mut Table) -
         .collect()
         .await?
         .unique::<&str, &str>(None, UniqueKeepStrategy::Any, None)?;
-    // Recompute their statistics over all their readings (the new files included), combined
-    // from per-file parts.
-    let parts = match range_of(&touched, "start_time")? {
+    Ok(match range_of(&touched, "start_time")? {
         Some((lo, hi)) => {
-            let files = overlapping(readings.table.files(Some("start_time"))?, lo, hi);
+            let files = overlapping(readings.files(Some("start_time"))?, lo, hi);
             let key: Vec<Expr> = SESSION_KEY.iter().map(|k| col(*k)).collect();
             let sessions = touched.select(SESSION_KEY)?;
             readings
-                .table
                 .scan()
                 .files(files)
-                .columns(&["user_id", "workout_id", "session_id", "heartrate"])
+                .columns(columns)
                 .each_file(move |rows| {
                     let rows =
                         rows.join(sessions.clone().lazy(), key.clone(), key.clone(), JoinArgs::new(JoinType::Semi));
@@ -75,15 +111,10 @@ pub(crate) async fn workout_bpm_summary(env: &StepEnv<'_>, target: &mut Table) -
                 .await?
         }
         None => {
-            let none = readings.table.scan().files(Vec::new()).collect().await?;
+            let none = readings.scan().files(Vec::new()).collect().await?;
             fitlake_gold::partial_session_stats(none.lazy()).collect()?
         }
-    };
-    let fresh_stats = fitlake_gold::combine_session_stats(&parts)?;
-    let current = target.scan().with_file_column().collect().await?;
-    let user_bins = bins.table.scan().collect().await?;
-    let plan = fitlake_gold::workout_bpm_summary(&current, &fresh_stats, &user_bins)?;
-    commit_plan(env, target, read, &plan, &[readings.txn(), bins.txn()]).await
+    })
 }
 
 /// `gold.gym_summary`: one row per visit and session, recomputed whole when a source changes.
