@@ -157,8 +157,7 @@ fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: Joi
         let named = key_join(&targets, &source.select(keys.iter().copied())?, keys, JoinType::Semi)?;
         return key_join(source, &named, keys, how);
     }
-    let taken = || keys.contains(&PACKED_KEY) || source.schema().contains(PACKED_KEY);
-    if keys.len() > 1 && !taken() {
+    if keys.len() > 1 && !source.schema().contains(PACKED_KEY) {
         if let Some(packed) = packed_key(&[source, target_keys], keys, PACKED_KEY)? {
             let columns: Vec<Expr> = source.get_column_names().into_iter().map(|c| col(c.clone())).collect();
             let on = [col(PACKED_KEY)];
@@ -194,12 +193,7 @@ fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: Joi
 /// ```
 pub fn within_spans(stored: &DataFrame, new: &DataFrame, group: &str, range: &str) -> Result<DataFrame> {
     let integers = |frame: &DataFrame, name: &str| -> Result<Option<Int64Chunked>> {
-        let column = frame.column(name)?;
-        if !matches!(column.dtype().to_physical(), DataType::Int64 | DataType::Int32) {
-            return Ok(None);
-        }
-        let values = column.as_materialized_series().to_physical_repr().cast(&DataType::Int64)?;
-        Ok(Some(values.i64()?.rechunk().into_owned()))
+        Ok(as_integers(frame.column(name)?)?.map(|values| values.rechunk().into_owned()))
     };
     let (Some(new_groups), Some(new_at), Some(groups), Some(at)) =
         (integers(new, group)?, integers(new, range)?, integers(stored, group)?, integers(stored, range)?)
@@ -222,6 +216,16 @@ pub fn within_spans(stored: &DataFrame, new: &DataFrame, group: &str, range: &st
         })
         .collect();
     Ok(stored.filter(&keep)?)
+}
+
+/// An integer, date or time column's values as `i64` (its physical values); `None` for a
+/// column of another type.
+fn as_integers(column: &Column) -> Result<Option<Int64Chunked>> {
+    if !matches!(column.dtype().to_physical(), DataType::Int64 | DataType::Int32) {
+        return Ok(None);
+    }
+    let values = column.as_materialized_series().to_physical_repr().cast(&DataType::Int64)?;
+    Ok(Some(values.i64()?.clone()))
 }
 
 /// How many times larger than `source` the other side of [`key_join`] must be for the join to
@@ -263,13 +267,11 @@ pub fn packed_key(frames: &[&DataFrame], keys: &[&str], name: &str) -> Result<Op
         let mut range: Option<(i64, i64)> = None;
         for frame in frames {
             let column = frame.column(key)?;
-            let integer = matches!(column.dtype().to_physical(), DataType::Int64 | DataType::Int32);
-            if !integer || dtype.is_some_and(|d| d != column.dtype()) {
+            let Some(values) = as_integers(column)? else { return Ok(None) };
+            if dtype.is_some_and(|d| d != column.dtype()) {
                 return Ok(None);
             }
             dtype = Some(column.dtype());
-            let values = column.as_materialized_series().to_physical_repr().cast(&DataType::Int64)?;
-            let values = values.i64()?;
             if let Some((lo, hi)) = values.min().zip(values.max()) {
                 range = Some(range.map_or((lo, hi), |(first, last)| (first.min(lo), last.max(hi))));
             }
