@@ -5,7 +5,7 @@
 //!   Interface, cast to a Delta table's Arrow schema on the way out.
 //! - [`merge`]: the pure copy-on-write MERGE planner: new rows plus the affected target rows in,
 //!   rows to add and data files to remove out; and the key joins around it (semi and anti
-//!   joins on a [`packed_key`](merge::packed_key), stored rows [`within_spans`](merge::within_spans)
+//!   joins on a [`packed_key`](merge::packed_key), stored rows within the [`Spans`](merge::Spans)
 //!   of new ones).
 
 pub mod interop;

@@ -159,13 +159,20 @@ fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: Joi
     }
     if keys.len() > 1 && !source.schema().contains(PACKED_KEY) {
         if let Some(packed) = packed_key(&[source, target_keys], keys, PACKED_KEY)? {
+            let key_of = |frame: &DataFrame| -> Result<Column> {
+                Ok(frame.clone().lazy().select([packed.key.clone()]).collect()?.column(PACKED_KEY)?.clone())
+            };
+            let (source_key, target_key) = (key_of(source)?, key_of(target_keys)?);
+            if let Some(found) = sorted_membership(source_key.i64()?, target_key.i64()?) {
+                return Ok(source.filter(&if how == JoinType::Anti { !found } else { found })?);
+            }
             let columns: Vec<Expr> = source.get_column_names().into_iter().map(|c| col(c.clone())).collect();
             let on = [col(PACKED_KEY)];
-            return Ok(source
-                .clone()
+            let mut keyed = source.clone();
+            keyed.with_column(source_key)?;
+            return Ok(keyed
                 .lazy()
-                .with_column(packed.key.clone())
-                .join(target_keys.clone().lazy().select([packed.key]), on.clone(), on, JoinArgs::new(how))
+                .join(DataFrame::new(target_key.len(), vec![target_key])?.lazy(), on.clone(), on, JoinArgs::new(how))
                 .select(columns)
                 .collect()?);
         }
@@ -178,44 +185,119 @@ fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: Joi
         .collect()?)
 }
 
-/// The rows of `stored` whose `range` value lies within the span (smallest to largest) of
-/// `range` values that the rows of `new` with the same `group` value have: the only stored rows
-/// that can share a key `(group, .., range, ..)` with a new one (a device's stored readings at
-/// the times its new readings cover). Rows with a null in either column share nothing. When a
-/// column is not an integer, date or time column in both frames, `stored` is returned whole.
+/// Per `group` value, the span (smallest to largest) of `range` values that some new rows have:
+/// the only stored rows that can share a key `(group, .., range, ..)` with a new one are those
+/// [`within`](Spans::within) these spans (a device's stored readings at the times its new
+/// readings cover). Built once for a batch of new rows and applied to each stored file. Rows
+/// with a null in either column share nothing.
 /// ```
 /// # use fitlake_frame::polars::prelude::*;
+/// use fitlake_frame::merge::Spans;
 /// let new = df!("device_id" => [1i64, 1, 2], "time" => [10i64, 20, 5])?;
 /// let stored = df!("device_id" => [1i64, 1, 2, 3], "time" => [15i64, 25, 5, 15])?;
-/// let near = fitlake_frame::merge::within_spans(&stored, &new, "device_id", "time")?;
+/// let spans = Spans::of(&new, "device_id", "time")?.expect("integer columns");
+/// let near = spans.within(&stored)?;
 /// assert_eq!(near.column("time")?.i64()?.to_vec(), [Some(15), Some(5)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn within_spans(stored: &DataFrame, new: &DataFrame, group: &str, range: &str) -> Result<DataFrame> {
-    let integers = |frame: &DataFrame, name: &str| -> Result<Option<Int64Chunked>> {
-        Ok(as_integers(frame.column(name)?)?.map(|values| values.rechunk().into_owned()))
-    };
-    let (Some(new_groups), Some(new_at), Some(groups), Some(at)) =
-        (integers(new, group)?, integers(new, range)?, integers(stored, group)?, integers(stored, range)?)
-    else {
-        return Ok(stored.clone());
-    };
-    let mut spans: PlHashMap<i64, (i64, i64)> = PlHashMap::new();
-    for (g, t) in new_groups.iter().zip(new_at.iter()) {
-        if let (Some(g), Some(t)) = (g, t) {
-            let span = spans.entry(g).or_insert((t, t));
-            *span = (span.0.min(t), span.1.max(t));
-        }
+#[derive(Debug, Clone)]
+pub struct Spans {
+    group: String,
+    range: String,
+    lookup: SpanLookup,
+}
+
+/// Spans by group value: in a vector indexed from the smallest group value when the values are
+/// close together (device and user ids usually are), else in a hash map.
+#[derive(Debug, Clone)]
+enum SpanLookup {
+    Dense { first: i64, spans: Vec<(i64, i64)> },
+    Hashed(PlHashMap<i64, (i64, i64)>),
+}
+
+/// The widest range of group values [`Spans`] indexes directly: at least this many slots, or
+/// twice the new rows, whichever is more.
+const DENSE_GROUPS: i64 = 1 << 16;
+
+/// A span that holds nothing.
+const EMPTY_SPAN: (i64, i64) = (i64::MAX, i64::MIN);
+
+impl Spans {
+    /// The spans of `new`'s rows; `None` when `group` or `range` is not an integer, date or time
+    /// column.
+    pub fn of(new: &DataFrame, group: &str, range: &str) -> Result<Option<Spans>> {
+        let (Some(groups), Some(at)) = (integers(new, group)?, integers(new, range)?) else {
+            return Ok(None);
+        };
+        let pairs = || groups.iter().zip(at.iter()).filter_map(|(g, t)| Some((g?, t?)));
+        let widen = |span: &mut (i64, i64), t: i64| *span = (span.0.min(t), span.1.max(t));
+        let lookup = match (groups.min(), groups.max()) {
+            (Some(low), Some(high))
+                if high.checked_sub(low).is_some_and(|width| width < DENSE_GROUPS.max(2 * new.height() as i64)) =>
+            {
+                let mut spans = vec![EMPTY_SPAN; (high - low + 1) as usize];
+                pairs().for_each(|(g, t)| widen(&mut spans[(g - low) as usize], t));
+                SpanLookup::Dense { first: low, spans }
+            }
+            _ => {
+                let mut spans = PlHashMap::new();
+                pairs().for_each(|(g, t)| widen(spans.entry(g).or_insert(EMPTY_SPAN), t));
+                SpanLookup::Hashed(spans)
+            }
+        };
+        Ok(Some(Spans { group: group.to_string(), range: range.to_string(), lookup }))
     }
-    let keep: BooleanChunked = groups
-        .iter()
-        .zip(at.iter())
-        .map(|(g, t)| match (g.and_then(|g| spans.get(&g)), t) {
-            (Some(&(first, last)), Some(t)) => first <= t && t <= last,
-            _ => false,
-        })
-        .collect();
-    Ok(stored.filter(&keep)?)
+
+    /// The rows of `stored` whose `range` value lies within the span of their `group` value;
+    /// `stored` whole when one of the two is not an integer, date or time column there.
+    pub fn within(&self, stored: &DataFrame) -> Result<DataFrame> {
+        let (Some(groups), Some(at)) = (integers(stored, &self.group)?, integers(stored, &self.range)?) else {
+            return Ok(stored.clone());
+        };
+        let span = |g: i64| match &self.lookup {
+            SpanLookup::Dense { first, spans } => {
+                g.checked_sub(*first).and_then(|i| spans.get(usize::try_from(i).ok()?)).copied()
+            }
+            SpanLookup::Hashed(spans) => spans.get(&g).copied(),
+        };
+        let keep: BooleanChunked = groups
+            .iter()
+            .zip(at.iter())
+            .map(|(g, t)| match (g.and_then(span), t) {
+                (Some((first, last)), Some(t)) => first <= t && t <= last,
+                _ => false,
+            })
+            .collect();
+        Ok(stored.filter(&keep)?)
+    }
+}
+
+/// A column of `frame` as `i64`s in one chunk ([`as_integers`]).
+fn integers(frame: &DataFrame, name: &str) -> Result<Option<Int64Chunked>> {
+    Ok(as_integers(frame.column(name)?)?.map(|values| values.rechunk().into_owned()))
+}
+
+/// For each value of `source`, whether `target` holds it, found in one pass down both: `None`
+/// unless both are in ascending order without nulls. Rows that a table keeps in key order
+/// (`heart_rate`'s, by device and time) and new rows deduplicated into key order are matched
+/// so without building a hash table of either.
+fn sorted_membership(source: &Int64Chunked, target: &Int64Chunked) -> Option<BooleanChunked> {
+    if source.null_count() > 0 || target.null_count() > 0 {
+        return None;
+    }
+    let (source, target) = (source.rechunk(), target.rechunk());
+    let (source, target) = (source.cont_slice().ok()?, target.cont_slice().ok()?);
+    if !source.is_sorted() || !target.is_sorted() {
+        return None;
+    }
+    let mut at = 0;
+    let found = source.iter().map(|value| {
+        while target.get(at).is_some_and(|t| t < value) {
+            at += 1;
+        }
+        target.get(at) == Some(value)
+    });
+    Some(BooleanChunked::from_iter_values(PlSmallStr::EMPTY, found))
 }
 
 /// An integer, date or time column's values as `i64` (its physical values); `None` for a

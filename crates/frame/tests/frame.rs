@@ -7,6 +7,7 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::Schema;
+use fitlake_frame::merge::Spans;
 use fitlake_frame::table::{boolean, date, float64, int32, int64, string_null, timestamp};
 use fitlake_frame::{from_record_batches, plan_merge, to_record_batches, to_text, FILE_COLUMN};
 use polars::prelude::*;
@@ -138,15 +139,25 @@ fn keyed(rows: &[(Option<i64>, i64)], spread: i64) -> PolarsResult<DataFrame> {
 
 proptest::proptest! {
     /// Semi and anti joins give the rows, in the order, of Polars' join on the key columns,
-    /// whether the keys pack into one (small spread) or not (a spread past 2^62 together).
+    /// whether the keys pack into one (small spread) or not (a spread past 2^62 together), and
+    /// whether both sides come in key order without nulls (matched in one pass) or not.
     #[test]
     fn key_joins_match_the_join_on_the_columns(
         source in proptest::collection::vec((proptest::option::of(0i64..5), -3i64..4), 1..40),
         target in proptest::collection::vec((proptest::option::of(0i64..5), -3i64..4), 1..40),
         wide in proptest::bool::ANY,
+        in_key_order in proptest::bool::ANY,
     ) {
         let fail = |e: &dyn std::fmt::Display| proptest::test_runner::TestCaseError::fail(e.to_string());
         let spread = if wide { 1 << 40 } else { 1 };
+        let ordered = |mut rows: Vec<(Option<i64>, i64)>| {
+            if in_key_order {
+                rows.retain(|(id, _)| id.is_some());
+                rows.sort();
+            }
+            rows
+        };
+        let (source, target) = (ordered(source), ordered(target));
         let (source, target) = (keyed(&source, spread).map_err(|e| fail(&e))?, keyed(&target, spread).map_err(|e| fail(&e))?);
         let keys = ["id", "t"];
         let packs = fitlake_frame::merge::packed_key(&[&source, &target], &keys, "k").map_err(|e| fail(&e))?.is_some();
@@ -184,11 +195,21 @@ fn stored_rows_within_the_new_rows_spans() -> Result<(), Box<dyn std::error::Err
         "device_id" => [Some(1i64), Some(1), Some(1), Some(2), None, Some(3)],
         "time" => [Some(10i64), Some(21), Some(15), Some(5), Some(15), Some(15)]
     )?;
-    let near = fitlake_frame::merge::within_spans(&stored, &new, "device_id", "time")?;
+    let spans = Spans::of(&new, "device_id", "time")?.ok_or("integer columns have spans")?;
+    let near = spans.within(&stored)?;
     // Device 1's new readings span 10..=20; device 2's only new reading has no time; nulls match nothing.
     assert_eq!(near.column("time")?.i64()?.to_vec(), [Some(10), Some(15)]);
-    // A column that is not an integer leaves the stored rows whole.
+    // Group values far apart are looked up by hash, with the same answer.
+    let far = new.clone().lazy().with_column(col("device_id") * lit(1i64 << 40)).collect()?;
+    let far_stored = stored.clone().lazy().with_column(col("device_id") * lit(1i64 << 40)).collect()?;
+    let far_spans = Spans::of(&far, "device_id", "time")?.ok_or("integer columns have spans")?;
+    assert_eq!(far_spans.within(&far_stored)?.column("time")?.i64()?.to_vec(), [Some(10), Some(15)]);
+    // A group value outside the new rows' range, below or above it, is in no span.
+    let outside = df!("device_id" => [0i64, 5, i64::MIN, i64::MAX], "time" => [10i64, 10, 10, 10])?;
+    assert_eq!(spans.within(&outside)?.height(), 0);
+    // A column that is not an integer has no spans, and leaves stored rows whole.
     let named = df!("device_id" => ["a"], "time" => [1i64])?;
-    assert_eq!(fitlake_frame::merge::within_spans(&named, &named, "device_id", "time")?.height(), 1);
+    assert!(Spans::of(&named, "device_id", "time")?.is_none());
+    assert_eq!(spans.within(&named)?.height(), 1);
     Ok(())
 }

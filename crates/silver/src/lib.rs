@@ -304,11 +304,23 @@ fn upserts(
     order: &[&str],
     descending: bool,
 ) -> Result<DataFrame> {
-    let columns: Vec<Expr> = candidates.clone().collect_schema()?.iter_names().map(|n| col(n.clone())).collect();
+    before_stored(least_per_key(candidates, keys, order, descending)?, stored, keys, order, descending)
+}
+
+/// The rows of `winners` (one per key) that come before their stored version in `stored` in the
+/// order of `order` (or after, when `descending`), or have none.
+fn before_stored(
+    winners: LazyFrame,
+    stored: &DataFrame,
+    keys: &[&str],
+    order: &[&str],
+    descending: bool,
+) -> Result<DataFrame> {
     if stored.height() == 0 {
-        return Ok(least_per_key(candidates, keys, order, descending)?.collect()?);
+        return Ok(winners.collect()?);
     }
-    Ok(least_per_key(candidates, keys, order, descending)?
+    let columns: Vec<Expr> = winners.clone().collect_schema()?.iter_names().map(|n| col(n.clone())).collect();
+    Ok(winners
         .join(stored_order(stored, keys, order), cols(keys), cols(keys), JoinArgs::new(JoinType::Left))
         .filter(col("stored").is_null().or(precedes(order, descending)))
         .select(columns)
@@ -469,17 +481,28 @@ pub fn workouts(workout_events: &DataFrame, stored: &DataFrame) -> Result<DataFr
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn heart_rate(readings: &DataFrame, stored: &DataFrame) -> Result<DataFrame> {
-    // `valid` is added after the dedupe, whose columns are then all compared ones (rebuilt
-    // from its sorted words, not gathered).
-    let winners = upserts(
-        readings.clone().lazy().select([col("device_id"), col("time"), col("heartrate")]),
-        stored,
-        &["device_id", "time"],
-        &["heartrate"],
-        true,
-    )?;
-    Ok(winners.lazy().with_column(col("heartrate").gt(lit(0.0)).alias("valid")).collect()?)
+    heart_rate_upserts(&heart_rate_winners(readings)?, stored)
 }
+
+/// The greatest reading per device and time among `readings` (`device_id`, `time`,
+/// `heartrate`): the half of [`heart_rate`] that needs no stored row, so it can be done for one
+/// batch while the one before is compared with the table.
+pub fn heart_rate_winners(readings: &DataFrame) -> Result<DataFrame> {
+    // Only the compared columns: the dedupe's winners are then rebuilt from its sorted words,
+    // not gathered row by row.
+    let readings = readings.clone().lazy().select([col("device_id"), col("time"), col("heartrate")]);
+    Ok(least_per_key(readings, &HEART_RATE_KEYS, &["heartrate"], true)?.collect()?)
+}
+
+/// The other half of [`heart_rate`]: the `winners` (one per device and time, from
+/// [`heart_rate_winners`]) that beat their version in `stored` or have none, with `valid`.
+pub fn heart_rate_upserts(winners: &DataFrame, stored: &DataFrame) -> Result<DataFrame> {
+    let upserts = before_stored(winners.clone().lazy(), stored, &HEART_RATE_KEYS, &["heartrate"], true)?;
+    Ok(upserts.lazy().with_column(col("heartrate").gt(lit(0.0)).alias("valid")).collect()?)
+}
+
+/// The key of `heart_rate`.
+const HEART_RATE_KEYS: [&str; 2] = ["device_id", "time"];
 
 /// The rows of `user_profile` that are profiles, not tombstones of deleted users (a frame
 /// without `update_type` is taken as all live).

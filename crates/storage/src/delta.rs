@@ -540,6 +540,17 @@ impl Scan<'_> {
     /// Reads the files into one frame, adding partition columns. Files are fetched and
     /// decoded up to 4 at a time, decoding on blocking threads.
     pub async fn collect(self) -> Result<DataFrame> {
+        self.read()?.await
+    }
+
+    /// Starts [`collect`](Scan::collect)ing now, on a task of its own, for the caller to await
+    /// later: the read goes on while the caller does other work (commits what it read before).
+    pub fn spawn(self) -> Result<tokio::task::JoinHandle<Result<DataFrame>>> {
+        Ok(tokio::spawn(self.read()?))
+    }
+
+    /// The read, owning all it needs of the table.
+    fn read(self) -> Result<impl Future<Output = Result<DataFrame>> + Send + 'static> {
         let table = self.table;
         let def = table.def();
         let files = match self.files {
@@ -557,47 +568,60 @@ impl Scan<'_> {
             .collect();
         let tag_files = self.tag_files;
         let id = table.id;
-        let each_file = self.each_file.clone();
-        let frames: Vec<DataFrame> = futures::stream::iter(files)
-            .map(|file| {
-                let store = store.clone();
-                let wanted = wanted.clone();
-                let each_file = each_file.clone();
-                tokio::spawn(async move {
-                    let rows = read_file(store, id, &file, &wanted, tag_files).await?;
-                    match each_file {
-                        None => Ok(rows),
-                        Some(transform) => tokio::task::spawn_blocking(move || transform(rows.lazy()).collect())
-                            .await
-                            .map_err(|e| Error::Internal(e.into()))?
-                            .map_err(polars_error(id)),
-                    }
-                })
-            })
-            .buffered(4)
-            .map(|joined| joined.map_err(|e| Error::Internal(e.into()))?)
-            .try_collect()
-            .instrument(span)
-            .await?;
-        let polars = polars_error(id);
-        if frames.is_empty() {
-            let schema = Arc::new(deltalake::arrow::datatypes::Schema::new(
-                def.schema.fields().iter().filter(|f| wanted.contains(f.name())).cloned().collect::<Vec<_>>(),
-            ));
-            let mut df = from_record_batches(&schema, &[]).map_err(rows_error(id))?;
-            if tag_files {
-                df.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new())).map_err(&polars)?;
-            }
-            if let Some(transform) = &self.each_file {
-                df = transform(df.lazy()).collect().map_err(&polars)?;
-            }
-            return Ok(df);
-        }
-        let lazy: Vec<LazyFrame> = frames.into_iter().map(|f| f.lazy()).collect();
-        let df = concat(lazy, UnionArgs::default()).and_then(|l| l.collect()).map_err(&polars)?;
-        tracing::debug!(table = %id, rows = df.height(), "scanned");
-        Ok(df)
+        let each_file = self.each_file;
+        Ok(async move { read_files(store, id, files, wanted, tag_files, each_file).instrument(span).await })
     }
+}
+
+/// Reads `files` (their `wanted` columns, each through `each_file`, tagged with their file
+/// when `tag_files`) into one frame: [`Scan::collect`].
+async fn read_files(
+    store: Arc<dyn ObjectStore>,
+    id: TableId,
+    files: Vec<DataFile>,
+    wanted: Vec<String>,
+    tag_files: bool,
+    each_file: Option<EachFile>,
+) -> Result<DataFrame> {
+    let def = id.def();
+    let frames: Vec<DataFrame> = futures::stream::iter(files)
+        .map(|file| {
+            let store = store.clone();
+            let wanted = wanted.clone();
+            let each_file = each_file.clone();
+            tokio::spawn(async move {
+                let rows = read_file(store, id, &file, &wanted, tag_files).await?;
+                match each_file {
+                    None => Ok(rows),
+                    Some(transform) => tokio::task::spawn_blocking(move || transform(rows.lazy()).collect())
+                        .await
+                        .map_err(|e| Error::Internal(e.into()))?
+                        .map_err(polars_error(id)),
+                }
+            })
+        })
+        .buffered(4)
+        .map(|joined| joined.map_err(|e| Error::Internal(e.into()))?)
+        .try_collect()
+        .await?;
+    let polars = polars_error(id);
+    if frames.is_empty() {
+        let schema = Arc::new(deltalake::arrow::datatypes::Schema::new(
+            def.schema.fields().iter().filter(|f| wanted.contains(f.name())).cloned().collect::<Vec<_>>(),
+        ));
+        let mut df = from_record_batches(&schema, &[]).map_err(rows_error(id))?;
+        if tag_files {
+            df.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new())).map_err(&polars)?;
+        }
+        if let Some(transform) = &each_file {
+            df = transform(df.lazy()).collect().map_err(&polars)?;
+        }
+        return Ok(df);
+    }
+    let lazy: Vec<LazyFrame> = frames.into_iter().map(|f| f.lazy()).collect();
+    let df = concat(lazy, UnionArgs::default()).and_then(|l| l.collect()).map_err(&polars)?;
+    tracing::debug!(table = %id, rows = df.height(), "scanned");
+    Ok(df)
 }
 
 /// A commit being assembled ([`Table::commit`]); `.await` it to commit. With nothing to add or

@@ -148,14 +148,6 @@ async fn decoded_topic(
     topic: &str,
 ) -> Result<(DataFrame, usize, u64, Vec<Outcome>)> {
     let target = env.table();
-    if topic == topics::BPM {
-        // Parsed once: bronze keeps readings typed, so only those columns are read.
-        let typed =
-            source.table.scan().files(files.clone()).columns(&fitlake_silver::TYPED_BPM_COLUMNS).collect().await?;
-        if let Some(decoded) = fitlake_silver::typed_bpm(&typed)? {
-            return Ok((decoded.rows, typed.height(), 0, Vec::new()));
-        }
-    }
     let rows = source.table.scan().files(files).collect().await?;
     let fitlake_silver::DecodedTopic { rows: decoded, quarantined: bad, unusable } =
         fitlake_silver::decode_topic(&rows, topic, &env.options().read())?;
@@ -217,7 +209,9 @@ pub(crate) async fn user_profile(env: &StepEnv<'_>, target: &mut Table) -> Resul
 /// The new bronze files are taken in groups of [`RunOptions::group_bytes`], each group upserted
 /// and committed on its own, and only the last commit records the progress: a run that dies
 /// between groups redoes them all, and a group already committed changes nothing the second
-/// time (an upsert equal to the stored row is not applied).
+/// time (an upsert equal to the stored row is not applied). While one group is compared with
+/// the table and committed, the next is read and deduplicated among itself (which needs no
+/// stored row) on the other core.
 ///
 /// [`RunOptions::group_bytes`]: crate::context::RunOptions::group_bytes
 pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
@@ -234,14 +228,23 @@ pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<
     if groups.is_empty() {
         groups.push(Vec::new());
     }
-    let last = groups.len() - 1;
-    let bytes_of = |files: &[DataFile]| files.iter().map(|f| f.size.max(0) as u64).sum::<u64>();
     env.meter().begin(&target.id().to_string(), groups.iter().map(|g| bytes_of(g)).sum(), Unit::Bytes);
     let mut report = StepReport::default();
-    for (i, files) in groups.into_iter().enumerate() {
-        let txns = if i == last { vec![source.txn()] } else { Vec::new() };
-        let bytes = bytes_of(&files);
-        let group = heart_rate_group(env, target, &source, files, &txns).await?;
+    let mut groups = groups.into_iter();
+    let mut next = match groups.next() {
+        Some(files) => Some(readings(&source, files).await?),
+        None => None,
+    };
+    while let Some(current) = next.take() {
+        let upcoming = groups.next();
+        // Only the last group's commit records the progress.
+        let txns = if upcoming.is_none() { vec![source.txn()] } else { Vec::new() };
+        let bytes = current.bytes;
+        next = match upcoming {
+            Some(files) => Some(readings(&source, files).await?),
+            None => None,
+        };
+        let group = heart_rate_group(env, target, &source, current, &txns).await?;
         env.meter().advance(bytes);
         env.meter().written(group.rows_written);
         report = report.then(group);
@@ -250,21 +253,67 @@ pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<
     Ok(report)
 }
 
-/// Upserts the readings of some new bronze files into `heart_rate`, committing `txns` with them.
+/// One group of new readings for `heart_rate`, read ahead of its turn.
+struct Readings {
+    files: Vec<DataFile>,
+    /// Bytes of its files.
+    bytes: u64,
+    /// Its readings and their greatest per key (being found on a blocking thread), when bronze
+    /// kept them typed (parsed once: only those columns are read); else they are decoded from
+    /// the raw values in their turn, which may quarantine some.
+    typed: Option<(DataFrame, tokio::task::JoinHandle<fitlake_silver::Result<DataFrame>>)>,
+}
+
+/// Bytes of `files`.
+fn bytes_of(files: &[DataFile]) -> u64 {
+    files.iter().map(|f| f.size.max(0) as u64).sum()
+}
+
+/// Reads `files`' typed readings and starts deduplicating them among themselves on a blocking
+/// thread, while the task goes on to compare and commit the group before.
+async fn readings(source: &Source, files: Vec<DataFile>) -> Result<Readings> {
+    let bytes = bytes_of(&files);
+    let typed = source.table.scan().files(files.clone()).columns(&fitlake_silver::TYPED_BPM_COLUMNS).collect().await?;
+    let typed = match fitlake_silver::typed_bpm(&typed)? {
+        Some(decoded) => {
+            let events = decoded.rows;
+            let winners = tokio::task::spawn_blocking({
+                let events = events.clone();
+                move || fitlake_silver::heart_rate_winners(&events)
+            });
+            Some((events, winners))
+        }
+        None => None,
+    };
+    Ok(Readings { files, bytes, typed })
+}
+
+/// Upserts one group of new readings into `heart_rate`, committing `txns` with them.
 async fn heart_rate_group(
     env: &StepEnv<'_>,
     target: &mut Table,
     source: &Source,
-    files: Vec<DataFile>,
+    readings: Readings,
     txns: &[(String, i64)],
 ) -> Result<StepReport> {
-    let (mut events, read, quarantined, warnings) = decoded_topic(env, source, files, topics::BPM).await?;
+    let (mut events, mut winners, read, quarantined, warnings) = match readings.typed {
+        Some((events, winners)) => {
+            let winners = winners.await.map_err(|e| crate::Error::Internal(e.into()))??;
+            let read = events.height();
+            (events, winners, read, 0, Vec::new())
+        }
+        None => {
+            let (events, read, quarantined, warnings) = decoded_topic(env, source, readings.files, topics::BPM).await?;
+            let winners = fitlake_silver::heart_rate_winners(&events)?;
+            (events, winners, read, quarantined, warnings)
+        }
+    };
     let keys = ["device_id", "time"];
     // The upsert compares only with the stored rows that share a key (few).
-    let sharing = stored_sharing_keys(target, &events, &keys, &["heartrate"], "time").await?;
+    let sharing = stored_sharing_keys(target, &winners, &keys, &["heartrate"], "time").await?;
     let mut dropped = 0;
     let checked = loop {
-        let upserts = fitlake_silver::heart_rate(&events, &sharing)?;
+        let upserts = fitlake_silver::heart_rate_upserts(&winners, &sharing)?;
         let checked = quality::check(env, target, &upserts, true).await?;
         if checked.dropped == 0 {
             break quality::Checked { dropped, ..checked };
@@ -272,6 +321,7 @@ async fn heart_rate_group(
         dropped += checked.dropped;
         let refused = fitlake_frame::anti_join(&upserts, &checked.rows, &keys)?;
         events = fitlake_frame::anti_join(&events, &refused, &["device_id", "time", "heartrate"])?;
+        winners = fitlake_silver::heart_rate_winners(&events)?;
     };
     // The MERGE rewrites the files holding a key an upsert replaces (a greater reading
     // arriving late; usually none): only those are read whole.
@@ -285,10 +335,12 @@ async fn heart_rate_group(
 }
 
 /// The stored rows that share a key with `new`, their `keys` and `order` columns and the file
-/// holding each ([`FILE_COLUMN`]): what an upsert of `new` compares with. Each target file is
-/// checked on its own against the new rows within its `range_column` range (none, for most
-/// files of time-ordered data: those are not read at all), reading only those columns, so
-/// memory holds one file's keys and the matches, not every stored row of the new rows' span.
+/// holding each ([`FILE_COLUMN`]): what an upsert of `new` compares with. Each target file whose
+/// `range_column` range overlaps the new rows' is read on its own, only those columns, and
+/// narrowed to the rows within their first key's [`Spans`](fitlake_frame::merge::Spans) of new
+/// rows (a file whose range overlaps may still hold other devices, or the same ones at other
+/// times) before the join on the keys, so memory holds one file's keys and the matches, not
+/// every stored row of the new rows' span.
 async fn stored_sharing_keys(
     target: &Table,
     new: &DataFrame,
@@ -299,24 +351,24 @@ async fn stored_sharing_keys(
     let columns: Vec<&str> = keys.iter().chain(order).copied().collect();
     let mut sharing = Vec::new();
     if let Some((lo, hi)) = range_of(new, range_column)? {
-        let new_keys = new.select(keys.iter().copied())?.lazy();
-        let at = || col(range_column).cast(DataType::Int64);
-        for file in overlapping(target.files(Some(range_column))?, lo, hi) {
-            let (first, last) = file.range.unwrap_or((i64::MIN, i64::MAX));
-            let candidates = new_keys.clone().filter(at().gt_eq(lit(first)).and(at().lt_eq(lit(last)))).collect()?;
-            if candidates.height() == 0 {
-                continue;
+        let new_keys = new.select(keys.iter().copied())?;
+        let spans = match keys {
+            [first, _, ..] if *first != range_column => {
+                fitlake_frame::merge::Spans::of(&new_keys, first, range_column)?
             }
+            _ => None,
+        };
+        for file in overlapping(target.files(Some(range_column))?, lo, hi) {
             let stored = target.scan().files(vec![file.clone()]).columns(&columns).collect().await?;
-            // Only the stored rows within their first key's span of new rows can share a key: a
-            // file whose range overlaps the new rows' may still hold other devices, or the same
-            // ones at other times.
-            let near = match keys {
-                [first, _, ..] if *first != range_column => {
-                    fitlake_frame::merge::within_spans(&stored, &candidates, first, range_column)?
-                }
-                _ => stored,
+            let near = match &spans {
+                Some(spans) => spans.within(&stored)?,
+                None => stored,
             };
+            // The new rows within the near rows' range: few, where the spans left few.
+            let Some((first, last)) = range_of(&near, range_column)? else { continue };
+            let at = col(range_column).cast(DataType::Int64);
+            let candidates =
+                new_keys.clone().lazy().filter(at.clone().gt_eq(lit(first)).and(at.lt_eq(lit(last)))).collect()?;
             let shared = fitlake_frame::semi_join(&near, &candidates, keys)?
                 .lazy()
                 .with_column(lit(file.path.clone()).alias(FILE_COLUMN))
@@ -478,15 +530,25 @@ pub(crate) async fn workout_bpm(env: &StepEnv<'_>, target: &mut Table) -> Result
     };
     let in_scope = in_scope.sort(["start_time"], SortMultipleOptions::default())?;
     let per_part = in_scope.height().div_ceil(parts).max(1);
+    let part_of = |part: usize| in_scope.slice((part * per_part) as i64, per_part);
+    let readings = (&readings.table, reading_files.as_slice());
     let mut report = StepReport::default();
     env.meter().begin(&target.id().to_string(), in_scope.height() as u64, Unit::Rows);
+    // Each part's rows are computed while the part before is synced and committed.
+    let mut pending = Some(start_session_rows(&part_of(0), readings, &all_users)?);
     for part in 0..parts {
-        let sessions_part = in_scope.slice((part * per_part) as i64, per_part);
+        let sessions_part = part_of(part);
+        let desired = match pending.take() {
+            Some(task) => task.await.map_err(|e| crate::Error::Internal(e.into()))??,
+            None => None,
+        };
         let last = part + 1 == parts;
+        if !last {
+            pending = Some(start_session_rows(&part_of(part + 1), readings, &all_users)?);
+        }
         let part_txns: &[(String, i64)] = if last { &txns } else { &[] };
         let gone_too = moved.then_some(&sessions);
-        let readings = (&readings.table, reading_files.as_slice());
-        let synced = sync_session_rows(env, target, &sessions_part, readings, &all_users, gone_too, part_txns).await?;
+        let synced = sync_session_rows(env, target, &sessions_part, desired, gone_too, part_txns).await?;
         env.meter().advance(sessions_part.height() as u64);
         env.meter().written(synced.rows_written);
         report = report.then(synced);
@@ -495,46 +557,70 @@ pub(crate) async fn workout_bpm(env: &StepEnv<'_>, target: &mut Table) -> Result
     Ok(report)
 }
 
-/// Syncs the stored `workout_bpm` rows of `in_scope` sessions to what they must be now, reading
-/// only those sessions' devices' readings in their time span (from `readings`: the table and
-/// its files with their time ranges, filtered file by file), and, with
-/// `gone_too` (the sessions source, when sessions moved), deletes the rows of sessions that are
-/// gone; commits `txns` with it.
+/// A part's rows for `workout_bpm` and how many readings were read for them (none when no
+/// session is in scope), being computed ([`start_session_rows`]).
+type SessionRows = tokio::task::JoinHandle<Result<Option<(DataFrame, usize)>>>;
+
+/// The rows `workout_bpm` must hold for the `in_scope` sessions (none when no session is in
+/// scope) and how many readings were read for them: only those sessions' devices' readings in
+/// their time span, from `readings` (the table and its files with their time ranges), filtered
+/// file by file as read. Started now on tasks of their own, to be awaited when the part before
+/// is committed.
+fn start_session_rows(
+    in_scope: &DataFrame,
+    (readings, reading_files): (&Table, &[DataFile]),
+    all_users: &DataFrame,
+) -> Result<SessionRows> {
+    let (Some((start_lo, _)), Some((_, end_hi))) = (range_of(in_scope, "start_time")?, range_of(in_scope, "end_time")?)
+    else {
+        return Ok(tokio::spawn(async { Ok(None) }));
+    };
+    let reading_files = overlapping(reading_files.to_vec(), start_lo, end_hi);
+    let devices = fitlake_silver::sessions_with_devices(in_scope, all_users)?
+        .column("device_id")?
+        .as_materialized_series()
+        .unique()?;
+    let scan = readings
+        .scan()
+        .files(reading_files)
+        .each_file(move |rows| {
+            let at = col("time").cast(DataType::Int64);
+            rows.filter(
+                at.clone()
+                    .gt(lit(start_lo))
+                    .and(at.lt_eq(lit(end_hi)))
+                    .and(col("device_id").is_in(lit(devices.clone()).implode(false), false)),
+            )
+        })
+        .spawn()?;
+    let (in_scope, all_users) = (in_scope.clone(), all_users.clone());
+    Ok(tokio::spawn(async move {
+        let session_readings = scan.await.map_err(|e| crate::Error::Internal(e.into()))??;
+        let read = session_readings.height();
+        let desired =
+            tokio::task::spawn_blocking(move || fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings))
+                .await
+                .map_err(|e| crate::Error::Internal(e.into()))??;
+        Ok(Some((desired, read)))
+    }))
+}
+
+/// Syncs the stored `workout_bpm` rows of `in_scope` sessions to `desired` (what they must be
+/// now, from [`start_session_rows`], with how many readings it read), and, with `gone_too`
+/// (the sessions source, when sessions moved), deletes the rows of sessions that are gone;
+/// commits `txns` with it.
 async fn sync_session_rows(
     env: &StepEnv<'_>,
     target: &mut Table,
     in_scope: &DataFrame,
-    (readings, reading_files): (&Table, &[DataFile]),
-    all_users: &DataFrame,
+    desired: Option<(DataFrame, usize)>,
     gone_too: Option<&Source>,
     txns: &[(String, i64)],
 ) -> Result<StepReport> {
-    let ranges = (range_of(in_scope, "start_time")?, range_of(in_scope, "end_time")?);
-    let (desired, read) = match ranges {
-        (Some((start_lo, _)), Some((_, end_hi))) => {
-            let reading_files = overlapping(reading_files.to_vec(), start_lo, end_hi);
-            let devices = fitlake_silver::sessions_with_devices(in_scope, all_users)?
-                .column("device_id")?
-                .as_materialized_series()
-                .unique()?;
-            let session_readings = readings
-                .scan()
-                .files(reading_files)
-                .each_file(move |rows| {
-                    let at = col("time").cast(DataType::Int64);
-                    rows.filter(
-                        at.clone()
-                            .gt(lit(start_lo))
-                            .and(at.lt_eq(lit(end_hi)))
-                            .and(col("device_id").is_in(lit(devices.clone()).implode(false), false)),
-                    )
-                })
-                .collect()
-                .await?;
-            (fitlake_silver::workout_bpm(in_scope, all_users, &session_readings)?, session_readings.height())
-        }
+    let (desired, read) = match desired {
+        Some(desired) => desired,
         // No session in scope: only gone sessions' rows to delete.
-        _ => (target.scan().files(Vec::new()).collect().await?, 0),
+        None => (target.scan().files(Vec::new()).collect().await?, 0),
     };
     let checked = quality::check(env, target, &desired, true).await?;
     // The in-scope sessions' stored rows are synced to what they must be now, and when sessions
@@ -553,8 +639,7 @@ async fn sync_session_rows(
         scope = concat([scope, gone], UnionArgs::default())?;
         stored
     } else {
-        let (start_lo, start_hi) = ranges.0.unwrap_or_default();
-        rows_in_range(target, "start_time", Some((start_lo, start_hi))).await?
+        rows_in_range(target, "start_time", range_of(in_scope, "start_time")?).await?
     };
     let stored_in_scope =
         stored.clone().lazy().join(scope, session.clone(), session, JoinArgs::new(JoinType::Semi)).collect()?;
