@@ -189,21 +189,17 @@ impl Columns {
     }
 }
 
-/// Splits `text` into about `parts` pieces at line boundaries, with the 1-based number of each
-/// piece's first line.
-fn split_at_lines(text: &[u8], parts: usize, first_line: u64) -> Vec<(u64, &[u8])> {
+/// Splits `text` into about `parts` pieces at line boundaries.
+fn split_at_lines(text: &[u8], parts: usize) -> Vec<&[u8]> {
     let mut out = Vec::with_capacity(parts);
     let target = text.len().div_ceil(parts.max(1)).max(1);
     let mut start = 0;
-    let mut line = first_line;
     while start < text.len() {
         let mut end = (start + target).min(text.len());
         while end < text.len() && text[end - 1] != b'\n' {
             end += 1;
         }
-        let piece = &text[start..end];
-        out.push((line, piece));
-        line += memchr::memchr_iter(b'\n', piece).count() as u64;
+        out.push(&text[start..end]);
         start = end;
     }
     out
@@ -238,22 +234,27 @@ pub fn parse_kafka_multiplex_lines(
     first_line: u64,
     options: &ReadOptions,
 ) -> Result<Parsed> {
-    let pieces = split_at_lines(text, options.threads, first_line);
-    let results: Vec<Result<(DataFrame, Vec<Quarantined>)>> = std::thread::scope(|s| {
+    let pieces = split_at_lines(text, options.threads);
+    // Each piece numbers its lines from 0 and counts its line ends as it finds them; the
+    // numbers are made the file's below, from the pieces' counts (no pass counting lines first).
+    let results: Vec<Result<(DataFrame, Vec<Quarantined>, u64)>> = std::thread::scope(|s| {
         let handles: Vec<_> = pieces
             .iter()
-            .map(|&(first_line, piece)| {
+            .map(|&piece| {
                 s.spawn(move || {
                     // About as many rows as the piece has lines (envelopes are rarely shorter).
                     let mut good = Columns::with_capacity(piece.len() / 128);
                     let mut bad = Vec::new();
                     let mut start = 0;
+                    let mut line_ends = 0;
                     let ends = memchr::memchr_iter(b'\n', piece).chain(std::iter::once(piece.len()));
                     for (i, end) in ends.enumerate() {
                         let raw = &piece[start..end];
                         start = end + 1;
                         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-                        let line = first_line + i as u64;
+                        // The last `end` is the piece's own, not a line end.
+                        let line = i as u64;
+                        line_ends = line;
                         if raw.trim_ascii().is_empty() {
                             continue;
                         }
@@ -271,7 +272,7 @@ pub fn parse_kafka_multiplex_lines(
                             }),
                         }
                     }
-                    Ok((good.frame()?, bad))
+                    Ok((good.frame()?, bad, line_ends))
                 })
             })
             .collect();
@@ -279,10 +280,12 @@ pub fn parse_kafka_multiplex_lines(
     });
     let mut frames = Vec::with_capacity(results.len());
     let mut quarantined = Vec::new();
+    let mut piece_first_line = first_line;
     for result in results {
-        let (frame, bad) = result?;
+        let (frame, bad, line_ends) = result?;
         frames.push(frame.lazy());
-        quarantined.extend(bad);
+        quarantined.extend(bad.into_iter().map(|q| Quarantined { line: piece_first_line + q.line, ..q }));
+        piece_first_line += line_ends;
     }
     let rows = if frames.is_empty() {
         Columns::with_capacity(0).frame()?
@@ -430,15 +433,13 @@ mod tests {
     }
 
     #[test]
-    fn split_keeps_line_numbers() {
+    fn split_cuts_at_line_ends_only() {
         let text = "a\nb\n\nc\nd";
-        let pieces = split_at_lines(text.as_bytes(), 3, 1);
-        let joined: Vec<u8> = pieces.iter().flat_map(|(_, p)| p.iter().copied()).collect();
-        assert_eq!(joined, text.as_bytes());
-        for (first, piece) in pieces {
-            let piece = std::str::from_utf8(piece).unwrap_or_default();
-            let expected = text[..text.find(piece).unwrap_or(0)].matches('\n').count() as u64 + 1;
-            assert_eq!(first, expected);
-        }
+        let pieces = split_at_lines(text.as_bytes(), 3);
+        assert!(pieces.len() > 1);
+        assert_eq!(pieces.concat(), text.as_bytes());
+        let (last, whole) = pieces.split_last().expect("pieces");
+        assert!(whole.iter().all(|piece| piece.ends_with(b"\n")));
+        assert!(!last.is_empty());
     }
 }
