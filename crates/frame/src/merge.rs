@@ -154,8 +154,17 @@ fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: Joi
         // Polars hashes the right side of a semi or anti join: when it is the larger one, its
         // keys that `source` has (few) are found first, with `source` hashed instead.
         let targets = target_keys.select(keys.iter().copied())?;
-        let named = key_join(&targets, &source.select(keys.iter().copied())?, keys, JoinType::Semi)?;
-        return key_join(source, &named, keys, how);
+        let named = key_join_as_given(&targets, &source.select(keys.iter().copied())?, keys, JoinType::Semi)?;
+        return key_join_as_given(source, &named, keys, how);
+    }
+    key_join_as_given(source, target_keys, keys, how)
+}
+
+/// [`key_join`] without choosing the side to hash (`target_keys`, the right side, may hold a key
+/// many times).
+fn key_join_as_given(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: JoinType) -> Result<DataFrame> {
+    if let Some(found) = few_keys_membership(source, target_keys, keys)? {
+        return Ok(source.filter(&if how == JoinType::Anti { !found } else { found })?);
     }
     if keys.len() > 1 && !source.schema().contains(PACKED_KEY) {
         if let Some(packed) = packed_key(&[source, target_keys], keys, PACKED_KEY)? {
@@ -275,6 +284,46 @@ impl Spans {
 /// A column of `frame` as `i64`s in one chunk ([`as_integers`]).
 fn integers(frame: &DataFrame, name: &str) -> Result<Option<Int64Chunked>> {
     Ok(as_integers(frame.column(name)?)?.map(|values| values.rechunk().into_owned()))
+}
+
+/// Most rows the other side of [`key_join`] may have for its keys to be looked up in hash sets.
+const FEW_KEYS: usize = 1024;
+
+/// For each row of `source`, whether `target_keys` (at most [`FEW_KEYS`] rows) holds its key:
+/// the few keys in hash sets, the source's key columns walked once, a row's first key checked
+/// before the whole key (no packing, no Polars join over the large side: a group's 2 M winners
+/// against the 7 stored readings they share a key with). `None` when `target_keys` has more
+/// rows, or a key column is not an integer, date or time column of the same type on both sides
+/// without nulls.
+fn few_keys_membership(source: &DataFrame, target_keys: &DataFrame, keys: &[&str]) -> Result<Option<BooleanChunked>> {
+    if target_keys.height() > FEW_KEYS || keys.is_empty() {
+        return Ok(None);
+    }
+    let mut columns = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (from, to) = (source.column(key)?, target_keys.column(key)?);
+        if from.dtype() != to.dtype() || from.null_count() > 0 || to.null_count() > 0 {
+            return Ok(None);
+        }
+        match (integers(source, key)?, integers(target_keys, key)?) {
+            (Some(from), Some(to)) => columns.push((from, to)),
+            _ => return Ok(None),
+        }
+    }
+    let from: Vec<&[i64]> = columns.iter().map(|(from, _)| from.cont_slice()).collect::<PolarsResult<_>>()?;
+    let to: Vec<&[i64]> = columns.iter().map(|(_, to)| to.cont_slice()).collect::<PolarsResult<_>>()?;
+    let firsts: PlHashSet<i64> = to[0].iter().copied().collect();
+    let wholes: PlHashSet<Vec<i64>> =
+        (0..target_keys.height()).map(|row| to.iter().map(|c| c[row]).collect()).collect();
+    let mut key = Vec::with_capacity(keys.len());
+    let found = (0..source.height()).map(|row| {
+        firsts.contains(&from[0][row]) && {
+            key.clear();
+            key.extend(from.iter().map(|c| c[row]));
+            wholes.contains(key.as_slice())
+        }
+    });
+    Ok(Some(BooleanChunked::from_iter_values(PlSmallStr::EMPTY, found)))
 }
 
 /// For each value of `source`, whether `target` holds it, found in one pass down both: `None`

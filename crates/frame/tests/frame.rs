@@ -139,14 +139,16 @@ fn keyed(rows: &[(Option<i64>, i64)], spread: i64) -> PolarsResult<DataFrame> {
 
 proptest::proptest! {
     /// Semi and anti joins give the rows, in the order, of Polars' join on the key columns,
-    /// whether the keys pack into one (small spread) or not (a spread past 2^62 together), and
-    /// whether both sides come in key order without nulls (matched in one pass) or not.
+    /// whether the keys pack into one (small spread) or not (a spread past 2^62 together),
+    /// whether both sides come in key order without nulls (matched in one pass) or not, and
+    /// whether the other side is few rows (looked up in hash sets) or many (each row repeated).
     #[test]
     fn key_joins_match_the_join_on_the_columns(
         source in proptest::collection::vec((proptest::option::of(0i64..5), -3i64..4), 1..40),
         target in proptest::collection::vec((proptest::option::of(0i64..5), -3i64..4), 1..40),
         wide in proptest::bool::ANY,
         in_key_order in proptest::bool::ANY,
+        many in proptest::bool::ANY,
     ) {
         let fail = |e: &dyn std::fmt::Display| proptest::test_runner::TestCaseError::fail(e.to_string());
         let spread = if wide { 1 << 40 } else { 1 };
@@ -158,6 +160,8 @@ proptest::proptest! {
             rows
         };
         let (source, target) = (ordered(source), ordered(target));
+        // Past the few rows looked up in hash sets (1,024): each target row 100 times, in place.
+        let target: Vec<_> = target.into_iter().flat_map(|row| std::iter::repeat_n(row, if many { 100 } else { 1 })).collect();
         let (source, target) = (keyed(&source, spread).map_err(|e| fail(&e))?, keyed(&target, spread).map_err(|e| fail(&e))?);
         let keys = ["id", "t"];
         let packs = fitlake_frame::merge::packed_key(&[&source, &target], &keys, "k").map_err(|e| fail(&e))?.is_some();

@@ -308,7 +308,9 @@ fn upserts(
 }
 
 /// The rows of `winners` (one per key) that come before their stored version in `stored` in the
-/// order of `order` (or after, when `descending`), or have none.
+/// order of `order` (or after, when `descending`), or have none. Only the winners sharing a key
+/// with a stored row (usually few) are compared; those that do not come first are then taken
+/// out, so a large batch against a few stored rows is two joins on the keys of the few.
 fn before_stored(
     winners: LazyFrame,
     stored: &DataFrame,
@@ -316,15 +318,21 @@ fn before_stored(
     order: &[&str],
     descending: bool,
 ) -> Result<DataFrame> {
+    let winners = winners.collect()?;
     if stored.height() == 0 {
-        return Ok(winners.collect()?);
+        return Ok(winners);
     }
-    let columns: Vec<Expr> = winners.clone().collect_schema()?.iter_names().map(|n| col(n.clone())).collect();
-    Ok(winners
-        .join(stored_order(stored, keys, order), cols(keys), cols(keys), JoinArgs::new(JoinType::Left))
-        .filter(col("stored").is_null().or(precedes(order, descending)))
-        .select(columns)
-        .collect()?)
+    let contested = fitlake_frame::semi_join(&winners, stored, keys)?;
+    if contested.height() == 0 {
+        return Ok(winners);
+    }
+    let beaten = contested
+        .lazy()
+        .join(stored_order(stored, keys, order), cols(keys), cols(keys), JoinArgs::new(JoinType::Inner))
+        .filter(precedes(order, descending).not())
+        .select(cols(keys))
+        .collect()?;
+    Ok(fitlake_frame::anti_join(&winners, &beaten, keys)?)
 }
 
 /// Rank of an update type when two events of a user carry the same time: a delete wins over an
