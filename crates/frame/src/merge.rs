@@ -224,8 +224,8 @@ enum SpanLookup {
     Hashed(PlHashMap<i64, (i64, i64)>),
 }
 
-/// The widest range of group values [`Spans`] indexes directly: at least this many slots, or
-/// twice the new rows, whichever is more.
+/// The widest range of group values [`Spans`] indexes directly: this many slots, or as many as
+/// the new rows (16 bytes a slot, the size of a row's two key values), whichever is more.
 const DENSE_GROUPS: i64 = 1 << 16;
 
 /// A span that holds nothing.
@@ -242,7 +242,7 @@ impl Spans {
         let widen = |span: &mut (i64, i64), t: i64| *span = (span.0.min(t), span.1.max(t));
         let lookup = match (groups.min(), groups.max()) {
             (Some(low), Some(high))
-                if high.checked_sub(low).is_some_and(|width| width < DENSE_GROUPS.max(2 * new.height() as i64)) =>
+                if high.checked_sub(low).is_some_and(|width| width < DENSE_GROUPS.max(new.height() as i64)) =>
             {
                 let mut spans = vec![EMPTY_SPAN; (high - low + 1) as usize];
                 pairs().for_each(|(g, t)| widen(&mut spans[(g - low) as usize], t));
