@@ -164,7 +164,7 @@ fn key_join(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: Joi
 /// many times).
 fn key_join_as_given(source: &DataFrame, target_keys: &DataFrame, keys: &[&str], how: JoinType) -> Result<DataFrame> {
     if let Some(found) = few_keys_membership(source, target_keys, keys)? {
-        return Ok(source.filter(&if how == JoinType::Anti { !found } else { found })?);
+        return matching(source, found, how);
     }
     if keys.len() > 1 && !source.schema().contains(PACKED_KEY) {
         if let Some(packed) = packed_key(&[source, target_keys], keys, PACKED_KEY)? {
@@ -173,7 +173,7 @@ fn key_join_as_given(source: &DataFrame, target_keys: &DataFrame, keys: &[&str],
             };
             let (source_key, target_key) = (key_of(source)?, key_of(target_keys)?);
             if let Some(found) = sorted_membership(source_key.i64()?, target_key.i64()?) {
-                return Ok(source.filter(&if how == JoinType::Anti { !found } else { found })?);
+                return matching(source, found, how);
             }
             let columns: Vec<Expr> = source.get_column_names().into_iter().map(|c| col(c.clone())).collect();
             let on = [col(PACKED_KEY)];
@@ -284,6 +284,11 @@ impl Spans {
 /// A column of `frame` as `i64`s in one chunk ([`as_integers`]).
 fn integers(frame: &DataFrame, name: &str) -> Result<Option<Int64Chunked>> {
     Ok(as_integers(frame.column(name)?)?.map(|values| values.rechunk().into_owned()))
+}
+
+/// The rows of `source` a semi join keeps (`found`), or an anti join (the others).
+fn matching(source: &DataFrame, found: BooleanChunked, how: JoinType) -> Result<DataFrame> {
+    Ok(source.filter(&if how == JoinType::Anti { !found } else { found })?)
 }
 
 /// Most rows the other side of [`key_join`] may have for its keys to be looked up in hash sets.

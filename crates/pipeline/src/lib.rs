@@ -93,7 +93,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Errors of the pure transforms (Polars, the layer crates): on data that passed validation,
 /// a bug. [`run::run_step`] turns them into [`Error::Transform`], naming the table whose step
-/// failed.
+/// failed. A task of a step that panicked or was cancelled (`JoinError`) is a bug too.
 macro_rules! internal_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
@@ -109,7 +109,8 @@ internal_from!(
     fitlake_landing::Error,
     fitlake_bronze::Error,
     fitlake_silver::Error,
-    fitlake_gold::Error
+    fitlake_gold::Error,
+    tokio::task::JoinError
 );
 
 impl From<fitlake_quality::Error> for Error {

@@ -92,8 +92,7 @@ impl Query {
         }
         let statement = self.statement.clone();
         tokio::task::spawn_blocking(move || context.execute(&statement).and_then(LazyFrame::collect))
-            .await
-            .map_err(|e| Error::Internal(e.into()))?
+            .await?
             .map_err(|e| Error::Config(format!("sql: {e}")))
     }
 }

@@ -114,7 +114,7 @@ impl<'a> Ingestion<'a> {
         let last = std::mem::replace(&mut self.preparing, next);
         match last {
             Some(task) => {
-                let prepared = task.await.map_err(|e| crate::Error::Internal(e.into()))??;
+                let prepared = task.await??;
                 self.write(staged, prepared).await
             }
             None => Ok(Vec::new()),
@@ -151,7 +151,7 @@ impl<'a> Ingestion<'a> {
         let mut next = (size > 0).then(|| read(0..size.min(step)));
         let mut offset = size.min(step);
         while let Some(reading) = next.take() {
-            let piece = reading.await.map_err(|e| crate::Error::Internal(e.into()))??;
+            let piece = reading.await??;
             self.ctx.meter().advance(piece.len() as u64);
             if offset < size {
                 next = Some(read(offset..size.min(offset + step)));
@@ -237,7 +237,7 @@ impl Lanes {
     /// The writer of the lane busy longest, once it is done.
     async fn next_done(&mut self) -> Result<Staged> {
         let task = self.busy.pop_front().ok_or_else(|| crate::Error::Internal("no write lane is busy".into()))?;
-        task.await.map_err(|e| crate::Error::Internal(e.into()))?
+        task.await?
     }
 
     /// Waits for every lane; one writer holding all their files, to commit.

@@ -239,7 +239,7 @@ pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<
         let upcoming = groups.next();
         // Only the last group's commit records the progress.
         let txns = if upcoming.is_none() { vec![source.txn()] } else { Vec::new() };
-        let bytes = current.bytes;
+        let bytes = bytes_of(&current.files);
         next = match upcoming {
             Some(files) => Some(readings(&source, files).await?),
             None => None,
@@ -256,8 +256,6 @@ pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<
 /// One group of new readings for `heart_rate`, read ahead of its turn.
 struct Readings {
     files: Vec<DataFile>,
-    /// Bytes of its files.
-    bytes: u64,
     /// Its readings and their greatest per key (being found on a blocking thread), when bronze
     /// kept them typed (parsed once: only those columns are read); else they are decoded from
     /// the raw values in their turn, which may quarantine some.
@@ -272,7 +270,6 @@ fn bytes_of(files: &[DataFile]) -> u64 {
 /// Reads `files`' typed readings and starts deduplicating them among themselves on a blocking
 /// thread, while the task goes on to compare and commit the group before.
 async fn readings(source: &Source, files: Vec<DataFile>) -> Result<Readings> {
-    let bytes = bytes_of(&files);
     let typed = source.table.scan().files(files.clone()).columns(&fitlake_silver::TYPED_BPM_COLUMNS).collect().await?;
     let typed = match fitlake_silver::typed_bpm(&typed)? {
         Some(decoded) => {
@@ -285,7 +282,7 @@ async fn readings(source: &Source, files: Vec<DataFile>) -> Result<Readings> {
         }
         None => None,
     };
-    Ok(Readings { files, bytes, typed })
+    Ok(Readings { files, typed })
 }
 
 /// Upserts one group of new readings into `heart_rate`, committing `txns` with them.
@@ -298,7 +295,7 @@ async fn heart_rate_group(
 ) -> Result<StepReport> {
     let (mut events, mut winners, read, quarantined, warnings) = match readings.typed {
         Some((events, winners)) => {
-            let winners = winners.await.map_err(|e| crate::Error::Internal(e.into()))??;
+            let winners = winners.await??;
             let read = events.height();
             (events, winners, read, 0, Vec::new())
         }
@@ -539,7 +536,7 @@ pub(crate) async fn workout_bpm(env: &StepEnv<'_>, target: &mut Table) -> Result
     for part in 0..parts {
         let sessions_part = part_of(part);
         let desired = match pending.take() {
-            Some(task) => task.await.map_err(|e| crate::Error::Internal(e.into()))??,
+            Some(task) => task.await??,
             None => None,
         };
         let last = part + 1 == parts;
@@ -595,12 +592,11 @@ fn start_session_rows(
         .spawn()?;
     let (in_scope, all_users) = (in_scope.clone(), all_users.clone());
     Ok(tokio::spawn(async move {
-        let session_readings = scan.await.map_err(|e| crate::Error::Internal(e.into()))??;
+        let session_readings = scan.await??;
         let read = session_readings.height();
         let desired =
             tokio::task::spawn_blocking(move || fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings))
-                .await
-                .map_err(|e| crate::Error::Internal(e.into()))??;
+                .await??;
         Ok(Some((desired, read)))
     }))
 }
