@@ -23,29 +23,103 @@ pub fn to_record_batches(df: &DataFrame, schema: &SchemaRef) -> Result<Vec<Recor
     let n_chunks = if df.width() == 0 { 1 } else { df.first_col_n_chunks().max(1) };
     let mut batches = Vec::with_capacity(n_chunks);
     for chunk in 0..n_chunks {
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-        let mut rows = None;
+        // Each column as row ranges of arrays (one range but for strings left in place).
+        let mut columns: Vec<Vec<(usize, ArrayRef)>> = Vec::with_capacity(schema.fields().len());
         for field in schema.fields() {
-            let array = match df.column(field.name()) {
+            let pieces = match df.column(field.name()) {
                 Ok(column) => {
                     let series = column.as_materialized_series();
                     let exported = export_series_chunk(series, chunk)?;
-                    conform(&exported, field.data_type())?
+                    match strings_in_place(&exported, field.data_type()) {
+                        Some(pieces) => pieces,
+                        None => vec![(0, conform(&exported, field.data_type())?)],
+                    }
                 }
                 Err(_) if field.is_nullable() => {
                     let len = chunk_len(&df, chunk);
-                    new_null_array(field.data_type(), len)
+                    vec![(0, new_null_array(field.data_type(), len))]
                 }
                 Err(_) => return Err(Error::MissingColumn { column: field.name().clone() }),
             };
-            rows.get_or_insert(array.len());
-            columns.push(array);
+            columns.push(pieces);
         }
-        let options =
-            arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.unwrap_or_else(|| chunk_len(&df, chunk))));
-        batches.push(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?);
+        let rows = columns.first().map_or_else(|| chunk_len(&df, chunk), |c| c.iter().map(|(_, a)| a.len()).sum());
+        // A batch wherever some column's pieces begin, so that each is a slice of one piece.
+        let mut starts: Vec<usize> = columns.iter().flatten().map(|(start, _)| *start).filter(|s| *s < rows).collect();
+        starts.push(0);
+        starts.sort_unstable();
+        starts.dedup();
+        for (i, &start) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).copied().unwrap_or(rows);
+            let arrays = columns.iter().map(|pieces| {
+                let at = pieces.partition_point(|(first, _)| *first <= start) - 1;
+                let (first, array) = &pieces[at];
+                if start == *first && array.len() == end - start {
+                    array.clone()
+                } else {
+                    array.slice(start - first, end - start)
+                }
+            });
+            let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(end - start));
+            batches.push(RecordBatch::try_new_with_options(schema.clone(), arrays.collect(), &options)?);
+        }
     }
     Ok(batches.into_iter().filter(|b| b.num_rows() > 0 || n_chunks == 1).collect())
+}
+
+/// A string-view array as plain `Utf8` without copying a value, when its values lie end to end
+/// in its data buffers (as a builder appends them and a filter that keeps every row leaves
+/// them): one array per buffer, each with its first row. `None` when they do not (a value
+/// inlined in its view, rows taken out or reordered), and then a cast copies them.
+fn strings_in_place(array: &ArrayRef, target: &DataType) -> Option<Vec<(usize, ArrayRef)>> {
+    use arrow::array::{AsArray, StringArray};
+    use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+    if !(array.data_type() == &DataType::Utf8View && target == &DataType::Utf8) || array.is_empty() {
+        return None;
+    }
+    let strings = array.as_string_view();
+    let buffers = strings.data_buffers();
+    let mut pieces = Vec::new();
+    // The piece being built: its first row, buffer, first byte and offsets so far.
+    let (mut first_row, mut buffer, mut base, mut end) = (0, None::<usize>, 0usize, 0usize);
+    let mut offsets: Vec<i32> = vec![0];
+    let close =
+        |first_row: usize, row: usize, buffer: Option<usize>, base: usize, end: usize, offsets: &mut Vec<i32>| {
+            let values = buffer.map_or_else(
+                || arrow::buffer::Buffer::from_vec(Vec::<u8>::new()),
+                |b| buffers[b].slice_with_length(base, end - base),
+            );
+            let nulls = strings.nulls().map(|n| n.slice(first_row, row - first_row));
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
+            // SAFETY: the offsets rise from 0 to the values' length (checked by `OffsetBuffer::new`
+            // above), and each range between two of them is one whole value of a valid string
+            // array, so every value is valid UTF-8.
+            let piece = unsafe { StringArray::new_unchecked(offsets, values, nulls) };
+            (first_row, std::sync::Arc::new(piece) as ArrayRef)
+        };
+    for (row, &view) in strings.views().iter().enumerate() {
+        let length = view as u32 as usize;
+        if length > 0 && strings.is_valid(row) {
+            if length <= 12 {
+                return None;
+            }
+            let (at, offset) = ((view >> 64) as u32 as usize, (view >> 96) as u32 as usize);
+            match buffer {
+                Some(b) if b == at && offset == end => {}
+                Some(b) if b == at => return None,
+                _ => {
+                    if row > 0 {
+                        pieces.push(close(first_row, row, buffer, base, end, &mut offsets));
+                    }
+                    (first_row, buffer, base, end) = (row, Some(at), offset, offset);
+                }
+            }
+            end += length;
+        }
+        offsets.push(i32::try_from(end - base).ok()?);
+    }
+    pieces.push(close(first_row, strings.len(), buffer, base, end, &mut offsets));
+    Some(pieces)
 }
 
 /// The Arrow schema a frame's columns export as, strings and binaries as plain `Utf8` and

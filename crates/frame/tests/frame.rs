@@ -217,3 +217,66 @@ fn stored_rows_within_the_new_rows_spans() -> Result<(), Box<dyn std::error::Err
     assert_eq!(spans.within(&named)?.height(), 1);
     Ok(())
 }
+
+proptest::proptest! {
+    /// Strings reach Arrow as they were, whether left in place (long values end to end in the
+    /// frame's buffers, several buffers after a vertical stack) or copied by a cast (short
+    /// values inlined in their views, rows filtered out), with nulls, empty values, slices and
+    /// several chunks.
+    #[test]
+    fn strings_reach_arrow_as_they_were(
+        parts in proptest::collection::vec(
+            proptest::collection::vec(proptest::option::of("[a-z\"{}:,0-9]{0,30}"), 0..20), 1..4),
+        long in proptest::bool::ANY,
+        keep in proptest::collection::vec(proptest::bool::ANY, 0..80),
+        rechunk in proptest::bool::ANY,
+        slice in 0usize..5,
+    ) {
+        let fail = |e: &dyn std::fmt::Display| proptest::test_runner::TestCaseError::fail(e.to_string());
+        // Long values only: none is inlined, so each part stays in place.
+        let parts: Vec<Vec<Option<String>>> = parts
+            .into_iter()
+            .map(|p| p.into_iter().map(|v| v.map(|v| if long { format!("{{\"long enough\":{v}}}") } else { v })).collect())
+            .collect();
+        let mut df = DataFrame::empty();
+        let mut n = 0i64;
+        for part in &parts {
+            let ids: Vec<i64> = (n..n + part.len() as i64).collect();
+            n += part.len() as i64;
+            let piece = DataFrame::new(part.len(), vec![
+                Column::new("s".into(), part.clone()),
+                Column::new("id".into(), ids),
+            ]).map_err(|e| fail(&e))?;
+            df = if df.width() == 0 { piece } else { df.vstack(&piece).map_err(|e| fail(&e))? };
+        }
+        let mut expected: Vec<(i64, Option<String>)> = parts.concat().into_iter().enumerate().map(|(i, v)| (i as i64, v)).collect();
+        let filtered = keep.len() >= expected.len() && !keep.iter().take(expected.len()).all(|k| *k);
+        if filtered {
+            let mask = BooleanChunked::from_slice("keep".into(), &keep[..expected.len()]);
+            df = df.filter(&mask).map_err(|e| fail(&e))?;
+            expected = expected.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(row, _)| row).collect();
+        }
+        if rechunk {
+            df.rechunk_mut_par();
+        }
+        let from = slice.min(expected.len());
+        df = df.slice(from as i64, expected.len());
+        expected.drain(..from);
+        let schema = Arc::new(Schema::new(vec![string_null("s"), int64("id")]));
+        let batches = to_record_batches(&df, &schema).map_err(|e| fail(&e))?;
+        let mut got = Vec::new();
+        for batch in &batches {
+            let s = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| fail(&"not Utf8"))?;
+            let id = batch.column(1).as_any().downcast_ref::<Int64Array>().ok_or_else(|| fail(&"not Int64"))?;
+            for i in 0..batch.num_rows() {
+                got.push((id.value(i), s.is_valid(i).then(|| s.value(i).to_string())));
+            }
+        }
+        proptest::prop_assert_eq!(&got, &expected);
+        // Left in place, a stack of parts each with values is one batch per part.
+        let with_values = parts.iter().filter(|p| p.iter().any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))).count();
+        if long && !filtered && slice == 0 && with_values > 1 {
+            proptest::prop_assert!(batches.len() >= with_values, "{} batches for {with_values} parts", batches.len());
+        }
+    }
+}

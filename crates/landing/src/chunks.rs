@@ -111,6 +111,45 @@ impl LineChunker {
         out
     }
 
+    /// Takes the next piece of the file as a buffer of its own; returns the chunks it
+    /// completes and how many of its bytes it took. A piece holding a line end becomes a chunk
+    /// itself, up to its last line end, without a copy: the partial line after that is not
+    /// taken, and the caller reads it again as the start of its next piece. Anything else (a
+    /// line held from an earlier piece or being skipped, a piece without a line end) goes
+    /// through [`LineChunker::push`] and is taken whole.
+    /// ```
+    /// use fitlake_landing::chunks::LineChunker;
+    /// let file = b"a\nbb\ncc";
+    /// let mut chunker = LineChunker::new("f.json", 8, 100);
+    /// let (chunks, taken) = chunker.push_buffer(file[..7].to_vec());
+    /// assert_eq!((chunks[0].first_line, chunks[0].text.as_slice(), taken), (1, &b"a\nbb\n"[..], 5));
+    /// let (chunks, taken) = chunker.push_buffer(file[5..].to_vec());
+    /// assert_eq!((chunks.len(), taken), (0, 2));
+    /// assert_eq!(chunker.finish().map(|c| (c.first_line, c.text)), Some((3, b"cc".to_vec())));
+    /// ```
+    pub fn push_buffer(&mut self, mut piece: Vec<u8>) -> (Vec<Chunk>, usize) {
+        let len = piece.len();
+        let bom = b"\xEF\xBB\xBF";
+        let mut taken = 0;
+        if self.at_start && self.buf.is_empty() && (len >= bom.len() || !bom.starts_with(&piece)) {
+            self.at_start = false;
+            if piece.starts_with(bom) {
+                piece.drain(..bom.len());
+                taken = bom.len();
+            }
+        }
+        let last = memchr::memrchr(b'\n', &piece);
+        match last {
+            Some(last) if !self.at_start && self.buf.is_empty() && self.skipping.is_none() => {
+                piece.truncate(last + 1);
+                let first_line = self.next_line;
+                self.next_line += memchr::memchr_iter(b'\n', &piece).count() as u64;
+                (vec![Chunk { first_line, text: piece }], taken + last + 1)
+            }
+            _ => (self.push(&piece), len),
+        }
+    }
+
     fn push_owned(&mut self, bytes: Vec<u8>) -> Vec<Chunk> {
         let mut out = Vec::new();
         self.buf = bytes;
@@ -246,6 +285,49 @@ mod tests {
                     assert_eq!(c.first_line, expected, "piece {piece} target {target}");
                     assert!(c.text.ends_with(b"\n") || c.text.ends_with(b"four"));
                     offset += c.text.len();
+                }
+            }
+        }
+    }
+
+    /// Feeds `text` as owned pieces of at most `piece` bytes, each starting where the chunker
+    /// stopped taking; returns the chunks and the skipped lines.
+    fn run_buffers(text: &[u8], piece: usize, target: usize, max_line: usize) -> (Vec<Chunk>, Vec<Quarantined>) {
+        let mut c = LineChunker::new("f", target, max_line);
+        let (mut chunks, mut at) = (Vec::new(), 0);
+        while at < text.len() {
+            let (done, taken) = c.push_buffer(text[at..text.len().min(at + piece.max(1))].to_vec());
+            assert!(taken > 0);
+            chunks.extend(done);
+            at += taken;
+        }
+        chunks.extend(c.finish());
+        (chunks, c.take_oversized())
+    }
+
+    #[test]
+    fn owned_pieces_give_the_chunks_pushed_pieces_give_joined() {
+        let texts: [&[u8]; 4] = [
+            b"\xEF\xBB\xBFone\ntwo\r\n\nthree\nfour",
+            b"\xEF\xBB",
+            b"a\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\nb\nc\n",
+            b"\n\n\nlast",
+        ];
+        for text in texts {
+            for piece in [1, 2, 3, 7, 100] {
+                for (target, max_line) in [(1, 1000), (4, 1000), (9, 1000), (1000, 1000), (4, 10)] {
+                    let (pushed, pushed_skipped) = run(text, piece, target, max_line);
+                    let (owned, owned_skipped) = run_buffers(text, piece, target, max_line);
+                    // Every line with its number, whichever chunk holds it.
+                    let lines = |chunks: &[Chunk]| {
+                        chunks
+                            .iter()
+                            .flat_map(|c| c.text.split_inclusive(|&b| b == b'\n').zip(c.first_line..))
+                            .map(|(line, n)| (n, line.to_vec()))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(lines(&owned), lines(&pushed), "piece {piece} target {target}");
+                    assert_eq!(owned_skipped, pushed_skipped, "piece {piece} target {target}");
                 }
             }
         }

@@ -168,6 +168,37 @@ impl Folder {
         self.store.get_range(&self.path(name), range).await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
     }
 
+    /// Bytes `range` of a file appended to `buf` (which the caller may reuse from piece to
+    /// piece). A local file is read straight into the buffer's spare room, with no zeroed
+    /// buffer of the store's own in between.
+    pub async fn read_range_into(&self, name: &str, range: std::ops::Range<u64>, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+        self.allow(Privilege::ReadFiles)?;
+        let location = format!("{}{name}", self.url);
+        let Some(root) = fitlake_config::local_path(&self.url) else {
+            let bytes = self.store.get_range(&self.path(name), range).await.map_err(|e| storage_error(location, e))?;
+            buf.extend_from_slice(&bytes);
+            return Ok(buf);
+        };
+        let path = root.join(name);
+        let read = move || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek};
+            let want = range.end.saturating_sub(range.start);
+            let mut file = std::fs::File::open(&path)?;
+            file.seek(std::io::SeekFrom::Start(range.start))?;
+            buf.reserve(want as usize);
+            let got = file.take(want).read_to_end(&mut buf)? as u64;
+            if got < want {
+                let short = format!("bytes {}..{} asked, the file ends after {got} of them", range.start, range.end);
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, short));
+            }
+            Ok(buf)
+        };
+        match tokio::task::spawn_blocking(read).await {
+            Ok(read) => read.map_err(|e| storage_error(location, e)),
+            Err(e) => Err(storage_error(location, e)),
+        }
+    }
+
     /// The first `prefix_bytes` bytes of a file and the SHA-256 of all of it (hex), read as a
     /// stream: a file too large to read whole is still identified without holding it.
     pub async fn digest(&self, name: &str, prefix_bytes: usize) -> Result<(Vec<u8>, String)> {
