@@ -812,11 +812,19 @@ impl Staged {
             // Split by partition here, where a string moves as a 16-byte view (and a chunk of
             // one partition, the common case, does not move at all), and hand each part to its
             // partition's file: the writer's own split sorts the rows and copies every value.
+            // The partition columns are not in the files: they are not exported either.
+            let (partitions, in_files): (Vec<_>, Vec<_>) =
+                def.schema.fields().iter().cloned().partition(|f| def.partition_columns.contains(&f.name().as_str()));
+            let (partitions, in_files) = (
+                Arc::new(deltalake::arrow::datatypes::Schema::new(partitions)),
+                Arc::new(deltalake::arrow::datatypes::Schema::new(in_files)),
+            );
             for part in by_partition(rows, &def.partition_columns).map_err(polars_error(self.id))? {
-                let batches = to_record_batches(&part, &def.schema).map_err(rows_error(self.id))?;
-                let Some(first) = batches.first() else { continue };
+                // The part's values, from its first row.
+                let first = to_record_batches(&part.head(Some(1)), &partitions).map_err(rows_error(self.id))?;
+                let Some(first) = first.first() else { continue };
                 let values = partition_values(first, &def.partition_columns)?;
-                for batch in batches {
+                for batch in to_record_batches(&part, &in_files).map_err(rows_error(self.id))? {
                     self.writer
                         .write_partition(batch, &values, WriteMode::Default)
                         .await
