@@ -162,15 +162,10 @@ impl Folder {
         got.bytes().await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
     }
 
-    /// Bytes `range` of a file: read a large file piece by piece without holding it whole.
-    pub async fn read_range(&self, name: &str, range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
-        self.allow(Privilege::ReadFiles)?;
-        self.store.get_range(&self.path(name), range).await.map_err(|e| storage_error(format!("{}{name}", self.url), e))
-    }
-
     /// Bytes `range` of a file appended to `buf` (which the caller may reuse from piece to
-    /// piece). A local file is read straight into the buffer's spare room, with no zeroed
-    /// buffer of the store's own in between.
+    /// piece): a large file is read piece by piece without holding it whole. A local file is
+    /// read straight into the buffer's spare room, with no zeroed buffer of the store's own in
+    /// between.
     pub async fn read_range_into(&self, name: &str, range: std::ops::Range<u64>, mut buf: Vec<u8>) -> Result<Vec<u8>> {
         self.allow(Privilege::ReadFiles)?;
         let location = format!("{}{name}", self.url);
@@ -195,7 +190,8 @@ impl Folder {
         };
         match tokio::task::spawn_blocking(read).await {
             Ok(read) => read.map_err(|e| storage_error(location, e)),
-            Err(e) => Err(storage_error(location, e)),
+            // The read panicked: a bug, not a fault of the storage.
+            Err(e) => Err(Error::Internal(e.into())),
         }
     }
 

@@ -62,7 +62,8 @@ struct Ingestion<'a> {
 struct SpareBuffers(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
 
 impl SpareBuffers {
-    /// A piece being read, the chunk before it parsing: two buffers at a time.
+    /// At most three buffers are in use at once (a piece being read, the chunk cut from the
+    /// one before waiting, the chunk before that parsing): two spare ones cover the turnover.
     const KEPT: usize = 2;
 
     /// A spare buffer, or a new empty one.
