@@ -72,7 +72,7 @@ pub fn to_record_batches(df: &DataFrame, schema: &SchemaRef) -> Result<Vec<Recor
 /// them): one array per buffer, each with its first row. `None` when they do not (a value
 /// inlined in its view, rows taken out or reordered), and then a cast copies them.
 fn strings_in_place(array: &ArrayRef, target: &DataType) -> Option<Vec<(usize, ArrayRef)>> {
-    use arrow::array::{AsArray, StringArray};
+    use arrow::array::{AsArray, ByteView, StringArray, MAX_INLINE_VIEW_LEN};
     use arrow::buffer::{OffsetBuffer, ScalarBuffer};
     if !(array.data_type() == &DataType::Utf8View && target == &DataType::Utf8) || array.is_empty() {
         return None;
@@ -98,12 +98,13 @@ fn strings_in_place(array: &ArrayRef, target: &DataType) -> Option<Vec<(usize, A
             (first_row, std::sync::Arc::new(piece) as ArrayRef)
         };
     for (row, &view) in strings.views().iter().enumerate() {
-        let length = view as u32 as usize;
+        let view = ByteView::from(view);
+        let length = view.length as usize;
         if length > 0 && strings.is_valid(row) {
-            if length <= 12 {
+            if view.length <= MAX_INLINE_VIEW_LEN {
                 return None;
             }
-            let (at, offset) = ((view >> 64) as u32 as usize, (view >> 96) as u32 as usize);
+            let (at, offset) = (view.buffer_index as usize, view.offset as usize);
             match buffer {
                 Some(b) if b == at && offset == end => {}
                 Some(b) if b == at => return None,

@@ -209,9 +209,9 @@ pub(crate) async fn user_profile(env: &StepEnv<'_>, target: &mut Table) -> Resul
 /// The new bronze files are taken in groups of [`RunOptions::group_bytes`], each group upserted
 /// and committed on its own, and only the last commit records the progress: a run that dies
 /// between groups redoes them all, and a group already committed changes nothing the second
-/// time (an upsert equal to the stored row is not applied). While one group is compared with
-/// the table and committed, the next is read and deduplicated among itself (which needs no
-/// stored row) on the other core.
+/// time (an upsert equal to the stored row is not applied). Before one group is compared with
+/// the table and committed, the next is read; it is then deduplicated among itself (which needs
+/// no stored row) on a blocking thread while this one is compared and committed.
 ///
 /// [`RunOptions::group_bytes`]: crate::context::RunOptions::group_bytes
 pub(crate) async fn heart_rate(env: &StepEnv<'_>, target: &mut Table) -> Result<StepReport> {
