@@ -281,6 +281,83 @@ impl Spans {
     }
 }
 
+/// The keys of a frame whose rows are in key order (ascending, the first key highest), as
+/// integers: two such frames' rows are matched by one walk over both, with no packing, hashing
+/// or sorting. A group's deduplicated readings come out of their dedupe in key order, and the
+/// `heart_rate` files written from them keep it, so the stored rows sharing a key with a group
+/// are found file by file in one pass each.
+/// ```
+/// # use fitlake_frame::polars::prelude::*;
+/// use fitlake_frame::merge::SortedKeys;
+/// let new = df!("device_id" => [1i64, 1, 2], "time" => [10i64, 20, 5])?;
+/// let stored = df!("device_id" => [1i64, 1, 2, 3], "time" => [15i64, 20, 5, 15])?;
+/// let keys = ["device_id", "time"];
+/// let new = SortedKeys::of(&new, &keys)?.expect("integer keys in order");
+/// let shared = new.shared_by(&stored)?.expect("integer keys in order");
+/// assert_eq!(shared.column("time")?.i64()?.to_vec(), [Some(20), Some(5)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SortedKeys {
+    names: Vec<String>,
+    types: Vec<DataType>,
+    columns: Vec<Int64Chunked>,
+}
+
+impl SortedKeys {
+    /// `frame`'s `keys`; `None` unless each is an integer, date or time column without nulls and
+    /// the rows are in key order.
+    pub fn of(frame: &DataFrame, keys: &[&str]) -> Result<Option<SortedKeys>> {
+        let mut types = Vec::with_capacity(keys.len());
+        let mut columns = Vec::with_capacity(keys.len());
+        for key in keys {
+            let column = frame.column(key)?;
+            if column.null_count() > 0 {
+                return Ok(None);
+            }
+            let Some(values) = integers(frame, key)? else { return Ok(None) };
+            types.push(column.dtype().clone());
+            columns.push(values);
+        }
+        let sorted = SortedKeys { names: keys.iter().map(|k| k.to_string()).collect(), types, columns };
+        let slices = sorted.slices()?;
+        let in_order = (1..frame.height()).all(|row| compare_rows(&slices, row - 1, &slices, row).is_le());
+        Ok(in_order.then_some(sorted))
+    }
+
+    /// The rows of `other` whose key these keys hold, in their order; `None` unless `other`'s
+    /// keys are columns of the same types without nulls, in key order.
+    pub fn shared_by(&self, other: &DataFrame) -> Result<Option<DataFrame>> {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let Some(theirs) = SortedKeys::of(other, &names)? else { return Ok(None) };
+        if theirs.types != self.types {
+            return Ok(None);
+        }
+        let (mine, theirs) = (self.slices()?, theirs.slices()?);
+        let mut at = 0;
+        let len = self.columns.first().map_or(0, |c| c.len());
+        let held = (0..other.height()).map(|row| {
+            while at < len && compare_rows(&mine, at, &theirs, row).is_lt() {
+                at += 1;
+            }
+            at < len && compare_rows(&mine, at, &theirs, row).is_eq()
+        });
+        let held = BooleanChunked::from_iter_values(PlSmallStr::EMPTY, held);
+        Ok(Some(other.filter(&held)?))
+    }
+
+    /// The key columns' values (one chunk each without nulls: [`integers`] rechunks, `of`
+    /// refuses nulls).
+    fn slices(&self) -> Result<Vec<&[i64]>> {
+        Ok(self.columns.iter().map(|c| c.cont_slice()).collect::<PolarsResult<_>>()?)
+    }
+}
+
+/// Row `i` of `a` against row `j` of `b`, key by key.
+fn compare_rows(a: &[&[i64]], i: usize, b: &[&[i64]], j: usize) -> std::cmp::Ordering {
+    a.iter().zip(b).map(|(a, b)| a[i].cmp(&b[j])).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+}
+
 /// A column of `frame` as `i64`s in one chunk ([`as_integers`]).
 fn integers(frame: &DataFrame, name: &str) -> Result<Option<Int64Chunked>> {
     Ok(as_integers(frame.column(name)?)?.map(|values| values.rechunk().into_owned()))

@@ -7,7 +7,7 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::Schema;
-use fitlake_frame::merge::Spans;
+use fitlake_frame::merge::{SortedKeys, Spans};
 use fitlake_frame::table::{boolean, date, float64, int32, int64, string_null, timestamp};
 use fitlake_frame::{from_record_batches, plan_merge, to_record_batches, to_text, FILE_COLUMN};
 use polars::prelude::*;
@@ -216,6 +216,46 @@ fn stored_rows_within_the_new_rows_spans() -> Result<(), Box<dyn std::error::Err
     assert!(Spans::of(&named, "device_id", "time")?.is_none());
     assert_eq!(spans.within(&named)?.height(), 1);
     Ok(())
+}
+
+proptest::proptest! {
+    /// Two frames in key order share the rows of Polars' semi join, found in one walk, with
+    /// repeated keys on either side and values at the ends of `i64`; a frame out of order, with
+    /// a null key, or whose key types differ is refused (`None`), for the caller to join.
+    #[test]
+    fn keys_in_order_share_the_rows_of_the_join(
+        new in proptest::collection::vec((-3i64..4, -3i64..4), 0..40),
+        stored in proptest::collection::vec((-3i64..4, -3i64..4), 0..40),
+        spread in proptest::sample::select(vec![1i64, 1 << 61]),
+        shuffle in proptest::bool::ANY,
+    ) {
+        let fail = |e: &dyn std::fmt::Display| proptest::test_runner::TestCaseError::fail(e.to_string());
+        let frame = |mut rows: Vec<(i64, i64)>, sort: bool| {
+            if sort {
+                rows.sort();
+            }
+            keyed(&rows.iter().map(|&(id, t)| (Some(id), t)).collect::<Vec<_>>(), spread)
+        };
+        let keys = ["id", "t"];
+        let new_rows = frame(new.clone(), true).map_err(|e| fail(&e))?;
+        let in_order = SortedKeys::of(&new_rows, &keys).map_err(|e| fail(&e))?;
+        let in_order = in_order.ok_or_else(|| fail(&"sorted integer keys"))?;
+        let stored_rows = frame(stored.clone(), !shuffle).map_err(|e| fail(&e))?;
+        let shared = in_order.shared_by(&stored_rows).map_err(|e| fail(&e))?;
+        let mut sorted = stored.clone();
+        sorted.sort();
+        if shuffle && sorted != stored {
+            proptest::prop_assert!(shared.is_none(), "rows out of order are refused");
+        } else {
+            let expected = column_join(&stored_rows, &new_rows, &keys, JoinType::Semi).map_err(|e| fail(&e))?;
+            proptest::prop_assert_eq!(shared, Some(expected));
+        }
+        // A null key, or a key of another type, is refused.
+        let nulls = keyed(&[(None, 1)], spread).map_err(|e| fail(&e))?;
+        proptest::prop_assert!(in_order.shared_by(&nulls).map_err(|e| fail(&e))?.is_none());
+        let other = stored_rows.clone().lazy().with_column(col("t").cast(DataType::Int64)).collect().map_err(|e| fail(&e))?;
+        proptest::prop_assert!(in_order.shared_by(&other).map_err(|e| fail(&e))?.is_none());
+    }
 }
 
 proptest::proptest! {

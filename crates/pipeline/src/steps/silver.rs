@@ -333,11 +333,14 @@ async fn heart_rate_group(
 
 /// The stored rows that share a key with `new`, their `keys` and `order` columns and the file
 /// holding each ([`FILE_COLUMN`]): what an upsert of `new` compares with. Each target file whose
-/// `range_column` range overlaps the new rows' is read on its own, only those columns, and
-/// narrowed to the rows within their first key's [`Spans`](fitlake_frame::merge::Spans) of new
-/// rows (a file whose range overlaps may still hold other devices, or the same ones at other
-/// times) before the join on the keys, so memory holds one file's keys and the matches, not
-/// every stored row of the new rows' span.
+/// `range_column` range overlaps the new rows' is read on its own, only those columns, so memory
+/// holds one file's keys and the matches, not every stored row of the new rows' span. When the
+/// new rows and a file's are both in key order (a dedupe's winners are, and so are the files
+/// written from them), one walk over both finds the shared keys
+/// ([`SortedKeys`](fitlake_frame::merge::SortedKeys)); otherwise the file's rows are narrowed to
+/// those within their first key's [`Spans`](fitlake_frame::merge::Spans) of new rows (a file
+/// whose range overlaps may still hold other devices, or the same ones at other times) before
+/// the join on the keys.
 async fn stored_sharing_keys(
     target: &Table,
     new: &DataFrame,
@@ -349,29 +352,44 @@ async fn stored_sharing_keys(
     let mut sharing = Vec::new();
     if let Some((lo, hi)) = range_of(new, range_column)? {
         let new_keys = new.select(keys.iter().copied())?;
-        let spans = match keys {
-            [first, _, ..] if *first != range_column => {
-                fitlake_frame::merge::Spans::of(&new_keys, first, range_column)?
-            }
-            _ => None,
-        };
+        let in_order = fitlake_frame::merge::SortedKeys::of(&new_keys, keys)?;
+        // Found on the first file out of order, if any.
+        let mut spans: Option<Option<fitlake_frame::merge::Spans>> = None;
         for file in overlapping(target.files(Some(range_column))?, lo, hi) {
             let stored = target.scan().files(vec![file.clone()]).columns(&columns).collect().await?;
-            let near = match &spans {
-                Some(spans) => spans.within(&stored)?,
-                None => stored,
+            let walked = match &in_order {
+                Some(new_keys) => new_keys.shared_by(&stored)?,
+                None => None,
             };
-            // The new rows within the near rows' range: few, where the spans left few.
-            let Some((first, last)) = range_of(&near, range_column)? else { continue };
-            let at = col(range_column).cast(DataType::Int64);
-            let candidates =
-                new_keys.clone().lazy().filter(at.clone().gt_eq(lit(first)).and(at.lt_eq(lit(last)))).collect()?;
-            let shared = fitlake_frame::semi_join(&near, &candidates, keys)?
-                .lazy()
-                .with_column(lit(file.path.clone()).alias(FILE_COLUMN))
-                .collect()?;
+            let shared = match walked {
+                Some(shared) => shared,
+                None => {
+                    let spans = match &mut spans {
+                        Some(spans) => spans,
+                        None => spans.insert(match keys {
+                            [first, _, ..] if *first != range_column => {
+                                fitlake_frame::merge::Spans::of(&new_keys, first, range_column)?
+                            }
+                            _ => None,
+                        }),
+                    };
+                    let near = match spans {
+                        Some(spans) => spans.within(&stored)?,
+                        None => stored,
+                    };
+                    // The new rows within the near rows' range: few, where the spans left few.
+                    let Some((first, last)) = range_of(&near, range_column)? else { continue };
+                    let at = col(range_column).cast(DataType::Int64);
+                    let candidates = new_keys
+                        .clone()
+                        .lazy()
+                        .filter(at.clone().gt_eq(lit(first)).and(at.lt_eq(lit(last))))
+                        .collect()?;
+                    fitlake_frame::semi_join(&near, &candidates, keys)?
+                }
+            };
             if shared.height() > 0 {
-                sharing.push(shared.lazy());
+                sharing.push(shared.lazy().with_column(lit(file.path.clone()).alias(FILE_COLUMN)));
             }
         }
     }
