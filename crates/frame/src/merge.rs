@@ -281,7 +281,7 @@ impl Spans {
     }
 }
 
-/// The keys of a frame whose rows are in key order (ascending, the first key highest), as
+/// The keys of a frame whose rows are in key order (ascending, the first key foremost), as
 /// integers: two such frames' rows are matched by one walk over both, with no packing, hashing
 /// or sorting. A group's deduplicated readings come out of their dedupe in key order, and the
 /// `heart_rate` files written from them keep it, so the stored rows sharing a key with a group

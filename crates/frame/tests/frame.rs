@@ -220,7 +220,7 @@ fn stored_rows_within_the_new_rows_spans() -> Result<(), Box<dyn std::error::Err
 
 proptest::proptest! {
     /// Two frames in key order share the rows of Polars' semi join, found in one walk, with
-    /// repeated keys on either side and values at the ends of `i64`; a frame out of order, with
+    /// repeated keys on either side and values near the ends of `i64`; a frame out of order, with
     /// a null key, or whose key types differ is refused (`None`), for the caller to join.
     #[test]
     fn keys_in_order_share_the_rows_of_the_join(
