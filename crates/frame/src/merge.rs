@@ -333,16 +333,7 @@ impl SortedKeys {
         if theirs.types != self.types {
             return Ok(None);
         }
-        let (mine, theirs) = (self.slices()?, theirs.slices()?);
-        let mut at = 0;
-        let len = self.columns.first().map_or(0, |c| c.len());
-        let held = (0..other.height()).map(|row| {
-            while at < len && compare_rows(&mine, at, &theirs, row).is_lt() {
-                at += 1;
-            }
-            at < len && compare_rows(&mine, at, &theirs, row).is_eq()
-        });
-        let held = BooleanChunked::from_iter_values(PlSmallStr::EMPTY, held);
+        let held = held_in_order((&theirs.slices()?, other.height()), &self.slices()?);
         Ok(Some(other.filter(&held)?))
     }
 
@@ -351,6 +342,20 @@ impl SortedKeys {
     fn slices(&self) -> Result<Vec<&[i64]>> {
         Ok(self.columns.iter().map(|c| c.cont_slice()).collect::<PolarsResult<_>>()?)
     }
+}
+
+/// For each of the `rows` (key columns and row count, rows in key order), whether `keys` (the
+/// same key columns, rows in key order) hold it: one walk down both, no hash table.
+fn held_in_order((rows, count): (&[&[i64]], usize), keys: &[&[i64]]) -> BooleanChunked {
+    let len = keys.first().map_or(0, |c| c.len());
+    let mut at = 0;
+    let held = (0..count).map(|row| {
+        while at < len && compare_rows(keys, at, rows, row).is_lt() {
+            at += 1;
+        }
+        at < len && compare_rows(keys, at, rows, row).is_eq()
+    });
+    BooleanChunked::from_iter_values(PlSmallStr::EMPTY, held)
 }
 
 /// Row `i` of `a` against row `j` of `b`, key by key.
@@ -421,14 +426,7 @@ fn sorted_membership(source: &Int64Chunked, target: &Int64Chunked) -> Option<Boo
     if !source.is_sorted() || !target.is_sorted() {
         return None;
     }
-    let mut at = 0;
-    let found = source.iter().map(|value| {
-        while target.get(at).is_some_and(|t| t < value) {
-            at += 1;
-        }
-        target.get(at) == Some(value)
-    });
-    Some(BooleanChunked::from_iter_values(PlSmallStr::EMPTY, found))
+    Some(held_in_order((&[source], source.len()), &[target]))
 }
 
 /// An integer, date or time column's values as `i64` (its physical values); `None` for a
