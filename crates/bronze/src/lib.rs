@@ -92,7 +92,8 @@ pub fn tables() -> Vec<TableDef> {
             ],
         )
         .partitioned_by(&["topic", "week_part"])
-        .distinct_valued(&["value", "offset", "timestamp", "bpm_time"]),
+        .distinct_valued(&["offset", "timestamp", "bpm_time"])
+        .payloads(&["value"]),
         TableDef::new(
             Layer::Bronze,
             DATE_LOOKUP,
@@ -193,40 +194,80 @@ pub fn kafka_multiplex_bz(
     load_time_micros: i64,
     source_file: &str,
 ) -> Result<DataFrame> {
-    let with_date = envelopes.clone().lazy().with_column(col("timestamp").dt().date().alias("date"));
-    let lookup = complete_lookup(
-        &with_date.clone().select([col("date")]).unique(None, UniqueKeepStrategy::Any).collect()?,
-        date_lookup,
-    )?;
-    Ok(with_date
-        .join(lookup.lazy(), [col("date")], [col("date")], JoinArgs::new(JoinType::Left))
+    let mut rows = envelopes.clone().lazy().with_column(col("timestamp").dt().date().alias("date")).collect()?;
+    let days = rows.column("date")?.date()?.physical().clone();
+    let week_part = week_parts(&days, date_lookup)?;
+    rows.with_column(week_part.into_column())?;
+    Ok(rows
+        .lazy()
         .with_columns([load_time_expr(load_time_micros), lit(source_file.to_string()).alias("source_file")])
         .collect()?)
 }
 
-/// `date` and `week_part` for every date in `dates`: from `date_lookup`, or from the calendar
-/// rules for dates it lacks.
-fn complete_lookup(dates: &DataFrame, date_lookup: &DataFrame) -> Result<DataFrame> {
-    let known = date_lookup.clone().lazy().select([col("date"), col("week_part")]);
-    let missing = dates
-        .clone()
-        .lazy()
-        .join(known.clone(), [col("date")], [col("date")], JoinArgs::new(JoinType::Anti))
-        .collect()?;
-    let days: Vec<CalendarDay> = missing
+/// The `week_part` of each day in `days` (days since 1970-01-01): from `date_lookup`, or from
+/// the calendar rules for days it lacks. Looked up row by row rather than joined, so that the
+/// column comes in the same chunks as the rows (a join's output, or a column of one chunk among
+/// columns of several, would have every column copied into one chunk before writing).
+fn week_parts(days: &Int32Chunked, date_lookup: &DataFrame) -> Result<StringChunked> {
+    let known: std::collections::HashMap<i32, &str> = date_lookup
         .column("date")?
         .date()?
         .physical()
         .iter()
-        .flatten()
-        .filter_map(|days| chrono::NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_FROM_CE))
-        .map(CalendarDay::of)
+        .zip(date_lookup.column("week_part")?.str()?.iter())
+        .filter_map(|(day, week)| Some((day?, week?)))
         .collect();
-    let generated = fitlake_landing::calendar::calendar_frame(&days)
-        .map_err(|e| PolarsError::ComputeError(e.to_string().into()))?
-        .lazy()
-        .select([col("date"), col("week_part")]);
-    Ok(concat([known, generated], UnionArgs::default())?.collect()?)
+    // Each distinct day once; rows come in runs of one day, so the last day's week is at hand.
+    let mut weeks: std::collections::HashMap<i32, String> = std::collections::HashMap::new();
+    let mut last: Option<i32> = None;
+    for day in days.iter().flatten() {
+        if last != Some(day) && !weeks.contains_key(&day) {
+            let week = match known.get(&day) {
+                Some(week) => week.to_string(),
+                None => {
+                    let date = chrono::NaiveDate::from_num_days_from_ce_opt(day + EPOCH_DAYS_FROM_CE)
+                        .ok_or_else(|| PolarsError::ComputeError(format!("day {day} is out of range").into()))?;
+                    CalendarDay::of(date).week_part
+                }
+            };
+            weeks.insert(day, week);
+        }
+        last = Some(day);
+    }
+    let week_of = |day: i32| weeks.get(&day).map(String::as_str);
+    let mut week_part = StringChunked::full_null("week_part".into(), 0);
+    for chunk in days.downcast_iter() {
+        // A chunk of one day (the usual case) is that day's week throughout.
+        let values = chunk.values();
+        if chunk.validity().is_none_or(|valid| valid.unset_bits() == 0)
+            && values.first().is_some_and(|first| values.iter().all(|d| d == first))
+        {
+            let week = values.first().and_then(|day| week_of(*day));
+            let part = match week {
+                Some(week) => StringChunked::full("week_part".into(), week, chunk.len()),
+                None => StringChunked::full_null("week_part".into(), chunk.len()),
+            };
+            week_part.append_owned(part)?;
+            continue;
+        }
+        let mut last: Option<(i32, Option<&str>)> = None;
+        let part: StringChunked = chunk
+            .iter()
+            .map(|day| {
+                let day = *day?;
+                match last {
+                    Some((d, week)) if d == day => week,
+                    _ => {
+                        let week = week_of(day);
+                        last = Some((day, week));
+                        week
+                    }
+                }
+            })
+            .collect();
+        week_part.append_owned(part)?;
+    }
+    Ok(week_part)
 }
 
 /// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.

@@ -24,6 +24,10 @@ pub struct TableDef {
     /// without a Parquet dictionary, which for them is built, found too large and dropped on
     /// every row group.
     pub distinct_columns: Vec<&'static str>,
+    /// Columns holding raw payloads (bronze's `value`): besides having no dictionary, written
+    /// without min/max statistics, which for them cost a comparison of long texts per row and
+    /// prune nothing (Delta's `delta.dataSkippingStatsColumns` leaves such columns out too).
+    pub payload_columns: Vec<&'static str>,
 }
 
 impl TableDef {
@@ -37,6 +41,7 @@ impl TableDef {
             partition_columns: Vec::new(),
             keys: Vec::new(),
             distinct_columns: Vec::new(),
+            payload_columns: Vec::new(),
         }
     }
 
@@ -44,6 +49,13 @@ impl TableDef {
     /// [`TableDef::distinct_columns`]).
     pub fn distinct_valued(mut self, columns: &[&'static str]) -> Self {
         self.distinct_columns = columns.to_vec();
+        self
+    }
+
+    /// The same table, with `columns` written as payloads: no dictionary and no statistics (see
+    /// [`TableDef::payload_columns`]).
+    pub fn payloads(mut self, columns: &[&'static str]) -> Self {
+        self.payload_columns = columns.to_vec();
         self
     }
 

@@ -19,7 +19,7 @@ use deltalake::logstore::get_actions;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::basic::Compression;
-use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
@@ -425,18 +425,23 @@ impl Table {
 }
 
 /// The Parquet properties of a table's new files: delta-rs's (Snappy, its `created_by`), with
-/// no dictionary for the columns whose values are nearly all distinct, and row groups of
-/// [`ROW_GROUP_ROWS`].
+/// no dictionary for the columns whose values are nearly all distinct, neither dictionary nor
+/// statistics for payload columns, and row groups of [`ROW_GROUP_ROWS`].
 fn writer_properties(def: &TableDef) -> WriterProperties {
-    def.distinct_columns
+    let builder = WriterProperties::builder()
+        .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    let builder = def
+        .distinct_columns
         .iter()
-        .fold(
-            WriterProperties::builder()
-                .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
-                .set_compression(Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS)),
-            |builder, column| builder.set_column_dictionary_enabled(ColumnPath::from(*column), false),
-        )
+        .chain(&def.payload_columns)
+        .fold(builder, |builder, column| builder.set_column_dictionary_enabled(ColumnPath::from(*column), false));
+    def.payload_columns
+        .iter()
+        .fold(builder, |builder, column| {
+            builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None)
+        })
         .build()
 }
 
