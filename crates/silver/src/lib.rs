@@ -21,7 +21,7 @@ pub mod decode;
 mod packed;
 
 use fitlake_config::Layer;
-use fitlake_frame::merge::{packed_key, plan_merge, plan_sync, MergePlan};
+use fitlake_frame::merge::{plan_merge, plan_sync, MergePlan};
 use fitlake_frame::table::{self as t, TableDef};
 use polars::prelude::*;
 
@@ -623,30 +623,67 @@ pub fn completed_workouts(workouts: &DataFrame, stored: &DataFrame) -> Result<Da
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame) -> Result<DataFrame> {
-    let sessions = sessions_with_devices(sessions, users)?;
-    // A join on the device alone pairs every reading of a device with every session of it (a
-    // device with 6 sessions and 60,000 readings gives 360,000 pairs to filter). Joining on
-    // (device, time bucket) instead pairs a reading only with the sessions that overlap its
-    // bucket, usually one: each session is listed once per bucket it spans.
-    let (covered, width) = session_buckets(&sessions)?;
-    let width = lit(width);
-    let readings = readings.clone().lazy().filter(col("valid")).select([
-        col("device_id"),
-        col("time"),
-        col("heartrate"),
-        col("time").cast(DataType::Int64).floor_div(width).alias(BUCKET),
-    ]);
-    let (sessions, readings, on) = match device_bucket_key(&covered)? {
-        Some((inside, key)) => {
-            (covered.lazy().with_column(key.clone()), readings.filter(inside).with_column(key), vec![col(KEY)])
-        }
-        None => (covered.lazy(), readings, vec![col("device_id"), col(BUCKET)]),
+    session_readings(&sessions_with_devices(sessions, users)?, readings)
+}
+
+/// [`workout_bpm`] for `sessions` that already have their `device_id`
+/// ([`sessions_with_devices`]): a step reading the readings file by file calls this on each
+/// file's rows (a reading is in one file), with the sessions' devices looked up once.
+///
+/// Readings in `(device_id, time)` order (as `heart_rate` writes its files) are taken as they
+/// are, others are sorted first; each session's readings are then the rows between two binary
+/// searches in its device's run, found without a join: a device's readings are not paired
+/// with each of its sessions, and nothing outside a session is compared row by row. Rows come
+/// session by session, in the sessions' order, each session's by time.
+pub fn session_readings(sessions: &DataFrame, readings: &DataFrame) -> Result<DataFrame> {
+    let readings =
+        readings.select(["device_id", "time", "heartrate", "valid"])?.drop_nulls(Some(&["device_id", "time"]))?;
+    let keys = |readings: &DataFrame| -> Result<_> {
+        Ok((physical_i64(readings, "device_id")?, physical_i64(readings, "time")?))
     };
-    Ok(sessions
-        .join(readings, on.clone(), on, JoinArgs::new(JoinType::Inner))
-        .filter(col("time").gt(col("start_time")).and(col("time").lt_eq(col("end_time"))))
-        .select(cols(&["user_id", "workout_id", "session_id", "start_time", "end_time", "time", "heartrate"]))
-        .collect()?)
+    let (mut devices, mut times) = keys(&readings)?;
+    let in_order = {
+        let (devices, times) = (devices.cont_slice()?, times.cont_slice()?);
+        (1..devices.len()).all(|i| (devices[i - 1], times[i - 1]) <= (devices[i], times[i]))
+    };
+    let readings = if in_order {
+        readings
+    } else {
+        let sorted = readings.sort(["device_id", "time"], SortMultipleOptions::default())?;
+        (devices, times) = keys(&sorted)?;
+        sorted
+    };
+    let (devices, times) = (devices.cont_slice()?, times.cont_slice()?);
+    let (session_devices, starts, ends) = (
+        physical_i64(sessions, "device_id")?,
+        physical_i64(sessions, "start_time")?,
+        physical_i64(sessions, "end_time")?,
+    );
+    let mut session_rows: Vec<IdxSize> = Vec::new();
+    let mut reading_rows: Vec<IdxSize> = Vec::new();
+    for (row, ((device, start), end)) in session_devices.iter().zip(starts.iter()).zip(ends.iter()).enumerate() {
+        let (Some(device), Some(start), Some(end)) = (device, start, end) else { continue };
+        // The device's run, then start < time <= end within it.
+        let run = devices.partition_point(|d| *d < device)..devices.partition_point(|d| *d <= device);
+        let in_run = &times[run.clone()];
+        let first = run.start + in_run.partition_point(|t| *t <= start);
+        let last = run.start + in_run.partition_point(|t| *t <= end);
+        session_rows.extend(std::iter::repeat_n(row as IdxSize, last.saturating_sub(first)));
+        reading_rows.extend((first..last.max(first)).map(|r| r as IdxSize));
+    }
+    let mut rows = sessions
+        .select(["user_id", "workout_id", "session_id", "start_time", "end_time"])?
+        .take(&IdxCa::from_vec("row".into(), session_rows))?;
+    let taken = readings.select(["time", "heartrate", "valid"])?.take(&IdxCa::from_vec("row".into(), reading_rows))?;
+    rows.hstack_mut(taken.columns())?;
+    // A filter keeps neither false nor null.
+    let valid = rows.column("valid")?.bool()?.clone();
+    Ok(rows.filter(&valid)?.drop("valid")?)
+}
+
+/// A column's physical values as `i64`s in one chunk (times as µs).
+fn physical_i64(frame: &DataFrame, name: &str) -> Result<Int64Chunked> {
+    Ok(frame.column(name)?.to_physical_repr().cast(&DataType::Int64)?.i64()?.rechunk().into_owned())
 }
 
 /// `sessions` with the `device_id` of each one's user (sessions of unknown users left out):
@@ -670,45 +707,6 @@ pub fn sessions_with_devices(sessions: &DataFrame, users: &DataFrame) -> Result<
             JoinArgs::new(JoinType::Inner),
         )
         .collect()?)
-}
-
-/// The bucket column of [`session_buckets`].
-const BUCKET: &str = "_bucket";
-
-/// The packed key column of [`device_bucket_key`].
-const KEY: &str = "_device_bucket";
-
-/// `(device_id, bucket)` as one integer join key (see [`packed_key`]), and the filter that
-/// keeps a reading within the sessions' devices and buckets, where the packing is one to one (a
-/// reading outside matches no session anyway); `None` when those ranges do not pack.
-fn device_bucket_key(covered: &DataFrame) -> Result<Option<(Expr, Expr)>> {
-    Ok(packed_key(&[covered], &["device_id", BUCKET], KEY)?.map(|packed| (packed.inside, packed.key)))
-}
-
-/// Every session (with its `device_id`) once per time bucket its `[start_time, end_time]`
-/// spans, in `_bucket` (time in µs floor-divided by the width), and the width: at least 10
-/// minutes, and wide enough that no session spans more than 64 buckets (so one long session
-/// cannot blow the list up). Any width gives the same pairs; it only sets how many.
-fn session_buckets(sessions: &DataFrame) -> Result<(DataFrame, i64)> {
-    let micros = |name: &str| -> Result<Vec<Option<i64>>> {
-        Ok(sessions.column(name)?.to_physical_repr().cast(&DataType::Int64)?.i64()?.iter().collect())
-    };
-    let (starts, ends) = (micros("start_time")?, micros("end_time")?);
-    let spans = starts.iter().zip(&ends).filter_map(|(s, e)| Some(e.as_ref()?.saturating_sub(*s.as_ref()?)));
-    let width = (spans.max().unwrap_or(0).max(0) / 64 + 1).max(600_000_000);
-    let mut rows: Vec<IdxSize> = Vec::new();
-    let mut buckets: Vec<i64> = Vec::new();
-    for (row, (start, end)) in starts.iter().zip(&ends).enumerate() {
-        if let (Some(start), Some(end)) = (start, end) {
-            for bucket in start.div_euclid(width)..=end.div_euclid(width) {
-                rows.push(row as IdxSize);
-                buckets.push(bucket);
-            }
-        }
-    }
-    let mut covered = sessions.take(&IdxCa::from_vec("row".into(), rows))?;
-    covered.with_column(Column::new(BUCKET.into(), buckets))?;
-    Ok((covered, width))
 }
 
 /// The README's examples, compiled and run as doctests (`cargo test --doc`).

@@ -512,7 +512,7 @@ pub struct Scan<'a> {
 }
 
 /// A transform applied to each file's rows as it is read (see [`Scan::each_file`]).
-pub type EachFile = Arc<dyn Fn(LazyFrame) -> LazyFrame + Send + Sync>;
+pub type EachFile = Arc<dyn Fn(DataFrame) -> PolarsResult<DataFrame> + Send + Sync>;
 
 impl Scan<'_> {
     /// Reads only these files (all active files otherwise).
@@ -537,7 +537,16 @@ impl Scan<'_> {
     /// Transforms each file's rows as soon as the file is read, before the files are put
     /// together: a filter or partial aggregate here keeps memory at one file plus what
     /// survives, not the whole scan.
-    pub fn each_file(mut self, transform: impl Fn(LazyFrame) -> LazyFrame + Send + Sync + 'static) -> Self {
+    pub fn each_file(self, transform: impl Fn(LazyFrame) -> LazyFrame + Send + Sync + 'static) -> Self {
+        self.each_frame(move |rows| transform(rows.lazy()).collect())
+    }
+
+    /// [`Scan::each_file`] with a transform of the file's frame itself (one that is not a Polars
+    /// query, such as a walk over rows in key order).
+    pub fn each_frame(
+        mut self,
+        transform: impl Fn(DataFrame) -> PolarsResult<DataFrame> + Send + Sync + 'static,
+    ) -> Self {
         self.each_file = Some(Arc::new(transform));
         self
     }
@@ -598,7 +607,7 @@ async fn read_files(
                 let rows = read_file(store, id, &file, &wanted, tag_files).await?;
                 match each_file {
                     None => Ok(rows),
-                    Some(transform) => tokio::task::spawn_blocking(move || transform(rows.lazy()).collect())
+                    Some(transform) => tokio::task::spawn_blocking(move || transform(rows))
                         .await
                         .map_err(|e| Error::Internal(e.into()))?
                         .map_err(polars_error(id)),
@@ -619,7 +628,7 @@ async fn read_files(
             df.with_column(Column::new(FILE_COLUMN.into(), Vec::<String>::new())).map_err(&polars)?;
         }
         if let Some(transform) = &each_file {
-            df = transform(df.lazy()).collect().map_err(&polars)?;
+            df = transform(df).map_err(&polars)?;
         }
         return Ok(df);
     }

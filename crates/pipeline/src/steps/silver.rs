@@ -577,10 +577,12 @@ pub(crate) async fn workout_bpm(env: &StepEnv<'_>, target: &mut Table) -> Result
 type SessionRows = tokio::task::JoinHandle<Result<Option<(DataFrame, usize)>>>;
 
 /// The rows `workout_bpm` must hold for the `in_scope` sessions (none when no session is in
-/// scope) and how many readings were read for them: only those sessions' devices' readings in
-/// their time span, from `readings` (the table and its files with their time ranges), filtered
-/// file by file as read. Started now on tasks of their own, to be awaited when the part before
-/// is committed.
+/// scope) and how many rows that is: each session's readings, found file by file as the
+/// files overlapping the sessions' time span are read (only the columns it needs), from
+/// `readings` (the table and its files with their time ranges), by
+/// [`fitlake_silver::session_readings`] (a walk over each file's readings in key order, as
+/// `heart_rate` writes them). Started now on a task of its own, to be awaited when the part
+/// before is committed.
 fn start_session_rows(
     in_scope: &DataFrame,
     (readings, reading_files): (&Table, &[DataFile]),
@@ -591,30 +593,21 @@ fn start_session_rows(
         return Ok(tokio::spawn(async { Ok(None) }));
     };
     let reading_files = overlapping(reading_files.to_vec(), start_lo, end_hi);
-    let devices = fitlake_silver::sessions_with_devices(in_scope, all_users)?
-        .column("device_id")?
-        .as_materialized_series()
-        .unique()?;
+    let sessions = fitlake_silver::sessions_with_devices(in_scope, all_users)?;
     let scan = readings
         .scan()
         .files(reading_files)
-        .each_file(move |rows| {
-            let at = col("time").cast(DataType::Int64);
-            rows.filter(
-                at.clone()
-                    .gt(lit(start_lo))
-                    .and(at.lt_eq(lit(end_hi)))
-                    .and(col("device_id").is_in(lit(devices.clone()).implode(false), false)),
-            )
+        .columns(&["device_id", "time", "heartrate", "valid"])
+        .each_frame(move |rows| {
+            fitlake_silver::session_readings(&sessions, &rows).map_err(|e| match e {
+                fitlake_silver::Error::Polars(e) => e,
+                other => PolarsError::ComputeError(other.to_string().into()),
+            })
         })
         .spawn()?;
-    let (in_scope, all_users) = (in_scope.clone(), all_users.clone());
     Ok(tokio::spawn(async move {
-        let session_readings = scan.await??;
-        let read = session_readings.height();
-        let desired =
-            tokio::task::spawn_blocking(move || fitlake_silver::workout_bpm(&in_scope, &all_users, &session_readings))
-                .await??;
+        let desired = scan.await??;
+        let read = desired.height();
         Ok(Some((desired, read)))
     }))
 }
