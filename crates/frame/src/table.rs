@@ -20,9 +20,10 @@ pub struct TableDef {
     pub partition_columns: Vec<&'static str>,
     /// The columns that identify a row (its MERGE key); empty for append-only tables.
     pub keys: Vec<&'static str>,
-    /// Columns whose values are nearly all distinct (times, offsets, raw payloads): written
-    /// without a Parquet dictionary, which for them is built, found too large and dropped on
-    /// every row group.
+    /// Columns whose values are nearly all distinct (times, offsets): written without a Parquet
+    /// dictionary, which for them is built, found too large and dropped on every row group;
+    /// integer ones as the differences between neighbouring values (`DELTA_BINARY_PACKED`),
+    /// which for times and offsets are small.
     pub distinct_columns: Vec<&'static str>,
     /// Columns holding raw payloads (bronze's `value`): besides having no dictionary, written
     /// without min/max statistics, which for them cost a comparison of long texts per row and
