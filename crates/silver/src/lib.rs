@@ -681,9 +681,16 @@ pub fn session_readings(sessions: &DataFrame, readings: &DataFrame) -> Result<Da
     Ok(rows.filter(&valid)?.drop("valid")?)
 }
 
-/// A column's physical values as `i64`s in one chunk (times as µs).
+/// A column's physical values as `i64`s in one chunk (times as µs, whatever their unit).
 fn physical_i64(frame: &DataFrame, name: &str) -> Result<Int64Chunked> {
-    Ok(frame.column(name)?.to_physical_repr().cast(&DataType::Int64)?.i64()?.rechunk().into_owned())
+    let column = frame.column(name)?;
+    let column = match column.dtype() {
+        DataType::Datetime(unit, zone) if *unit != TimeUnit::Microseconds => {
+            column.cast(&DataType::Datetime(TimeUnit::Microseconds, zone.clone()))?
+        }
+        _ => column.clone(),
+    };
+    Ok(column.to_physical_repr().cast(&DataType::Int64)?.i64()?.rechunk().into_owned())
 }
 
 /// `sessions` with the `device_id` of each one's user (sessions of unknown users left out):

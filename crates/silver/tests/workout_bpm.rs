@@ -112,3 +112,37 @@ proptest! {
         prop_assert_eq!(actual(&sessions, &readings, far), expected(&sessions, &readings, far));
     }
 }
+
+#[test]
+fn times_compare_as_instants_whatever_their_unit() {
+    // Sessions in microseconds, readings in milliseconds: the same instants.
+    let sessions = DataFrame::new(
+        1,
+        vec![
+            Column::new("user_id".into(), [1i64]),
+            Column::new("workout_id".into(), [1i64]),
+            Column::new("session_id".into(), [1i64]),
+            micros("start_time", vec![10 * MINUTE]),
+            micros("end_time", vec![20 * MINUTE]),
+        ],
+    )
+    .expect("sessions");
+    let users = df!("user_id" => [1i64], "device_id" => [7i64]).expect("users");
+    let ms = |minutes: &[i64]| {
+        Column::new("time".into(), minutes.iter().map(|m| m * 60_000).collect::<Vec<_>>())
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+            .expect("datetime")
+    };
+    let readings = DataFrame::new(
+        3,
+        vec![
+            Column::new("device_id".into(), [7i64, 7, 7]),
+            ms(&[10, 15, 21]),
+            Column::new("heartrate".into(), [60.0f64, 70.0, 80.0]),
+            Column::new("valid".into(), [true, true, true]),
+        ],
+    )
+    .expect("readings");
+    let bpm = fitlake_silver::workout_bpm(&sessions, &users, &readings).expect("workout_bpm");
+    assert_eq!(bpm.column("heartrate").expect("hr").f64().expect("f64").to_vec(), [Some(70.0)]);
+}
