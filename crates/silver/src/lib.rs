@@ -646,19 +646,28 @@ pub fn session_readings(sessions: &DataFrame, readings: &DataFrame) -> Result<Da
         let (devices, times) = (devices.cont_slice()?, times.cont_slice()?);
         (1..devices.len()).all(|i| (devices[i - 1], times[i - 1]) <= (devices[i], times[i]))
     };
-    let readings = if in_order {
-        readings
-    } else {
-        let sorted = readings.sort(["device_id", "time"], SortMultipleOptions::default())?;
-        (devices, times) = keys(&sorted)?;
-        sorted
-    };
-    let (devices, times) = (devices.cont_slice()?, times.cont_slice()?);
     let (session_devices, starts, ends) = (
         physical_i64(sessions, "device_id")?,
         physical_i64(sessions, "start_time")?,
         physical_i64(sessions, "end_time")?,
     );
+    let readings = if in_order {
+        readings
+    } else {
+        // Only the rows within the sessions' span (a file rewritten by a MERGE spans more than
+        // a part's sessions), sorted by a permutation of the two key slices (Polars'
+        // multi-column sort compares through every chunk of a file's many record batches:
+        // seconds for a million rows).
+        let (lo, hi) = (starts.min().unwrap_or(i64::MAX), ends.max().unwrap_or(i64::MIN));
+        let (d, t) = (devices.cont_slice()?, times.cont_slice()?);
+        let mut order: Vec<IdxSize> =
+            (0..d.len() as IdxSize).filter(|&row| t[row as usize] > lo && t[row as usize] <= hi).collect();
+        order.sort_unstable_by_key(|&row| (d[row as usize], t[row as usize]));
+        let sorted = readings.take(&IdxCa::from_vec("row".into(), order))?;
+        (devices, times) = keys(&sorted)?;
+        sorted
+    };
+    let (devices, times) = (devices.cont_slice()?, times.cont_slice()?);
     let mut session_rows: Vec<IdxSize> = Vec::new();
     let mut reading_rows: Vec<IdxSize> = Vec::new();
     for (row, ((device, start), end)) in session_devices.iter().zip(starts.iter()).zip(ends.iter()).enumerate() {
