@@ -631,7 +631,8 @@ pub fn workout_bpm(sessions: &DataFrame, users: &DataFrame, readings: &DataFrame
 /// file's rows (a reading is in one file), with the sessions' devices looked up once.
 ///
 /// Readings in `(device_id, time)` order (as `heart_rate` writes its files) are taken as they
-/// are, others are sorted first; each session's readings are then the rows between two binary
+/// are; others (a file a MERGE rewrote, or another engine wrote) are narrowed to the sessions'
+/// span and sorted first; each session's readings are then the rows between two binary
 /// searches in its device's run, found without a join: a device's readings are not paired
 /// with each of its sessions, and nothing outside a session is compared row by row. Rows come
 /// session by session, in the sessions' order, each session's by time.
