@@ -648,8 +648,9 @@ async fn sync_session_rows(
     } else {
         rows_in_range(target, "start_time", range_of(in_scope, "start_time")?).await?
     };
+    // On one packed integer key (Polars row-encodes the three columns of every stored row).
     let stored_in_scope =
-        stored.clone().lazy().join(scope, session.clone(), session, JoinArgs::new(JoinType::Semi)).collect()?;
+        fitlake_frame::semi_join(&stored, &scope.collect()?, &["user_id", "workout_id", "session_id"])?;
     let keys = target.def().keys.clone();
     let (changed, gone) =
         fitlake_frame::sync_changes(&stored_in_scope.drop(fitlake_frame::FILE_COLUMN)?, &checked.rows, &keys)?;
