@@ -225,8 +225,16 @@ fn week_parts(days: &Int32Chunked, date_lookup: &DataFrame) -> Result<StringChun
             let week = match known.get(&day) {
                 Some(week) => week.to_string(),
                 None => {
-                    let date = chrono::NaiveDate::from_num_days_from_ce_opt(day + EPOCH_DAYS_FROM_CE)
-                        .ok_or_else(|| PolarsError::ComputeError(format!("day {day} is out of range").into()))?;
+                    // Parsing admits only times within the plausible window, whose ends are
+                    // calendar dates: a day outside the calendar here is a bug, not data.
+                    let date = day
+                        .checked_add(EPOCH_DAYS_FROM_CE)
+                        .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+                        .ok_or_else(|| {
+                            PolarsError::ComputeError(
+                                format!("bug: day {day} is outside the calendar, past the time window").into(),
+                            )
+                        })?;
                     CalendarDay::of(date).week_part
                 }
             };
