@@ -131,3 +131,54 @@ async fn a_commit_carries_rows_removes_and_progress_together() {
     assert_eq!(metrics["numTargetFilesRemoved"], "1", "{info}");
     assert_eq!(metrics["numOutputRows"], "1", "{info}");
 }
+
+/// `Table::open` brings the process's last snapshot of a table up to date instead of loading
+/// it anew: it must still see every commit, whoever made it, and a table deleted and created
+/// again at the same location (its log starting over) must be read afresh, not on top of the
+/// old snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_a_table_sees_new_commits_and_a_table_created_anew() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lh = lakehouse(&dir);
+    let access = pipeline(&lh);
+    let ids = |ids: &[i64]| {
+        DataFrame::new(
+            ids.len(),
+            vec![
+                Column::new("user_id".into(), ids.to_vec()),
+                Column::new("device_id".into(), ids.to_vec()),
+                Column::new("mac_address".into(), ids.iter().map(|i| format!("m{i}")).collect::<Vec<_>>()),
+                Column::new("registration_timestamp".into(), ids.to_vec())
+                    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                    .expect("cast"),
+            ],
+        )
+        .expect("frame")
+    };
+    let stored = |table: &Table| table.row_count().expect("count");
+    let mut writer = Table::create(&access, TableId::Users).await.expect("create");
+    writer.commit().rows(&ids(&[1, 2])).await.expect("commit");
+    let opened = Table::open(&access, TableId::Users).await.expect("open");
+    assert_eq!((opened.version(), stored(&opened)), (1, 2));
+    // Committed through another handle (another step, another runner): the next open sees it.
+    writer.commit().rows(&ids(&[3])).await.expect("commit");
+    writer.commit().rows(&ids(&[4, 5, 6])).await.expect("commit");
+    let opened = Table::open(&access, TableId::Users).await.expect("open");
+    assert_eq!((opened.version(), stored(&opened)), (3, 6));
+
+    // The table dropped and created again, with more commits than before: the snapshot of the
+    // old log must not be the start of the new one's.
+    let location =
+        fitlake_config::local_path(&lh.table_url(TableId::Users.layer(), TableId::Users.name())).expect("local");
+    std::fs::remove_dir_all(&location).expect("drop");
+    let mut writer = Table::create(&access, TableId::Users).await.expect("create again");
+    for id in [7, 8, 9, 10] {
+        writer.commit().rows(&ids(&[id])).await.expect("commit");
+    }
+    let opened = Table::open(&access, TableId::Users).await.expect("open");
+    assert_eq!((opened.version(), stored(&opened)), (4, 4));
+    let users = opened.scan().columns(&["user_id"]).collect().await.expect("read");
+    let mut read: Vec<i64> = users.column("user_id").expect("col").i64().expect("i64").into_no_null_iter().collect();
+    read.sort();
+    assert_eq!(read, vec![7, 8, 9, 10]);
+}

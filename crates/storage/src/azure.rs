@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 
 use azure_core::credentials::{Secret as TokenSecret, TokenCredential};
 use base64::Engine as _;
@@ -292,8 +292,10 @@ impl CredentialProvider for IdentityChain {
 /// The Azure side of [`crate::Stores`]: the credential and one object store per container.
 #[derive(Debug)]
 pub(crate) struct AzureStores {
-    /// The Azure credential, or why the environment gives none.
-    auth: std::result::Result<AzureAuth, String>,
+    /// The Azure credential, or why the environment gives none: read when Azure is first
+    /// used (a managed-identity credential builds an HTTP client, 20 ms that a run on local
+    /// storage never needs).
+    auth: OnceLock<std::result::Result<AzureAuth, String>>,
     /// One store per `account/container`, created on first use.
     containers: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
 }
@@ -307,19 +309,22 @@ pub(crate) fn register_handlers() {
 impl AzureStores {
     /// With the credential the process environment gives.
     pub(crate) fn from_env() -> AzureStores {
-        AzureStores::new(AzureAuth::from_env(|name| std::env::var(name).ok()).map_err(|e| match e {
-            Error::Config(message) => message,
-            other => other.to_string(),
-        }))
+        AzureStores { auth: OnceLock::new(), containers: Mutex::new(HashMap::new()) }
     }
 
     pub(crate) fn new(auth: std::result::Result<AzureAuth, String>) -> AzureStores {
-        AzureStores { auth, containers: Mutex::new(HashMap::new()) }
+        AzureStores { auth: OnceLock::from(auth), containers: Mutex::new(HashMap::new()) }
     }
 
     /// The Azure credential, or the configuration error that stops it.
     pub(crate) fn auth(&self) -> Result<&AzureAuth> {
-        self.auth.as_ref().map_err(|message| Error::Config(message.clone()))
+        let auth = self.auth.get_or_init(|| {
+            AzureAuth::from_env(|name| std::env::var(name).ok()).map_err(|e| match e {
+                Error::Config(message) => message,
+                other => other.to_string(),
+            })
+        });
+        auth.as_ref().map_err(|message| Error::Config(message.clone()))
     }
 
     /// The store of `location`'s container (`url` names it in errors).

@@ -185,7 +185,7 @@ impl Table {
         if fitlake_config::local_path(&url).is_some_and(|p| !p.join("_delta_log").is_dir()) {
             return Err(not_set_up());
         }
-        let table = match access.stores.delta_table(&url).await {
+        let table = match access.stores.latest_table(&url).await {
             Ok(table) => table,
             Err(DeltaTableError::InvalidTableLocation(_) | DeltaTableError::NotATable(_)) => return Err(not_set_up()),
             Err(e) => return Err(delta_error(id, -1)(e)),
