@@ -242,8 +242,12 @@ pub fn parse_kafka_multiplex_lines(
             .iter()
             .map(|&piece| {
                 s.spawn(move || {
-                    // About as many rows as the piece has lines (envelopes are rarely shorter).
-                    let mut good = Columns::with_capacity(piece.len() / 128);
+                    // About as many rows as the piece has lines (envelopes are rarely shorter),
+                    // readings apart from the other topics: the piece's rows come grouped by
+                    // topic, so bronze writes each topic's partition from a slice of them
+                    // instead of copying every column apart.
+                    let mut readings = Columns::with_capacity(piece.len() / 128);
+                    let mut others = Columns::with_capacity(0);
                     let mut bad = Vec::new();
                     let mut start = 0;
                     let mut line_ends = 0;
@@ -263,7 +267,8 @@ pub fn parse_kafka_multiplex_lines(
                             continue;
                         }
                         match utf8_line(raw).and_then(|text| parse_envelope(text, &options.window)) {
-                            Ok(r) => good.push(&r),
+                            Ok(r) if r.bpm.is_some() => readings.push(&r),
+                            Ok(r) => others.push(&r),
                             Err(reason) => bad.push(Quarantined {
                                 source_file: source_file.to_string(),
                                 line,
@@ -272,7 +277,11 @@ pub fn parse_kafka_multiplex_lines(
                             }),
                         }
                     }
-                    Ok((good.frame()?, bad, line_ends))
+                    let mut rows = readings.frame()?;
+                    if !others.partition.is_empty() {
+                        rows.vstack_mut_owned(others.frame()?)?;
+                    }
+                    Ok((rows, bad, line_ends))
                 })
             })
             .collect();
@@ -441,5 +450,31 @@ mod tests {
         let (last, whole) = pieces.split_last().expect("pieces");
         assert!(whole.iter().all(|piece| piece.ends_with(b"\n")));
         assert!(!last.is_empty());
+    }
+
+    /// Each piece's rows come readings first, then the other topics, each in line order (what
+    /// lets bronze write a topic's partition from a slice), and no row is lost or duplicated.
+    #[test]
+    fn a_piece_groups_its_rows_by_topic_in_line_order() {
+        let line = |offset: usize| match offset % 5 {
+            0 => format!(
+                r#"{{"key":"1","value":"{{\"user_id\": 1, \"workout_id\": {offset}, \"timestamp\": 1678521600.0, \"action\": \"start\", \"session_id\": 1}}","topic":"workout","partition":0,"offset":{offset},"timestamp":1678521600000}}"#
+            ),
+            _ => format!(
+                r#"{{"key":"1","value":"{{\"device_id\": 1, \"time\": 1678521600.5, \"heartrate\": 70.0}}","topic":"bpm","partition":0,"offset":{offset},"timestamp":1678521600500}}"#
+            ),
+        };
+        let text: String = (0..40).map(|i| line(i) + "\n").collect();
+        let options = ReadOptions { threads: 1, ..Default::default() };
+        let parsed = parse_kafka_multiplex(text.as_bytes(), "f.json", &options).expect("parse");
+        assert!(parsed.quarantined.is_empty(), "{:?}", parsed.quarantined);
+        let topics: Vec<&str> =
+            parsed.rows.column("topic").expect("topic").str().expect("strings").iter().flatten().collect();
+        let offsets: Vec<i64> =
+            parsed.rows.column("offset").expect("offset").i64().expect("integers").into_no_null_iter().collect();
+        let bpm: Vec<i64> = (0..40).filter(|i| i % 5 != 0).collect();
+        let workout: Vec<i64> = (0..40).filter(|i| i % 5 == 0).collect();
+        assert_eq!(offsets, [bpm.clone(), workout.clone()].concat());
+        assert_eq!(topics, [vec!["bpm"; bpm.len()], vec!["workout"; workout.len()]].concat());
     }
 }

@@ -460,17 +460,22 @@ fn writer_properties(def: &TableDef) -> WriterProperties {
 }
 
 /// The rows of `rows` split by the values of their partition `columns` (strings, as every
-/// partitioned table of fitlake's has them): the frame itself when every row has the same
-/// values (a landing chunk usually does), otherwise one frame per combination, rows in order.
+/// partitioned table of fitlake's has them), rows of a partition in order. Runs of rows of one
+/// partition are taken as slices, which copy nothing: the frame itself when every row has the
+/// same values (a landing chunk of one topic and week), a few slices when the rows come
+/// grouped (the multiplex parser groups each piece's rows by topic). Rows that alternate more
+/// often are gathered into one frame per combination.
 fn by_partition(rows: &DataFrame, columns: &[&str]) -> PolarsResult<Vec<DataFrame>> {
     let keys: Vec<StringChunked> =
         columns.iter().map(|name| Ok(rows.column(name)?.str()?.rechunk().into_owned())).collect::<PolarsResult<_>>()?;
     // The combination of each row, as an index into `seen` (a chunk holds a handful).
     let mut seen: Vec<Vec<Option<&str>>> = Vec::new();
     let mut group = Vec::with_capacity(rows.height());
+    // Where each run of one combination starts.
+    let mut runs: Vec<usize> = Vec::new();
     let mut iters: Vec<_> = keys.iter().map(|k| k.iter()).collect();
     let mut row: Vec<Option<&str>> = Vec::with_capacity(columns.len());
-    for _ in 0..rows.height() {
+    for i in 0..rows.height() {
         row.clear();
         for it in &mut iters {
             row.push(it.next().flatten());
@@ -482,14 +487,29 @@ fn by_partition(rows: &DataFrame, columns: &[&str]) -> PolarsResult<Vec<DataFram
                 seen.len() - 1
             }
         };
+        if group.last() != Some(&(at as u32)) {
+            runs.push(i);
+        }
         group.push(at as u32);
     }
     if seen.len() <= 1 {
         return Ok(vec![rows.clone()]);
     }
+    // Slices while runs are few and long (each becomes a batch of its partition's file); a
+    // gather otherwise, so that a partition is not written in many tiny batches.
+    if runs.len() <= MAX_PARTITION_RUNS && rows.height() >= runs.len() * MIN_PARTITION_RUN_ROWS {
+        runs.push(rows.height());
+        return Ok(runs.windows(2).map(|run| rows.slice(run[0] as i64, run[1] - run[0])).collect());
+    }
     let group = UInt32Chunked::from_vec("".into(), group);
     (0..seen.len() as u32).map(|g| rows.filter(&group.equal(g))).collect()
 }
+
+/// Most runs of one partition a written frame is split into by slicing, and the fewest rows
+/// they must average (see [`by_partition`]).
+const MAX_PARTITION_RUNS: usize = 64;
+/// See [`MAX_PARTITION_RUNS`].
+const MIN_PARTITION_RUN_ROWS: usize = 1024;
 
 /// The partition values of a batch whose rows all share them, as the Delta writer names its
 /// partition folders (the writer's own split reads them the same way).
@@ -1033,5 +1053,24 @@ mod tests {
                 ("bpm".into(), "2023-11".into(), vec![2, 5]),
             ]
         );
+    }
+
+    #[test]
+    fn partitions_in_long_runs_are_sliced_not_gathered() {
+        let topics: Vec<&str> = [("bpm", 3000), ("workout", 1500), ("bpm", 2000)]
+            .iter()
+            .flat_map(|&(topic, n)| std::iter::repeat_n(topic, n))
+            .collect();
+        let rows = frame(&topics, &vec!["2023-10"; topics.len()]);
+        let parts = by_partition(&rows, &["topic", "week_part"]).unwrap();
+        let spans: Vec<(String, i64, usize)> = parts
+            .iter()
+            .map(|p| (p.column("topic").unwrap().str().unwrap().get(0).unwrap().to_string(), offsets(p)[0], p.height()))
+            .collect();
+        assert_eq!(spans, [("bpm".into(), 0, 3000), ("workout".into(), 3000, 1500), ("bpm".into(), 4500, 2000)]);
+        // The same rows alternating: one gathered frame per partition.
+        let alternating: Vec<&str> = (0..6500).map(|i| if i % 2 == 0 { "bpm" } else { "workout" }).collect();
+        let parts = by_partition(&frame(&alternating, &vec!["2023-10"; 6500]), &["topic", "week_part"]).unwrap();
+        assert_eq!(parts.iter().map(DataFrame::height).collect::<Vec<_>>(), [3250, 3250]);
     }
 }
