@@ -229,7 +229,10 @@ impl Stores {
                 .await
                 .is_some_and(|now| now.size == seen.size && now.last_modified == seen.last_modified);
             if same_log {
+                let seen_version = table.version();
                 match table.update_incremental(None).await {
+                    // Nothing committed since: the commit file just looked at is still the latest.
+                    Ok(()) if table.version() == seen_version => return Ok(table),
                     Ok(()) => {
                         self.remember(url, &table).await;
                         return Ok(table);
@@ -245,9 +248,9 @@ impl Stores {
         Ok(table)
     }
 
-    /// Keeps `table`'s snapshot as the latest this process has of `url` (a commit's own result,
-    /// or a load), unless a newer one is kept already.
-    pub async fn remember(&self, url: &Url, table: &DeltaTable) {
+    /// Keeps `table`'s snapshot as the latest this process has of `url`, unless a newer one is
+    /// kept already.
+    async fn remember(&self, url: &Url, table: &DeltaTable) {
         let Some(meta) = commit_meta(table).await else {
             return;
         };
