@@ -113,6 +113,30 @@ fn rerun_with_nothing_new_changes_nothing() {
     assert_eq!(lake.versions_and_counts(), before, "a second setup committed something");
 }
 
+/// A multiplex file of readings only moves bronze without a profile change: `user_profile`
+/// records the progress (nothing is left behind for it) and its rows stay as they were.
+#[test]
+fn readings_alone_record_user_profile_progress_without_changing_profiles() {
+    let lake = Lake::after_set_1();
+    let before = lake.versions_and_counts();
+    let reading = |offset: i64| {
+        format!(
+            r#"{{"key":"1","value":"{{\"device_id\": 1, \"time\": 1678521600.{offset}, \"heartrate\": 70.0}}","topic":"bpm","partition":0,"offset":{offset},"timestamp":1678521600500}}"#
+        )
+    };
+    let text: String = (1..=3).map(|i| reading(i) + "\n").collect();
+    std::fs::write(lake.landing("kafka_multiplex_bz").join("readings-only.json"), text).expect("land");
+    lake.run_once();
+    let after = lake.versions_and_counts();
+    assert_eq!(after["kafka_multiplex_bz"].1, before["kafka_multiplex_bz"].1 + 3);
+    assert_eq!(
+        after["user_profile"],
+        (before["user_profile"].0 + 1, before["user_profile"].1),
+        "one progress commit, no row"
+    );
+    assert!(lake.caught_up(), "a step is behind: {:#?}", lake.status());
+}
+
 pub(crate) fn reference_run() -> BTreeMap<String, polars::prelude::DataFrame> {
     let lake = Lake::after_set_1();
     lake.fitlake(&["produce", "--set", "2"]);

@@ -194,6 +194,11 @@ pub(crate) async fn user_profile(env: &StepEnv<'_>, target: &mut Table) -> Resul
         return Ok(StepReport::default());
     }
     let files = topic_files(&source, topics::USER_INFO, None).await?;
+    if files.is_empty() {
+        // Bronze moved with other topics only (most micro-batches): no change applies, only
+        // the progress is recorded, without reading the profiles.
+        return commit_plan(env, target, 0, &MergePlan::default(), &[source.txn()]).await;
+    }
     let (events, read, quarantined, warnings) = decoded_topic(env, &source, files, topics::USER_INFO).await?;
     let current = target.scan().with_file_column().collect().await?;
     let plan = fitlake_silver::user_profile(&events, &current)?.plan;
