@@ -248,16 +248,13 @@ impl Stores {
         Ok(table)
     }
 
-    /// Keeps `table`'s snapshot as the latest this process has of `url`, unless a newer one is
-    /// kept already.
+    /// Keeps `table`'s snapshot as the one this process starts from when it next opens `url`.
+    /// Whatever was kept is replaced, even by a lower version: after a table was created anew
+    /// its log starts over, and an older snapshot kept by a concurrent open is only brought up
+    /// to date from further back.
     async fn remember(&self, url: &Url, table: &DeltaTable) {
-        let Some(meta) = commit_meta(table).await else {
-            return;
-        };
-        let mut snapshots = self.snapshots.lock();
-        let newer_kept = snapshots.get(url).is_some_and(|(kept, _)| kept.version() > table.version());
-        if !newer_kept {
-            snapshots.insert(url.clone(), (table.clone(), meta));
+        if let Some(meta) = commit_meta(table).await {
+            self.snapshots.lock().insert(url.clone(), (table.clone(), meta));
         }
     }
 
