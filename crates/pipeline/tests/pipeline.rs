@@ -182,3 +182,35 @@ async fn reopening_a_table_sees_new_commits_and_a_table_created_anew() {
     read.sort();
     assert_eq!(read, vec![7, 8, 9, 10]);
 }
+
+/// Log files older than the log retention (30 days) are removed by the commits that write a
+/// checkpoint, as Spark does, not after every commit (a listing of the whole log each time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_log_files_go_with_a_checkpoint_commit_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lh = lakehouse(&dir);
+    let mut table = Table::create(&pipeline(&lh), TableId::Users).await.expect("create");
+    let log =
+        fitlake_config::local_path(&lh.table_url(TableId::Users.layer(), "users")).expect("local").join("_delta_log");
+    let first = log.join("00000000000000000000.json");
+    // Versions 1 to 9; 9 writes the first checkpoint (every 10 commits).
+    for n in 1..=9 {
+        table.commit().progress([("app".into(), n)]).await.expect("commit");
+    }
+    assert!(log.join("00000000000000000009.checkpoint.parquet").exists());
+    // Versions 0 to 9 expire: 40 days old.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 24 * 3600);
+    for v in 0..=9 {
+        let file = std::fs::File::options().write(true).open(log.join(format!("{v:020}.json"))).expect("open");
+        file.set_modified(old).expect("backdate");
+    }
+    for n in 10..=18 {
+        table.commit().progress([("app".into(), n)]).await.expect("commit");
+        assert!(first.exists(), "version {n} is no checkpoint commit: it removes no log file");
+    }
+    table.commit().progress([("app".into(), 19)]).await.expect("commit");
+    assert!(!first.exists(), "the checkpoint commit removes the expired log files");
+    assert!(log.join("00000000000000000009.json").exists(), "the files after the last kept checkpoint stay");
+    let reopened = Table::open(&pipeline(&lh), TableId::Users).await.expect("open");
+    assert_eq!((reopened.version(), reopened.progress("app").await.expect("progress")), (19, Some(19)));
+}

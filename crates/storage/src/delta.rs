@@ -808,10 +808,11 @@ impl<'a> Commit<'a> {
             metrics.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect();
         let mut info = vec![("operationMetrics".to_string(), serde_json::Value::Object(metrics))];
         info.extend(table.access.commit_identity());
+        let snapshot = table.delta.snapshot().map_err(&err)?;
         let properties = CommitProperties::default()
             .with_metadata(info)
-            .with_application_transactions(txns.iter().map(|(app, v)| Transaction::new(app, *v)).collect());
-        let snapshot = table.delta.snapshot().map_err(&err)?;
+            .with_application_transactions(txns.iter().map(|(app, v)| Transaction::new(app, *v)).collect())
+            .with_cleanup_expired_logs(Some(cleans_up_logs(snapshot.version() + 1, snapshot)));
         let finalized = CommitBuilder::from(properties)
             .with_actions(adds)
             .build(Some(snapshot), table.delta.log_store(), delta_operation)
@@ -823,6 +824,18 @@ impl<'a> Commit<'a> {
         fault::point("after-commit", table.id.name());
         Ok(Some(version))
     }
+}
+
+/// True when the commit of `version` should remove the log files older than the log retention
+/// (when `delta.enableExpiredLogCleanup` is on): only the commits that write a checkpoint, as
+/// Spark does. delta-rs would otherwise list the whole `_delta_log` after every commit, a
+/// listing that grows with the table's history (a stream's commits of the last 30 days), and
+/// one more request per commit on ADLS.
+fn cleans_up_logs(version: u64, state: &deltalake::table::state::DeltaTableState) -> bool {
+    use deltalake::table::config::TablePropertiesExt;
+    let config = state.table_config();
+    let interval = config.checkpoint_interval().get();
+    config.enable_expired_log_cleanup() && (version + 1).is_multiple_of(interval)
 }
 
 impl<'a> IntoFuture for Commit<'a> {
