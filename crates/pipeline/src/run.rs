@@ -7,6 +7,7 @@ use fitlake_catalog::TableId;
 use fitlake_config::Layer;
 use fitlake_governance::policy::Zone;
 use fitlake_governance::Privilege;
+use fitlake_quality::Expectations;
 use fitlake_storage::lock::TableLock;
 use fitlake_storage::Need;
 use tracing::Instrument;
@@ -91,28 +92,104 @@ pub async fn run_step(ctx: &Context, table: TableId) -> Result<StepReport> {
     .await
 }
 
-/// Runs the steps of `layers` once, in pipeline order.
+/// The steps of `steps` (one run's) that `table`'s step waits for: the tables it reads (its
+/// sources and the tables its expectations reference), so that it reads them as this run left
+/// them whatever the timing, and for a bronze table the bronze step before it (the bronze
+/// steps claim their landing files in one table, `bronze.landing_files`, and take turns).
+pub fn waits_for(expectations: &Expectations, table: TableId, steps: &[TableId]) -> Vec<TableId> {
+    let mut waits: Vec<TableId> = table.sources().to_vec();
+    waits.extend(expectations.references_of(table.name()).into_iter().filter_map(|(t, _)| TableId::from_name(t)));
+    if TableId::INGESTED.contains(&table) {
+        let before = steps.iter().take_while(|t| **t != table);
+        waits.extend(before.filter(|t| TableId::INGESTED.contains(t)).last());
+    }
+    waits.retain(|t| *t != table && steps.contains(t));
+    waits.sort_unstable();
+    waits.dedup();
+    waits
+}
+
+/// Runs the steps of `layers` once. Each step starts as soon as the steps it waits for (see
+/// [`waits_for`]) have committed, so independent steps run side by side: `heart_rate` beside
+/// `workouts` and `user_profile`, `gym_summary` beside `workout_bpm`. Their results are the
+/// same as in pipeline order; the report lists them in pipeline order. When a step fails, no
+/// further step starts; those already running finish (each commits whole or not at all), and
+/// the first failure is returned.
 pub async fn run_once(ctx: &Context, layers: &[Layer]) -> Result<RunReport> {
     let started = Instant::now();
     let span = tracing::info_span!("run", layers = ?layers, as_of = %ctx.options.as_of);
     async {
-        let mut report = RunReport::default();
-        for layer in Layer::ALL.into_iter().filter(|l| layers.contains(l)) {
-            for table in TableId::steps(layer) {
-                match run_step(ctx, table).await {
-                    Ok(step) => report.push(step),
-                    Err(e) => {
-                        // What the committed steps measured is still logged.
-                        crate::steps::quality::flush(ctx).await?;
-                        return Err(e);
+        let steps: Vec<TableId> =
+            Layer::ALL.into_iter().filter(|l| layers.contains(l)).flat_map(TableId::steps).collect();
+        let waits: Vec<Vec<TableId>> = steps.iter().map(|t| waits_for(ctx.expectations(), *t, &steps)).collect();
+        let mut reports: Vec<Option<StepReport>> = vec![None; steps.len()];
+        let mut begun = vec![false; steps.len()];
+        let mut running = tokio::task::JoinSet::new();
+        let mut failed: Option<Error> = None;
+        loop {
+            if failed.is_none() {
+                for (i, table) in steps.iter().copied().enumerate() {
+                    let done = |t: &TableId| steps.iter().position(|s| s == t).is_some_and(|p| reports[p].is_some());
+                    if !begun[i] && waits[i].iter().all(done) {
+                        begun[i] = true;
+                        let ctx = ctx.clone();
+                        running.spawn(async move { (i, run_step(&ctx, table).await) }.in_current_span());
                     }
                 }
             }
+            let Some(joined) = running.join_next().await else { break };
+            match joined {
+                Ok((i, Ok(step))) => reports[i] = Some(step),
+                Ok((_, Err(e))) => _ = failed.get_or_insert(e),
+                Err(e) => _ = failed.get_or_insert(Error::Internal(format!("bug: a step's task ended: {e}").into())),
+            }
         }
+        // What the committed steps measured is logged, even when one failed.
         crate::steps::quality::flush(ctx).await?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let mut report = RunReport::default();
+        reports.into_iter().flatten().for_each(|step| report.push(step));
         report.finish(started.elapsed());
         Ok(report)
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TableId::*;
+
+    #[test]
+    fn a_step_waits_for_what_it_reads_and_bronze_steps_take_turns() {
+        let known: Vec<&str> = TableId::ALL.iter().map(|t| t.name()).collect();
+        let toml = "[[expectation]]\ntable = \"workouts\"\nname = \"known_user\"\ncheck = \"references\"\n\
+                    column = \"user_id\"\nref_table = \"users\"\nref_column = \"user_id\"\naction = \"warn\"\n";
+        let expectations = Expectations::parse(toml, &known, &[]).expect("expectations");
+        let all: Vec<TableId> = Layer::ALL.into_iter().flat_map(TableId::steps).collect();
+        let waits = |table, steps: &[TableId]| waits_for(&expectations, table, steps);
+        let set = |mut tables: Vec<TableId>| {
+            tables.sort_unstable();
+            tables
+        };
+        assert_eq!(waits(RegisteredUsersBz, &all), []);
+        assert_eq!(waits(GymLoginsBz, &all), [RegisteredUsersBz]);
+        assert_eq!(waits(KafkaMultiplexBz, &all), [GymLoginsBz]);
+        assert_eq!(waits(HeartRate, &all), [KafkaMultiplexBz]);
+        // A referenced table is read too: `workouts` checks its users against `users`.
+        assert_eq!(waits(Workouts, &all), set(vec![Users, KafkaMultiplexBz]));
+        assert_eq!(waits(WorkoutBpm, &all), set(vec![Users, CompletedWorkouts, HeartRate]));
+        assert_eq!(waits(GymSummary, &all), set(vec![Users, GymLogs, CompletedWorkouts]));
+        // A run of some layers waits only for steps it runs.
+        let silver: Vec<TableId> = TableId::steps(Layer::Silver).collect();
+        assert_eq!(waits(Workouts, &silver), [Users]);
+        assert_eq!(waits(HeartRate, &silver), []);
+        // Every step waits only for steps before it: pipeline order is one order the run may take.
+        for (i, table) in all.iter().enumerate() {
+            assert!(waits(*table, &all).iter().all(|w| all[..i].contains(w)), "{table} waits for a later step");
+        }
+    }
 }

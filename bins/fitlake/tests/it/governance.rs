@@ -249,6 +249,15 @@ fn expectations_warn_drop_and_fail_as_declared_and_are_logged() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("expectation \"below_120\" on heart_rate"), "{}", stderr(&out));
     assert_eq!(fail.counts()["heart_rate"], 0, "a failed expectation commits nothing");
+    // No step reading heart_rate starts (their logs hold only their creation); a step beside
+    // it, started with it, commits.
+    let commits = |table: &str| {
+        let log = fail.root.join("managed/silver").join(table).join("_delta_log");
+        let files = std::fs::read_dir(&log).expect("log").filter_map(|e| e.ok());
+        files.filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count()
+    };
+    assert_eq!(commits("workout_bpm"), 1, "workout_bpm waits for heart_rate");
+    assert!(commits("workouts") > 1 && fail.counts()["workouts"] > 0, "workouts runs beside heart_rate");
     let logged = fail.table("quality_events");
     assert!(logged.column("table_version").expect("col").null_count() > 0, "the failure is logged without a version");
     fail.run_once();
