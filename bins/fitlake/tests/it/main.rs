@@ -137,6 +137,31 @@ fn readings_alone_record_user_profile_progress_without_changing_profiles() {
     assert!(lake.caught_up(), "a step is behind: {:#?}", lake.status());
 }
 
+/// A batch's last chunk is written by both write lanes, half each (nothing else is left to
+/// overlap with its writing): one file of 20,000 readings lands as two bronze files.
+#[test]
+fn a_batch_last_chunk_is_split_across_the_write_lanes() {
+    let lake = Lake::after_set_1();
+    let before = lake.versions_and_counts();
+    let reading = |offset: i64| {
+        format!(
+            r#"{{"key":"1","value":"{{\"device_id\": 1, \"time\": {}, \"heartrate\": 70.0}}","topic":"bpm","partition":0,"offset":{offset},"timestamp":1678521600500}}"#,
+            1_678_521_600 + offset
+        )
+    };
+    let text: String = (1..=20_000).map(|i| reading(i) + "\n").collect();
+    std::fs::write(lake.landing("kafka_multiplex_bz").join("readings.json"), text).expect("land");
+    lake.run_once();
+    let after = lake.versions_and_counts();
+    assert_eq!(after["kafka_multiplex_bz"].1, before["kafka_multiplex_bz"].1 + 20_000);
+    let version = after["kafka_multiplex_bz"].0;
+    let log = lake.root.join("managed/bronze/kafka_multiplex_bz/_delta_log").join(format!("{version:020}.json"));
+    let commit = std::fs::read_to_string(&log).expect("commit");
+    let adds = commit.lines().filter(|l| l.starts_with(r#"{"add""#)).count();
+    assert_eq!(adds, 2, "{commit}");
+    assert!(lake.caught_up(), "a step is behind: {:#?}", lake.status());
+}
+
 pub(crate) fn reference_run() -> BTreeMap<String, polars::prelude::DataFrame> {
     let lake = Lake::after_set_1();
     lake.fitlake(&["produce", "--set", "2"]);
