@@ -130,6 +130,8 @@ pub async fn run_once(ctx: &Context, layers: &[Layer]) -> Result<RunReport> {
         let mut reports: Vec<Option<StepReport>> = vec![None; steps.len()];
         let mut begun = vec![false; steps.len()];
         let mut running = tokio::task::JoinSet::new();
+        // Which table each task runs the step of, to name it if the task panics.
+        let mut tasks = std::collections::HashMap::new();
         let mut failed: Option<Error> = None;
         loop {
             if failed.is_none() {
@@ -138,7 +140,8 @@ pub async fn run_once(ctx: &Context, layers: &[Layer]) -> Result<RunReport> {
                     if !begun[i] && waits[i].iter().all(done) {
                         begun[i] = true;
                         let ctx = ctx.clone();
-                        running.spawn(async move { (i, run_step(&ctx, table).await) }.in_current_span());
+                        let task = running.spawn(async move { (i, run_step(&ctx, table).await) }.in_current_span());
+                        tasks.insert(task.id(), table);
                     }
                 }
             }
@@ -146,7 +149,10 @@ pub async fn run_once(ctx: &Context, layers: &[Layer]) -> Result<RunReport> {
             match joined {
                 Ok((i, Ok(step))) => reports[i] = Some(step),
                 Ok((_, Err(e))) => _ = failed.get_or_insert(e),
-                Err(e) => _ = failed.get_or_insert(Error::Internal(format!("bug: a step's task ended: {e}").into())),
+                Err(e) => {
+                    let table = tasks.get(&e.id()).map_or_else(|| "a table".to_string(), |t| t.to_string());
+                    _ = failed.get_or_insert(Error::Internal(format!("bug: the step of {table} ended: {e}").into()))
+                }
             }
         }
         // What the committed steps measured is logged, even when one failed.

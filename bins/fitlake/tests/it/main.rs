@@ -113,18 +113,21 @@ fn rerun_with_nothing_new_changes_nothing() {
     assert_eq!(lake.versions_and_counts(), before, "a second setup committed something");
 }
 
+/// A multiplex line of one reading of device 1 at `time` (epoch seconds as the payload writes
+/// them), Kafka offset `offset`.
+fn readings_line(offset: i64, time: &str) -> String {
+    format!(
+        r#"{{"key":"1","value":"{{\"device_id\": 1, \"time\": {time}, \"heartrate\": 70.0}}","topic":"bpm","partition":0,"offset":{offset},"timestamp":1678521600500}}"#
+    ) + "\n"
+}
+
 /// A multiplex file of readings only moves bronze without a profile change: `user_profile`
 /// records the progress (nothing is left behind for it) and its rows stay as they were.
 #[test]
 fn readings_alone_record_user_profile_progress_without_changing_profiles() {
     let lake = Lake::after_set_1();
     let before = lake.versions_and_counts();
-    let reading = |offset: i64| {
-        format!(
-            r#"{{"key":"1","value":"{{\"device_id\": 1, \"time\": 1678521600.{offset}, \"heartrate\": 70.0}}","topic":"bpm","partition":0,"offset":{offset},"timestamp":1678521600500}}"#
-        )
-    };
-    let text: String = (1..=3).map(|i| reading(i) + "\n").collect();
+    let text: String = (1..=3).map(|i| readings_line(i, &format!("1678521600.{i}"))).collect();
     std::fs::write(lake.landing("kafka_multiplex_bz").join("readings-only.json"), text).expect("land");
     lake.run_once();
     let after = lake.versions_and_counts();
@@ -143,13 +146,7 @@ fn readings_alone_record_user_profile_progress_without_changing_profiles() {
 fn a_batch_last_chunk_is_split_across_the_write_lanes() {
     let lake = Lake::after_set_1();
     let before = lake.versions_and_counts();
-    let reading = |offset: i64| {
-        format!(
-            r#"{{"key":"1","value":"{{\"device_id\": 1, \"time\": {}, \"heartrate\": 70.0}}","topic":"bpm","partition":0,"offset":{offset},"timestamp":1678521600500}}"#,
-            1_678_521_600 + offset
-        )
-    };
-    let text: String = (1..=20_000).map(|i| reading(i) + "\n").collect();
+    let text: String = (1..=20_000).map(|i| readings_line(i, &(1_678_521_600 + i).to_string())).collect();
     std::fs::write(lake.landing("kafka_multiplex_bz").join("readings.json"), text).expect("land");
     lake.run_once();
     let after = lake.versions_and_counts();
