@@ -170,10 +170,26 @@ impl PlanLog {
                 .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?,
             ],
         )?;
-        match log.commit().rows(&rows).progress([(self.app_id(), plan.batch)]).await {
-            Ok(_) => Ok(plan.clone()),
-            Err(e) if e.is_commit_conflict() => recorded(self.load().await?),
-            Err(e) => Err(e.into()),
+        let mut attempts = 0;
+        loop {
+            match log.commit().rows(&rows).progress([(self.app_id(), plan.batch)]).await {
+                Ok(_) => return Ok(plan.clone()),
+                Err(e) if e.is_commit_conflict() => {
+                    let plans = self.load().await?;
+                    if plans.contains_key(&plan.batch) {
+                        return recorded(plans);
+                    }
+                    // A plan of another bronze table won the race (their steps run side by
+                    // side): this one is recorded on the newer version; past a few tries the
+                    // step is redone (`run::run_step`).
+                    attempts += 1;
+                    if attempts > 3 {
+                        return Err(e.into());
+                    }
+                    log = self.open().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 }

@@ -214,3 +214,34 @@ async fn expired_log_files_go_with_a_checkpoint_commit_only() {
     let reopened = Table::open(&pipeline(&lh), TableId::Users).await.expect("open");
     assert_eq!((reopened.version(), reopened.progress("app").await.expect("progress")), (19, Some(19)));
 }
+
+/// The bronze steps run side by side and record their plans in one table: plans of different
+/// tables written at the same moment are all recorded, each table's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_of_bronze_tables_written_at_once_are_all_recorded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lh = lakehouse(&dir);
+    let access = pipeline(&lh);
+    Table::create(&access, TableId::LandingFiles).await.expect("create landing_files");
+    let cache = fitlake_pipeline::progress::PlanCache::default();
+    let logs: Vec<PlanLog> = TableId::INGESTED.into_iter().map(|t| PlanLog::new(&access, cache.clone(), t)).collect();
+    for batch in 0..8 {
+        let plan = |table: TableId| BatchPlan::new(batch, [(format!("{}-{batch}.json", table.name()), None)]);
+        let write = |i: usize| {
+            let (log, plan) = (&logs[i], plan(TableId::INGESTED[i]));
+            async move { (log.write(&plan).await.expect("write plan"), plan) }
+        };
+        let (a, b, c) = tokio::join!(write(0), write(1), write(2));
+        for (written, planned) in [a, b, c] {
+            assert_eq!(written, planned, "batch {batch}: each table's own plan");
+        }
+    }
+    for (log, table) in logs.iter().zip(TableId::INGESTED) {
+        let plans = log.load().await.expect("load");
+        let files: Vec<String> = plans.values().flat_map(|p| p.files.clone()).collect();
+        let expected: Vec<String> = (0..8).map(|b| format!("{}-{b}.json", table.name())).collect();
+        assert_eq!(files, expected, "{table}");
+    }
+    let fresh = PlanLog::new(&access, Default::default(), TableId::KafkaMultiplexBz);
+    assert_eq!(fresh.load().await.expect("load").len(), 8, "read afresh from the table");
+}
