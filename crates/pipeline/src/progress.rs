@@ -69,9 +69,11 @@ impl BatchPlan {
 }
 
 /// Plans already read by this process, per bronze table, with the `landing_files` version
-/// they were read at (the table is append-only, so later versions only add plans).
+/// they were read at (the table is append-only, so later versions only add plans); and the
+/// turn its bronze steps, which run side by side, take to record a plan (one commit after the
+/// other rather than racing: delta-rs would resolve the race, but warns of it on every run).
 #[derive(Debug, Clone, Default)]
-pub struct PlanCache(Arc<Mutex<HashMap<TableId, (i64, Plans)>>>);
+pub struct PlanCache(Arc<Mutex<HashMap<TableId, (i64, Plans)>>>, Arc<tokio::sync::Mutex<()>>);
 
 /// Plans by batch number.
 pub type Plans = BTreeMap<i64, BatchPlan>;
@@ -142,6 +144,7 @@ impl PlanLog {
     /// Records a plan unless one is recorded for its batch already (by a run that crashed
     /// before committing it, or by another runner); returns the plan that is recorded.
     pub async fn write(&self, plan: &BatchPlan) -> Result<BatchPlan> {
+        let _turn = self.cache.1.lock().await;
         let mut log = self.open().await?;
         let recorded = |plans: BTreeMap<i64, BatchPlan>| {
             plans.get(&plan.batch).cloned().ok_or_else(|| {
