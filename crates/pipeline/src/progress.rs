@@ -69,11 +69,9 @@ impl BatchPlan {
 }
 
 /// Plans already read by this process, per bronze table, with the `landing_files` version
-/// they were read at (the table is append-only, so later versions only add plans); and the
-/// turn its bronze steps, which run side by side, take to record a plan (one commit after the
-/// other rather than racing: delta-rs would resolve the race, but warns of it on every run).
+/// they were read at (the table is append-only, so later versions only add plans).
 #[derive(Debug, Clone, Default)]
-pub struct PlanCache(Arc<Mutex<HashMap<TableId, (i64, Plans)>>>, Arc<tokio::sync::Mutex<()>>);
+pub struct PlanCache(Arc<Mutex<HashMap<TableId, (i64, Plans)>>>);
 
 /// Plans by batch number.
 pub type Plans = BTreeMap<i64, BatchPlan>;
@@ -144,7 +142,6 @@ impl PlanLog {
     /// Records a plan unless one is recorded for its batch already (by a run that crashed
     /// before committing it, or by another runner); returns the plan that is recorded.
     pub async fn write(&self, plan: &BatchPlan) -> Result<BatchPlan> {
-        let _turn = self.cache.1.lock().await;
         let mut log = self.open().await?;
         let recorded = |plans: BTreeMap<i64, BatchPlan>| {
             plans.get(&plan.batch).cloned().ok_or_else(|| {
@@ -173,26 +170,10 @@ impl PlanLog {
                 .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?,
             ],
         )?;
-        let mut attempts = 0;
-        loop {
-            match log.commit().rows(&rows).progress([(self.app_id(), plan.batch)]).await {
-                Ok(_) => return Ok(plan.clone()),
-                Err(e) if e.is_commit_conflict() => {
-                    let plans = self.load().await?;
-                    if plans.contains_key(&plan.batch) {
-                        return recorded(plans);
-                    }
-                    // A plan of another bronze table won the race (their steps run side by
-                    // side): this one is recorded on the newer version; past a few tries the
-                    // step is redone (`run::run_step`).
-                    attempts += 1;
-                    if attempts > 3 {
-                        return Err(e.into());
-                    }
-                    log = self.open().await?;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        match log.commit().rows(&rows).progress([(self.app_id(), plan.batch)]).await {
+            Ok(_) => Ok(plan.clone()),
+            Err(e) if e.is_commit_conflict() => recorded(self.load().await?),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! The library only calls [`point`]; what happens there is the binary's choice (fitlake's
 //! binaries install a hook that reads `FITLAKE_FAULT=<point>:<table>` and aborts). Points:
 //! `after-plan` (a bronze batch is planned, nothing written), `after-write` (data files
-//! written, not committed), `after-commit` (committed, later steps not run).
+//! written, not committed), `after-commit` (committed; steps not started yet do not run, and
+//! steps running beside it die where they are).
 
 use std::sync::OnceLock;
 

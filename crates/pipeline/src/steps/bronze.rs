@@ -14,7 +14,7 @@ use polars::prelude::*;
 use tracing::Instrument;
 
 use super::{Context, StepEnv, StepTimer};
-use crate::meter::{Meter, NoMeter, Unit};
+use crate::meter::Unit;
 use crate::progress::{app_id, BatchPlan, FileStamp, PlanLog};
 use crate::report::StepReport;
 use crate::Result;
@@ -43,10 +43,6 @@ pub async fn run(ctx: &Context, table: TableId) -> Result<StepReport> {
 struct Ingestion<'a> {
     ctx: &'a Context,
     env: StepEnv<'a>,
-    /// Where the step says how far it is: the run's meter for the multiplex, whose batches
-    /// take seconds to minutes; nowhere for registrations and gym visits (small files read
-    /// whole), which run beside it and would take its one progress bar over.
-    meter: &'a dyn Meter,
     target: Table,
     quarantine: Option<Table>,
     date_lookup: Option<DataFrame>,
@@ -87,14 +83,9 @@ impl SpareBuffers {
 
 impl<'a> Ingestion<'a> {
     async fn open(ctx: &'a Context, table: TableId) -> Result<Ingestion<'a>> {
-        let meter: &dyn Meter = match table {
-            TableId::KafkaMultiplexBz => ctx.meter(),
-            _ => &NoMeter,
-        };
         Ok(Ingestion {
             ctx,
             env: StepEnv::new(ctx, table),
-            meter,
             target: ctx.open(table).await?,
             quarantine: None,
             date_lookup: None,
@@ -138,7 +129,7 @@ impl<'a> Ingestion<'a> {
     /// returns their quarantined records.
     async fn write(&mut self, staged: &mut Lanes, prepared: Prepared, last: bool) -> Result<Vec<Quarantined>> {
         self.report.rows_read += prepared.read;
-        self.meter.written(prepared.rows.height() as u64);
+        self.ctx.meter().written(prepared.rows.height() as u64);
         match last {
             true => staged.write_across(prepared.rows).await?,
             false => staged.write(prepared.rows).await?,
@@ -201,7 +192,7 @@ impl<'a> Ingestion<'a> {
         while let Some(reading) = next.take() {
             // A piece becomes a chunk up to its last line end; the next piece starts there.
             let (chunks, taken) = chunker.push_buffer(reading.await??);
-            self.meter.advance(taken as u64);
+            self.ctx.meter().advance(taken as u64);
             offset += taken as u64;
             if offset < size {
                 next = Some(read(offset..size.min(offset + step)));
@@ -388,7 +379,7 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
         let mut staged = Lanes::new(&run.target)?;
         let mut bad: Vec<Quarantined> = Vec::new();
         let batch_bytes = plan.files.iter().filter_map(|f| now.get(f)).map(|f| f.size).sum();
-        run.meter.begin(&format!("{table} batch {}", plan.batch), batch_bytes, Unit::Bytes);
+        ctx.meter().begin(&format!("{table} batch {}", plan.batch), batch_bytes, Unit::Bytes);
         for file in &plan.files {
             let current = now.get(file).map(stamp_of);
             if let Some(planned) = plan.stamps.get(file).filter(|p| current.is_some_and(|c| c != **p)) {
@@ -418,14 +409,14 @@ pub async fn ingest(ctx: &Context, table: TableId) -> Result<StepReport> {
             } else {
                 // Registrations and gym visits: small CSV files, read whole.
                 let bytes = landing.read(file).await?;
-                run.meter.advance(bytes.len() as u64);
+                ctx.meter().advance(bytes.len() as u64);
                 bad.extend(run.stage(&mut staged, &bytes, file).instrument(span).await?);
             }
         }
         // The batch's last chunk, still being parsed.
         bad.extend(run.write_last(&mut staged, None).await?);
         run.commit("landing", staged, &bad, vec![(app.clone(), plan.batch)]).await?;
-        run.meter.end();
+        ctx.meter().end();
         if ctx.options.streaming || takes_all {
             break;
         }
