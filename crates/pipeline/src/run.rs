@@ -94,28 +94,21 @@ pub async fn run_step(ctx: &Context, table: TableId) -> Result<StepReport> {
 
 /// The steps of `steps` (one run's) that `table`'s step waits for: the tables it reads (its
 /// sources and the tables its expectations reference), so that it reads them as this run left
-/// them whatever the timing, and for a bronze table the bronze step before its turn (see
-/// [`BRONZE_TURNS`]).
+/// them whatever the timing, and for a bronze table the bronze step before it. The bronze
+/// steps take turns in pipeline order: they claim their landing files in one table,
+/// `bronze.landing_files`, and report to one progress meter, and a run that dies in one of them
+/// (`FITLAKE_FAULT`, the kill -9 tests) then leaves no other bronze step half done by timing.
 pub fn waits_for(expectations: &Expectations, table: TableId, steps: &[TableId]) -> Vec<TableId> {
     let mut waits: Vec<TableId> = table.sources().to_vec();
     waits.extend(expectations.references_of(table.name()).into_iter().filter_map(|(t, _)| TableId::from_name(t)));
-    if let Some(turn) = BRONZE_TURNS.iter().position(|t| *t == table) {
-        waits.extend(BRONZE_TURNS[..turn].iter().rev().find(|t| steps.contains(t)));
+    if let Some(turn) = TableId::INGESTED.iter().position(|t| *t == table) {
+        waits.extend(TableId::INGESTED[..turn].iter().rev().find(|t| steps.contains(t)));
     }
     waits.retain(|t| *t != table && steps.contains(t));
     waits.sort_unstable();
     waits.dedup();
     waits
 }
-
-/// The order the bronze steps take turns in: pipeline order. They claim their landing files in
-/// one table, `bronze.landing_files`, and report to one progress meter. In turn, and first,
-/// they also keep a crash at one of them (`FITLAKE_FAULT`, the kill -9 tests) from finding
-/// other steps half done by timing: running them side by side, or the multiplex first beside
-/// `heart_rate`, made a run that dies in one bronze step leave others committed or not as
-/// the timing fell (measured a little faster, 0.38-0.52 s against 0.44-0.53 s for a later
-/// day; not kept).
-const BRONZE_TURNS: [TableId; 3] = TableId::INGESTED;
 
 /// Runs the steps of `layers` once. Each step starts as soon as the steps it waits for (see
 /// [`waits_for`]) have committed, so independent steps run side by side: `heart_rate` beside
