@@ -137,6 +137,62 @@ async fn a_commit_carries_rows_removes_and_progress_together() {
 /// again at the same location (its log starting over) must be read afresh, not on top of the
 /// old snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_of_many_rows_is_written_in_lanes_each_keeping_its_slice_in_order() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lh = lakehouse(&dir);
+    let mut table = Table::create(&pipeline(&lh), TableId::HeartRate).await.expect("create");
+    // Two frames, together enough rows for the lanes; each lane takes a slice of both.
+    let readings = |from: i64, n: i64| {
+        let devices: Vec<i64> = (from..from + n).map(|i| i / 1000).collect();
+        DataFrame::new(
+            n as usize,
+            vec![
+                Column::new("device_id".into(), devices),
+                Column::new("time".into(), (from..from + n).map(|i| i * 1000).collect::<Vec<_>>())
+                    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                    .expect("cast"),
+                Column::new("heartrate".into(), (from..from + n).map(|i| (i % 90) as f64).collect::<Vec<_>>()),
+                Column::new("valid".into(), vec![true; n as usize]),
+            ],
+        )
+        .expect("frame")
+    };
+    let half = fitlake_storage::LANE_ROWS as i64 / 2 + 1;
+    let (first, second) = (readings(0, half), readings(half, half));
+    table.commit().rows(&first).rows(&second).await.expect("commit");
+    let files = table.files(Some("time")).expect("files");
+    assert_eq!(files.len(), fitlake_storage::WRITE_LANES, "one file a lane");
+    // Each lane's file holds its share in row order: the lanes' time ranges (to the millisecond
+    // in the statistics; the readings are a millisecond apart) are disjoint.
+    let mut ranges: Vec<(i64, i64)> = files.iter().map(|f| f.range.expect("range")).collect();
+    ranges.sort();
+    assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "{ranges:?}");
+    for file in &files {
+        let rows = table.scan().files(vec![file.clone()]).collect().await.expect("read");
+        let times: Vec<i64> = rows
+            .column("time")
+            .expect("time")
+            .cast(&DataType::Int64)
+            .expect("cast")
+            .i64()
+            .expect("i64")
+            .into_no_null_iter()
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "a lane's rows keep their order");
+    }
+    // Every row once, as given.
+    let all = table.scan().collect().await.expect("read").sort(["time"], Default::default()).expect("sort");
+    let given = first.vstack(&second).expect("stack");
+    assert!(
+        all.equals(&given.select(all.get_column_names().into_iter().cloned()).expect("columns")),
+        "the rows read back are the rows committed"
+    );
+    // Fewer rows than a lane's share are written by one writer.
+    table.commit().rows(&readings(2 * half, 10)).await.expect("commit");
+    assert_eq!(table.files(None).expect("files").len(), fitlake_storage::WRITE_LANES + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_a_table_sees_new_commits_and_a_table_created_anew() {
     let dir = tempfile::tempdir().expect("dir");
     let lh = lakehouse(&dir);

@@ -535,6 +535,15 @@ pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// data become several files, which the silver steps consume in groups).
 pub const STAGED_FILE_BYTES: u64 = 64 << 20;
 
+/// Writers that encode one commit's rows side by side (the machine this was measured on has
+/// two cores): encoding Parquet is CPU work, and one writer kept one core busy while the
+/// other waited.
+pub const WRITE_LANES: usize = 2;
+
+/// Fewest rows a commit's rows are split across the [`WRITE_LANES`] at (fewer are written by
+/// one writer: its files would only be smaller).
+pub const LANE_ROWS: usize = 64 * 1024;
+
 /// A read of some files and columns of a table ([`Table::scan`]).
 #[must_use = "a scan reads nothing until collected"]
 pub struct Scan<'a> {
@@ -730,13 +739,11 @@ impl<'a> Commit<'a> {
     async fn execute(self) -> Result<Option<i64>> {
         let Commit { table, staged, rows, removes, txns, operation, mut metrics } = self;
         table.access.check_table(table.id, Privilege::Modify)?;
-        let mut staged = match staged {
+        let staged = match staged {
             Some(staged) => staged,
             None => table.stage()?,
         };
-        for frame in rows {
-            staged.write(frame).await?;
-        }
+        let mut staged = write_in_lanes(table, staged, &rows).await?;
         let err = table.err();
         let written = staged.rows;
         let mut files = std::mem::take(&mut staged.flushed);
@@ -824,6 +831,60 @@ impl<'a> Commit<'a> {
         fault::point("after-commit", table.id.name());
         Ok(Some(version))
     }
+}
+
+/// Writes `rows` with `staged` and, when they are [`LANE_ROWS`] or more, with more writers of
+/// `table` beside it, [`WRITE_LANES`] in all, on a task each; one writer holding all their
+/// files. Lane `i` takes the `i`-th share of the rows in order (of the frames one after the
+/// other), so rows in key order (as a MERGE's new rows of `heart_rate` are) make files of
+/// disjoint key ranges.
+async fn write_in_lanes(table: &Table, mut staged: Staged, rows: &[&DataFrame]) -> Result<Staged> {
+    let total: usize = rows.iter().map(|frame| frame.height()).sum();
+    if total < LANE_ROWS {
+        for frame in rows {
+            staged.write(frame).await?;
+        }
+        return Ok(staged);
+    }
+    let share = total.div_ceil(WRITE_LANES);
+    let mut writers = vec![staged];
+    for _ in 1..WRITE_LANES {
+        writers.push(table.stage()?);
+    }
+    let lanes: Vec<_> = writers
+        .into_iter()
+        .enumerate()
+        .map(|(lane, mut writer)| {
+            // The lane's rows [from, to) of all the frames, as slices of those it overlaps.
+            let (from, to) = (lane * share, ((lane + 1) * share).min(total));
+            let mut start = 0;
+            let mut slices = Vec::new();
+            for frame in rows {
+                let end = start + frame.height();
+                let (lo, hi) = (from.max(start), to.min(end));
+                if lo < hi {
+                    slices.push(frame.slice((lo - start) as i64, hi - lo));
+                }
+                start = end;
+            }
+            let task = async move {
+                for slice in &slices {
+                    writer.write(slice).await?;
+                }
+                Ok::<_, Error>(writer)
+            };
+            tokio::spawn(task.in_current_span())
+        })
+        .collect();
+    let mut all: Option<Staged> = None;
+    for lane in lanes {
+        let writer = lane.await.map_err(|e| Error::Internal(e.into()))??;
+        match &mut all {
+            Some(all) => all.absorb(writer).await?,
+            None => all = Some(writer),
+        }
+    }
+    all.ok_or_else(|| Error::Internal(format!("a commit of {} without writers", table.id).into()))
 }
 
 /// True when the commit of `version` should remove the log files older than the log retention

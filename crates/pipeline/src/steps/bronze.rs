@@ -9,7 +9,7 @@ use fitlake_landing::chunks::{Chunk, LineChunker};
 use fitlake_landing::quarantine::{quarantine_frame, RAW_PREFIX_BYTES};
 use fitlake_landing::Quarantined;
 use fitlake_sources::RecordSource;
-use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table, STAGED_FILE_BYTES};
+use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table, STAGED_FILE_BYTES, WRITE_LANES};
 use polars::prelude::*;
 use tracing::Instrument;
 
@@ -246,9 +246,6 @@ struct Lanes {
     idle: Vec<Staged>,
     busy: VecDeque<tokio::task::JoinHandle<Result<Staged>>>,
 }
-
-/// Writers per batch (the machine this was measured on has two cores).
-const WRITE_LANES: usize = 2;
 
 /// Fewest rows a batch's last chunk is split across the lanes at (fewer are written by one).
 const SPLIT_ROWS: usize = 16_384;
