@@ -110,6 +110,48 @@ pub fn waits_for(expectations: &Expectations, table: TableId, steps: &[TableId])
     waits
 }
 
+/// The tables a run of `steps` (each waiting for its `waits`) loads ahead, in the order its
+/// steps will open them: those of the steps that wait (their targets and sources), then the
+/// quarantine and `bronze.quality_events`, written when a step quarantines and when the run
+/// ends. The tables of the steps that start at once are left to them: loading them twice at
+/// the same moment would only slow both.
+fn preloaded(steps: &[TableId], waits: &[Vec<TableId>]) -> Vec<TableId> {
+    let mut at_once: Vec<TableId> = steps
+        .iter()
+        .zip(waits)
+        .filter(|(_, waits)| waits.is_empty())
+        .flat_map(|(table, _)| std::iter::once(*table).chain(table.sources().iter().copied()))
+        .collect();
+    if at_once.iter().any(|t| TableId::INGESTED.contains(t)) {
+        at_once.push(TableId::LandingFiles);
+    }
+    let mut tables: Vec<TableId> = Vec::new();
+    for (table, waits) in steps.iter().zip(waits) {
+        if waits.is_empty() {
+            continue;
+        }
+        tables.push(*table);
+        tables.extend(table.sources());
+        if TableId::INGESTED.contains(table) {
+            tables.extend([TableId::LandingFiles, TableId::DateLookup]);
+        }
+    }
+    tables.extend([TableId::Quarantine, TableId::QualityEvents]);
+    let mut seen = std::collections::HashSet::new();
+    tables.retain(|t| !at_once.contains(t) && seen.insert(*t));
+    tables
+}
+
+/// Loads `tables` one after the other into the process's snapshots ([`fitlake_storage::Table::preload`]).
+/// A table that does not load is left to the step that opens it, which says why.
+async fn preload(ctx: Context, tables: Vec<TableId>) {
+    for table in tables {
+        if let Err(e) = fitlake_storage::Table::preload(ctx.access(), table).await {
+            tracing::debug!(%table, error = %e, "not loaded ahead");
+        }
+    }
+}
+
 /// Runs the steps of `layers` once. Each step starts as soon as the steps it waits for (see
 /// [`waits_for`]) have committed, so independent steps run side by side: `heart_rate` beside
 /// `workouts` and `user_profile`, `gym_summary` beside `workout_bpm`. Their results are the
@@ -123,6 +165,7 @@ pub async fn run_once(ctx: &Context, layers: &[Layer]) -> Result<RunReport> {
         let steps: Vec<TableId> =
             Layer::ALL.into_iter().filter(|l| layers.contains(l)).flat_map(TableId::steps).collect();
         let waits: Vec<Vec<TableId>> = steps.iter().map(|t| waits_for(ctx.expectations(), *t, &steps)).collect();
+        let preloading = tokio::spawn(preload(ctx.clone(), preloaded(&steps, &waits)).in_current_span());
         let mut reports: Vec<Option<StepReport>> = vec![None; steps.len()];
         let mut begun = vec![false; steps.len()];
         let mut running = tokio::task::JoinSet::new();
@@ -151,6 +194,8 @@ pub async fn run_once(ctx: &Context, layers: &[Layer]) -> Result<RunReport> {
                 }
             }
         }
+        // A load still going is only a cache being filled: the run does not wait for it.
+        preloading.abort();
         // What the committed steps measured is logged, even when one failed.
         crate::steps::quality::flush(ctx).await?;
         if let Some(e) = failed {
@@ -169,6 +214,33 @@ pub async fn run_once(ctx: &Context, layers: &[Layer]) -> Result<RunReport> {
 mod tests {
     use super::*;
     use TableId::*;
+
+    #[test]
+    fn a_run_loads_ahead_the_tables_of_the_steps_that_wait() {
+        let expectations = Expectations::parse("", &[], &[]).expect("expectations");
+        let plan = |steps: &[TableId]| {
+            let waits: Vec<Vec<TableId>> = steps.iter().map(|t| waits_for(&expectations, *t, steps)).collect();
+            preloaded(steps, &waits)
+        };
+        let all: Vec<TableId> = Layer::ALL.into_iter().flat_map(TableId::steps).collect();
+        let ahead = plan(&all);
+        // The first step's tables are its own to load; the bronze plan log too.
+        for first in [RegisteredUsersBz, LandingFiles] {
+            assert!(!ahead.contains(&first), "{first} is loaded by the first step");
+        }
+        // Every other table a step opens, once, in the order the steps open them.
+        for table in [GymLoginsBz, KafkaMultiplexBz, DateLookup, Users, Workouts, HeartRate, WorkoutBpm, GymSummary] {
+            assert_eq!(ahead.iter().filter(|t| **t == table).count(), 1, "{table}");
+        }
+        let at = |t: TableId| ahead.iter().position(|a| *a == t).expect("loaded ahead");
+        assert!(at(KafkaMultiplexBz) < at(HeartRate) && at(HeartRate) < at(WorkoutBpm));
+        assert_eq!(ahead[ahead.len() - 2..], [Quarantine, QualityEvents]);
+        // A silver run starts with the steps that read only bronze: those are left to them.
+        let silver: Vec<TableId> = TableId::steps(Layer::Silver).collect();
+        let ahead = plan(&silver);
+        assert!(!ahead.contains(&HeartRate) && !ahead.contains(&KafkaMultiplexBz));
+        assert!(ahead.contains(&WorkoutBpm) && ahead.contains(&CompletedWorkouts));
+    }
 
     #[test]
     fn a_step_waits_for_what_it_reads_and_bronze_steps_take_turns() {

@@ -239,6 +239,48 @@ async fn reopening_a_table_sees_new_commits_and_a_table_created_anew() {
     assert_eq!(read, vec![7, 8, 9, 10]);
 }
 
+/// A table loaded ahead (a run loads the tables of its later steps while its first steps work)
+/// is brought up to date when a step opens it: commits made meanwhile by another runner (a
+/// process with stores of its own) are seen, and a load ahead does not replace a newer
+/// snapshot kept since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_loaded_ahead_is_brought_up_to_date_when_opened() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lh = lakehouse(&dir);
+    let (runner, other) = (pipeline(&lh), pipeline(&lh));
+    let ids = |ids: &[i64]| {
+        DataFrame::new(
+            ids.len(),
+            vec![
+                Column::new("user_id".into(), ids.to_vec()),
+                Column::new("device_id".into(), ids.to_vec()),
+                Column::new("mac_address".into(), ids.iter().map(|i| format!("m{i}")).collect::<Vec<_>>()),
+                Column::new("registration_timestamp".into(), ids.to_vec())
+                    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                    .expect("cast"),
+            ],
+        )
+        .expect("frame")
+    };
+    let mut writer = Table::create(&other, TableId::Users).await.expect("create");
+    writer.commit().rows(&ids(&[1])).await.expect("commit");
+    Table::preload(&runner, TableId::Users).await.expect("preload");
+    writer.commit().rows(&ids(&[2, 3])).await.expect("commit");
+    let opened = Table::open(&runner, TableId::Users).await.expect("open");
+    assert_eq!((opened.version(), opened.row_count().expect("count")), (2, 3));
+    // The runner commits (its snapshot after the commit is kept); a load ahead now keeps it.
+    let mut opened = opened;
+    opened.commit().rows(&ids(&[4])).await.expect("commit");
+    Table::preload(&runner, TableId::Users).await.expect("preload");
+    writer.commit().rows(&ids(&[5])).await.expect("commit");
+    let reopened = Table::open(&runner, TableId::Users).await.expect("open");
+    assert_eq!((reopened.version(), reopened.row_count().expect("count")), (4, 5));
+    // A table not set up is left to the open, which says so.
+    assert!(Table::preload(&runner, TableId::Workouts).await.is_ok());
+    let err = Table::open(&runner, TableId::Workouts).await.expect_err("not set up");
+    assert!(err.to_string().contains("fitlake setup"), "{err}");
+}
+
 /// Log files older than the log retention (30 days) are removed by the commits that write a
 /// checkpoint, as Spark does, not after every commit (a listing of the whole log each time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

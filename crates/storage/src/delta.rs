@@ -203,6 +203,16 @@ impl Table {
         Ok(Table { id, delta: table, access: access.clone() })
     }
 
+    /// Loads the latest snapshot of `id` into the process's snapshots unless one is kept
+    /// already ([`Stores::preload`](crate::Stores::preload)); a later [`Table::open`] then only
+    /// reads the commits since. Nothing is checked here that the open would not check again.
+    pub async fn preload(access: &Access, id: TableId) -> Result<()> {
+        let def = id.def();
+        access.check_table(id, Privilege::Select)?;
+        let url = access.lakehouse.table_url(def.layer, def.name);
+        access.stores.preload(&url).await.map_err(delta_error(id, -1))
+    }
+
     /// Which table this is.
     pub fn id(&self) -> TableId {
         self.id
@@ -827,6 +837,11 @@ impl<'a> Commit<'a> {
             .map_err(&err)?;
         let version = finalized.version() as i64;
         table.delta.state = Some(finalized.snapshot());
+        // The snapshot after this commit is the one the next open of the table (the steps that
+        // read it) starts from: it then reads no commit back, only looks for newer ones.
+        let def = table.def();
+        let url = table.access.lakehouse.table_url(def.layer, def.name);
+        table.access.stores.remember(&url, &table.delta).await;
         tracing::info!(table = %table.id, version, rows = written, files_added = added_files, files_removed = removed_files, "committed");
         fault::point("after-commit", table.id.name());
         Ok(Some(version))
