@@ -17,6 +17,22 @@ fn pipeline(lh: &Lakehouse) -> Access {
     Access::new(lh.clone(), Policy::shipped().expect("policy"), "pipeline").expect("access")
 }
 
+/// Rows of `silver.users` for `ids` (device id and registration time the same number).
+fn users(ids: &[i64]) -> DataFrame {
+    DataFrame::new(
+        ids.len(),
+        vec![
+            Column::new("user_id".into(), ids.to_vec()),
+            Column::new("device_id".into(), ids.to_vec()),
+            Column::new("mac_address".into(), ids.iter().map(|i| format!("m{i}")).collect::<Vec<_>>()),
+            Column::new("registration_timestamp".into(), ids.to_vec())
+                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                .expect("cast"),
+        ],
+    )
+    .expect("frame")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folders_hide_in_flight_files_and_plans_round_trip() {
     let dir = tempfile::tempdir().expect("dir");
@@ -141,7 +157,8 @@ async fn a_commit_of_many_rows_is_written_in_lanes_each_keeping_its_slice_in_ord
     let dir = tempfile::tempdir().expect("dir");
     let lh = lakehouse(&dir);
     let mut table = Table::create(&pipeline(&lh), TableId::HeartRate).await.expect("create");
-    // Two frames, together enough rows for the lanes; each lane takes a slice of both.
+    // Two frames, together just enough rows for the lanes: the first lane's share ends in the
+    // second frame.
     let readings = |from: i64, n: i64| {
         let devices: Vec<i64> = (from..from + n).map(|i| i / 1000).collect();
         DataFrame::new(
@@ -187,7 +204,7 @@ async fn a_commit_of_many_rows_is_written_in_lanes_each_keeping_its_slice_in_ord
         all.equals(&given.select(all.get_column_names().into_iter().cloned()).expect("columns")),
         "the rows read back are the rows committed"
     );
-    // Fewer rows than a lane's share are written by one writer.
+    // Fewer than `LANE_ROWS` rows are written by one writer: one more file.
     table.commit().rows(&readings(2 * half, 10)).await.expect("commit");
     assert_eq!(table.files(None).expect("files").len(), fitlake_storage::WRITE_LANES + 1);
 }
@@ -197,28 +214,14 @@ async fn reopening_a_table_sees_new_commits_and_a_table_created_anew() {
     let dir = tempfile::tempdir().expect("dir");
     let lh = lakehouse(&dir);
     let access = pipeline(&lh);
-    let ids = |ids: &[i64]| {
-        DataFrame::new(
-            ids.len(),
-            vec![
-                Column::new("user_id".into(), ids.to_vec()),
-                Column::new("device_id".into(), ids.to_vec()),
-                Column::new("mac_address".into(), ids.iter().map(|i| format!("m{i}")).collect::<Vec<_>>()),
-                Column::new("registration_timestamp".into(), ids.to_vec())
-                    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
-                    .expect("cast"),
-            ],
-        )
-        .expect("frame")
-    };
     let stored = |table: &Table| table.row_count().expect("count");
     let mut writer = Table::create(&access, TableId::Users).await.expect("create");
-    writer.commit().rows(&ids(&[1, 2])).await.expect("commit");
+    writer.commit().rows(&users(&[1, 2])).await.expect("commit");
     let opened = Table::open(&access, TableId::Users).await.expect("open");
     assert_eq!((opened.version(), stored(&opened)), (1, 2));
     // Committed through another handle (another step, another runner): the next open sees it.
-    writer.commit().rows(&ids(&[3])).await.expect("commit");
-    writer.commit().rows(&ids(&[4, 5, 6])).await.expect("commit");
+    writer.commit().rows(&users(&[3])).await.expect("commit");
+    writer.commit().rows(&users(&[4, 5, 6])).await.expect("commit");
     let opened = Table::open(&access, TableId::Users).await.expect("open");
     assert_eq!((opened.version(), stored(&opened)), (3, 6));
 
@@ -229,7 +232,7 @@ async fn reopening_a_table_sees_new_commits_and_a_table_created_anew() {
     std::fs::remove_dir_all(&location).expect("drop");
     let mut writer = Table::create(&access, TableId::Users).await.expect("create again");
     for id in [7, 8, 9, 10] {
-        writer.commit().rows(&ids(&[id])).await.expect("commit");
+        writer.commit().rows(&users(&[id])).await.expect("commit");
     }
     let opened = Table::open(&access, TableId::Users).await.expect("open");
     assert_eq!((opened.version(), stored(&opened)), (4, 4));
@@ -248,31 +251,17 @@ async fn a_table_loaded_ahead_is_brought_up_to_date_when_opened() {
     let dir = tempfile::tempdir().expect("dir");
     let lh = lakehouse(&dir);
     let (runner, other) = (pipeline(&lh), pipeline(&lh));
-    let ids = |ids: &[i64]| {
-        DataFrame::new(
-            ids.len(),
-            vec![
-                Column::new("user_id".into(), ids.to_vec()),
-                Column::new("device_id".into(), ids.to_vec()),
-                Column::new("mac_address".into(), ids.iter().map(|i| format!("m{i}")).collect::<Vec<_>>()),
-                Column::new("registration_timestamp".into(), ids.to_vec())
-                    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
-                    .expect("cast"),
-            ],
-        )
-        .expect("frame")
-    };
     let mut writer = Table::create(&other, TableId::Users).await.expect("create");
-    writer.commit().rows(&ids(&[1])).await.expect("commit");
+    writer.commit().rows(&users(&[1])).await.expect("commit");
     Table::preload(&runner, TableId::Users).await.expect("preload");
-    writer.commit().rows(&ids(&[2, 3])).await.expect("commit");
+    writer.commit().rows(&users(&[2, 3])).await.expect("commit");
     let opened = Table::open(&runner, TableId::Users).await.expect("open");
     assert_eq!((opened.version(), opened.row_count().expect("count")), (2, 3));
     // The runner commits (its snapshot after the commit is kept); a load ahead now keeps it.
     let mut opened = opened;
-    opened.commit().rows(&ids(&[4])).await.expect("commit");
+    opened.commit().rows(&users(&[4])).await.expect("commit");
     Table::preload(&runner, TableId::Users).await.expect("preload");
-    writer.commit().rows(&ids(&[5])).await.expect("commit");
+    writer.commit().rows(&users(&[5])).await.expect("commit");
     let reopened = Table::open(&runner, TableId::Users).await.expect("open");
     assert_eq!((reopened.version(), reopened.row_count().expect("count")), (4, 5));
     // A table not set up is left to the open, which says so.
