@@ -148,7 +148,7 @@ impl Table {
     pub async fn create(access: &Access, id: TableId) -> Result<Table> {
         let def = id.def();
         access.check(&Need::CreateTable(def.layer))?;
-        let url = access.lakehouse.table_url(def.layer, def.name);
+        let url = location(access, id);
         if let Some(path) = fitlake_config::local_path(&url) {
             std::fs::create_dir_all(&path).map_err(|e| Error::storage(path.display(), e))?;
         }
@@ -178,9 +178,8 @@ impl Table {
     /// Opens an existing table to read it (`SELECT`); a missing one is a "run setup first"
     /// error.
     pub async fn open(access: &Access, id: TableId) -> Result<Table> {
-        let def = id.def();
         access.check_table(id, Privilege::Select)?;
-        let url = access.lakehouse.table_url(def.layer, def.name);
+        let url = location(access, id);
         let not_set_up = || Error::NotSetUp { table: id.qualified_name(), location: url.to_string() };
         if fitlake_config::local_path(&url).is_some_and(|p| !p.join("_delta_log").is_dir()) {
             return Err(not_set_up());
@@ -207,10 +206,8 @@ impl Table {
     /// already ([`Stores::preload`](crate::Stores::preload)); a later [`Table::open`] then only
     /// reads the commits since. Nothing is checked here that the open would not check again.
     pub async fn preload(access: &Access, id: TableId) -> Result<()> {
-        let def = id.def();
         access.check_table(id, Privilege::Select)?;
-        let url = access.lakehouse.table_url(def.layer, def.name);
-        access.stores.preload(&url).await.map_err(delta_error(id, -1))
+        access.stores.preload(&location(access, id)).await.map_err(delta_error(id, -1))
     }
 
     /// Which table this is.
@@ -433,6 +430,12 @@ impl Table {
             metrics: Vec::new(),
         }
     }
+}
+
+/// Where table `id` lives in `access`'s lakehouse: the key its snapshots are kept under too.
+fn location(access: &Access, id: TableId) -> url::Url {
+    let def = id.def();
+    access.lakehouse.table_url(def.layer, def.name)
 }
 
 /// The Parquet properties of a table's new files: delta-rs's (Snappy, its `created_by`), with
@@ -839,9 +842,7 @@ impl<'a> Commit<'a> {
         table.delta.state = Some(finalized.snapshot());
         // The snapshot after this commit is the one the next open of the table (the steps that
         // read it) starts from: it then reads no commit back, only looks for newer ones.
-        let def = table.def();
-        let url = table.access.lakehouse.table_url(def.layer, def.name);
-        table.access.stores.remember(&url, &table.delta).await;
+        table.access.stores.remember(&location(&table.access, table.id), &table.delta).await;
         tracing::info!(table = %table.id, version, rows = written, files_added = added_files, files_removed = removed_files, "committed");
         fault::point("after-commit", table.id.name());
         Ok(Some(version))
@@ -850,9 +851,8 @@ impl<'a> Commit<'a> {
 
 /// Writes `rows` with `staged` and, when they are [`LANE_ROWS`] or more, with more writers of
 /// `table` beside it, [`WRITE_LANES`] in all, on a task each; one writer holding all their
-/// files. Lane `i` takes the `i`-th share of the rows in order (of the frames one after the
-/// other), so rows in key order (as a MERGE's new rows of `heart_rate` are) make files of
-/// disjoint key ranges.
+/// files. Lane `i` takes the `i`-th share of the rows in order ([`lane_shares`]), so rows in
+/// key order (as a MERGE's new rows of `heart_rate` are) make files of disjoint key ranges.
 async fn write_in_lanes(table: &Table, mut staged: Staged, rows: &[&DataFrame]) -> Result<Staged> {
     let total: usize = rows.iter().map(|frame| frame.height()).sum();
     if total < LANE_ROWS {
@@ -861,27 +861,14 @@ async fn write_in_lanes(table: &Table, mut staged: Staged, rows: &[&DataFrame]) 
         }
         return Ok(staged);
     }
-    let share = total.div_ceil(WRITE_LANES);
     let mut writers = vec![staged];
     for _ in 1..WRITE_LANES {
         writers.push(table.stage()?);
     }
     let lanes: Vec<_> = writers
         .into_iter()
-        .enumerate()
-        .map(|(lane, mut writer)| {
-            // The lane's rows [from, to) of all the frames, as slices of those it overlaps.
-            let (from, to) = (lane * share, ((lane + 1) * share).min(total));
-            let mut start = 0;
-            let mut slices = Vec::new();
-            for frame in rows {
-                let end = start + frame.height();
-                let (lo, hi) = (from.max(start), to.min(end));
-                if lo < hi {
-                    slices.push(frame.slice((lo - start) as i64, hi - lo));
-                }
-                start = end;
-            }
+        .zip(lane_shares(rows, WRITE_LANES))
+        .map(|(mut writer, slices)| {
             let task = async move {
                 for slice in &slices {
                     writer.write(slice).await?;
@@ -900,6 +887,31 @@ async fn write_in_lanes(table: &Table, mut staged: Staged, rows: &[&DataFrame]) 
         }
     }
     all.ok_or_else(|| Error::Internal(format!("a commit of {} without writers", table.id).into()))
+}
+
+/// The rows of `frames`, taken one after the other, in `lanes` shares of about equal rows, in
+/// order: share `i` holds the `i`-th part, as slices of the frames it overlaps (no row is
+/// copied; a share of no rows is empty).
+pub fn lane_shares(frames: &[&DataFrame], lanes: usize) -> Vec<Vec<DataFrame>> {
+    let total: usize = frames.iter().map(|frame| frame.height()).sum();
+    let share = total.div_ceil(lanes.max(1));
+    (0..lanes)
+        .map(|lane| {
+            // The lane's rows [from, to) of all the frames.
+            let (from, to) = (lane * share, ((lane + 1) * share).min(total));
+            let mut start = 0;
+            let mut slices = Vec::new();
+            for frame in frames {
+                let end = start + frame.height();
+                let (lo, hi) = (from.max(start), to.min(end));
+                if lo < hi {
+                    slices.push(frame.slice((lo - start) as i64, hi - lo));
+                }
+                start = end;
+            }
+            slices
+        })
+        .collect()
 }
 
 /// True when the commit of `version` should remove the log files older than the log retention
@@ -1108,6 +1120,19 @@ mod tests {
         assert_eq!(props.statistics_enabled(&path("value")), EnabledStatistics::None);
         assert_ne!(props.statistics_enabled(&path("offset")), EnabledStatistics::None);
         assert!(props.dictionary_enabled(&path("key")));
+    }
+
+    #[test]
+    fn lane_shares_take_the_rows_in_order_across_frames() {
+        let (first, second) = (frame(&["bpm"; 5], &["w"; 5]), frame(&["bpm"; 2], &["w"; 2]));
+        let shares = lane_shares(&[&first, &second], 2);
+        let rows = |share: &Vec<DataFrame>| share.iter().map(offsets).collect::<Vec<_>>();
+        // Seven rows: four, then three (the first frame's last row and the second frame).
+        assert_eq!(rows(&shares[0]), [vec![0, 1, 2, 3]]);
+        assert_eq!(rows(&shares[1]), [vec![4], vec![0, 1]]);
+        // More lanes than rows: the lanes past the rows get none.
+        let shares = lane_shares(&[&second], 3);
+        assert_eq!(shares.iter().map(|share| share.len()).collect::<Vec<_>>(), [1, 1, 0]);
     }
 
     #[test]

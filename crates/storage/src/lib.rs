@@ -26,7 +26,7 @@ pub mod secret;
 pub mod stores;
 
 pub use access::{Access, Need};
-pub use delta::{DataFile, Operation, Staged, Table, LANE_ROWS, STAGED_FILE_BYTES, WRITE_LANES};
+pub use delta::{lane_shares, DataFile, Operation, Staged, Table, LANE_ROWS, STAGED_FILE_BYTES, WRITE_LANES};
 pub use folder::{FileEntry, Folder};
 pub use secret::{redact, Secret};
 pub use stores::{AzureLocation, ContainerState, Stores};

@@ -9,7 +9,9 @@ use fitlake_landing::chunks::{Chunk, LineChunker};
 use fitlake_landing::quarantine::{quarantine_frame, RAW_PREFIX_BYTES};
 use fitlake_landing::Quarantined;
 use fitlake_sources::RecordSource;
-use fitlake_storage::{fault, FileEntry, Folder, Operation, Staged, Table, STAGED_FILE_BYTES, WRITE_LANES};
+use fitlake_storage::{
+    fault, lane_shares, FileEntry, Folder, Operation, Staged, Table, STAGED_FILE_BYTES, WRITE_LANES,
+};
 use polars::prelude::*;
 use tracing::Instrument;
 
@@ -281,9 +283,8 @@ impl Lanes {
         if rows.height() < SPLIT_ROWS {
             return self.write(rows).await;
         }
-        let slice = rows.height().div_ceil(WRITE_LANES);
-        for lane in 0..WRITE_LANES {
-            self.write(rows.slice((lane * slice) as i64, slice)).await?;
+        for slice in lane_shares(&[&rows], WRITE_LANES).into_iter().flatten() {
+            self.write(slice).await?;
         }
         Ok(())
     }
