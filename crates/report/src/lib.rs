@@ -251,9 +251,10 @@ fn pivot(rows: &DataFrame, category: &str, series: &str, value: &str) -> PolarsR
     let mut out: Vec<Series> =
         names.iter().map(|n| Series { name: n.clone(), values: vec![None; categories.len()] }).collect();
     for ((c, k), v) in cats.iter().zip(&keys).zip(values) {
-        let ci = categories.iter().position(|x| x == c).expect("listed above");
-        let si = names.iter().position(|x| x == k).expect("listed above");
-        out[si].values[ci] = v;
+        // Both lists were built from these very rows just above: every row finds its places.
+        if let (Some(ci), Some(si)) = (categories.iter().position(|x| x == c), names.iter().position(|x| x == k)) {
+            out[si].values[ci] = v;
+        }
     }
     Ok((categories, out))
 }
