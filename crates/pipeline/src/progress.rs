@@ -68,10 +68,24 @@ impl BatchPlan {
     }
 }
 
-/// Plans already read by this process, per bronze table, with the `landing_files` version
-/// they were read at (the table is append-only, so later versions only add plans).
-#[derive(Debug, Clone, Default)]
-pub struct PlanCache(Arc<Mutex<HashMap<TableId, (i64, Plans)>>>);
+/// Plans already read by this process, of every bronze table, with the `landing_files` version
+/// they were read at (the table is append-only, so later versions only add plans). One read
+/// serves the three bronze steps of a run: each used to read the whole log for its own rows.
+#[derive(Debug, Clone)]
+pub struct PlanCache(Arc<Mutex<(i64, HashMap<String, Plans>)>>);
+
+impl Default for PlanCache {
+    /// Nothing read yet (no version, not even the table's first).
+    fn default() -> Self {
+        PlanCache(Arc::new(Mutex::new((-1, HashMap::new()))))
+    }
+}
+
+impl PlanCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (i64, HashMap<String, Plans>)> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// Plans by batch number.
 pub type Plans = BTreeMap<i64, BatchPlan>;
@@ -101,14 +115,13 @@ impl PlanLog {
     /// Every recorded plan by batch number.
     pub async fn load(&self) -> Result<BTreeMap<i64, BatchPlan>> {
         let log = self.open().await?;
-        let cached = {
-            let cache = self.cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            cache.get(&self.table).cloned()
+        let since = {
+            let cache = self.cache.lock();
+            if cache.0 >= log.version() {
+                return Ok(cache.1.get(self.table.name()).cloned().unwrap_or_default());
+            }
+            cache.0
         };
-        let (since, mut plans) = cached.unwrap_or((-1, BTreeMap::new()));
-        if since == log.version() {
-            return Ok(plans);
-        }
         let files = log.files_added_since((since >= 0).then_some(since), None).await?;
         let rows = log
             .scan()
@@ -116,27 +129,36 @@ impl PlanLog {
             .collect()
             .await?
             .lazy()
-            .filter(col("table").eq(lit(self.table.name())))
-            .sort(["batch", "position"], SortMultipleOptions::default())
+            .sort(["table", "batch", "position"], SortMultipleOptions::default())
             .collect()?;
+        let tables = rows.column("table")?.str()?;
         let batches = rows.column("batch")?.i64()?;
         let names = rows.column("file")?.str()?;
         let sizes = rows.column("size")?.i64()?;
         let modified = rows.column("modified")?.to_physical_repr();
         let modified = modified.i64()?;
-        for (i, (batch, file)) in batches.iter().zip(names.iter()).enumerate() {
-            let (Some(batch), Some(file)) = (batch, file) else {
-                return Err(plan_error(format!("a plan row of {} has no batch or file", self.table)));
+        let mut read: HashMap<&str, Plans> = HashMap::new();
+        for (i, ((table, batch), file)) in tables.iter().zip(batches.iter()).zip(names.iter()).enumerate() {
+            let (Some(table), Some(batch), Some(file)) = (table, batch, file) else {
+                return Err(plan_error("a plan row of bronze.landing_files has no table, batch or file".to_string()));
             };
-            let plan = plans.entry(batch).or_insert_with(|| BatchPlan::new(batch, []));
+            let plan = read.entry(table).or_default().entry(batch).or_insert_with(|| BatchPlan::new(batch, []));
             plan.files.push(file.to_string());
             if let (Some(size), Some(modified_micros)) = (sizes.get(i), modified.get(i)) {
                 plan.stamps.insert(file.to_string(), FileStamp { size: size.max(0) as u64, modified_micros });
             }
         }
-        let mut cache = self.cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.insert(self.table, (log.version(), plans.clone()));
-        Ok(plans)
+        let mut cache = self.cache.lock();
+        // Another load may have taken some of these commits in meanwhile: a batch's plan is
+        // recorded whole in one commit, so a batch already kept is the same plan.
+        for (table, plans) in read {
+            let kept = cache.1.entry(table.to_string()).or_default();
+            for (batch, plan) in plans {
+                kept.entry(batch).or_insert(plan);
+            }
+        }
+        cache.0 = cache.0.max(log.version());
+        Ok(cache.1.get(self.table.name()).cloned().unwrap_or_default())
     }
 
     /// Records a plan unless one is recorded for its batch already (by a run that crashed

@@ -4,7 +4,7 @@ use fitlake_catalog::TableId;
 use fitlake_config::Lakehouse;
 use fitlake_governance::policy::Zone;
 use fitlake_governance::Policy;
-use fitlake_pipeline::progress::{BatchPlan, PlanLog};
+use fitlake_pipeline::progress::{BatchPlan, PlanCache, PlanLog};
 use fitlake_storage::{Access, Folder, Operation, Table};
 use polars::prelude::*;
 
@@ -71,6 +71,16 @@ async fn folders_hide_in_flight_files_and_plans_round_trip() {
     // Plans of another bronze table are separate.
     let other_table = PlanLog::new(&access, Default::default(), TableId::RegisteredUsersBz);
     assert!(other_table.load().await.expect("load").is_empty());
+    // One run's bronze steps share a cache: one read of the log keeps every table's plans, and
+    // each step gets its own table's, brought up to date with plans committed since.
+    let shared = PlanCache::default();
+    let gym = PlanLog::new(&access, shared.clone(), TableId::GymLoginsBz);
+    assert_eq!(gym.load().await.expect("load").get(&0), Some(&plan));
+    let users_plan = BatchPlan::new(0, [("u.csv".to_string(), None)]);
+    assert_eq!(other_table.write(&users_plan).await.expect("write plan"), users_plan);
+    let users = PlanLog::new(&access, shared.clone(), TableId::RegisteredUsersBz);
+    assert_eq!(users.load().await.expect("load").into_values().collect::<Vec<_>>(), [users_plan]);
+    assert_eq!(gym.load().await.expect("load").into_values().collect::<Vec<_>>(), [plan], "read once, kept once");
 }
 
 fn lh_path(lh: &Lakehouse) -> std::path::PathBuf {

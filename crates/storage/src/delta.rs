@@ -688,8 +688,14 @@ async fn read_files(
         }
         return Ok(df);
     }
-    let lazy: Vec<LazyFrame> = frames.into_iter().map(|f| f.lazy()).collect();
-    let df = concat(lazy, UnionArgs::default()).and_then(|l| l.collect()).map_err(&polars)?;
+    let df = match <[DataFrame; 1]>::try_from(frames) {
+        // One file (most reads of a small run): its frame as it is, without a query to plan.
+        Ok([df]) => df,
+        Err(frames) => {
+            let lazy: Vec<LazyFrame> = frames.into_iter().map(|f| f.lazy()).collect();
+            concat(lazy, UnionArgs::default()).and_then(|l| l.collect()).map_err(&polars)?
+        }
+    };
     tracing::debug!(table = %id, rows = df.height(), "scanned");
     Ok(df)
 }
